@@ -1,0 +1,330 @@
+"""The checkpoint file: one safetensors file holding weights, vocabulary, configs, history and the
+optimizer / data-position state needed to resume; written atomically, read as data only.
+
+The header (8-byte length + JSON) is parsed and validated here without torch, so `inspect` is instant and
+a hostile file is refused before any large allocation; tensor bytes are then read by safetensors, which
+never executes anything. It does not know how training works: callers pass tensors and JSON metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from charrnn.errors import CharRNNError, InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from charrnn.model import CharRNN, ModelConfig
+
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 64 << 20
+_ITEMSIZE = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
+# metadata key → the JSON type its value must have
+_META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "model": dict,
+    "train": dict,
+    "vocab": list,
+    "vocab_counts": list,
+    "corpus": dict,
+    "state": dict,
+    "optim": dict,
+    "history": dict,
+    "parameters": int,
+    "versions": dict,
+    "created": str,
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str
+    shape: tuple[int, ...]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Header:
+    """A checkpoint's validated header: metadata (JSON values) and the tensor index."""
+
+    path: Path
+    size: int
+    format_version: int
+    meta: dict[str, Any]
+    tensors: dict[str, TensorInfo]
+
+
+def _bad(path: Path, why: str) -> InputError:
+    return InputError(f"{path}: {why}")
+
+
+def read_header(path: str | os.PathLike) -> Header:
+    """Parse and validate the header only; raises InputError for anything that is not our file."""
+    p = Path(path)
+    if p.is_dir():
+        raise _bad(p, "is a directory, not a checkpoint file")
+    try:
+        with p.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < 8:
+                raise _bad(p, "not a charrnn checkpoint (file too short)")
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > MAX_HEADER_BYTES or n > size - 8 or n < 2:
+                raise _bad(p, "not a charrnn checkpoint (bad header length; truncated?)")
+            raw = f.read(n)
+    except FileNotFoundError:
+        raise _bad(p, "no such checkpoint file") from None
+    except OSError as e:
+        raise _bad(p, f"cannot read ({e.strerror})") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _bad(p, "not a charrnn checkpoint (header is not JSON)") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("__metadata__"), dict):
+        raise _bad(p, "not a charrnn checkpoint (no metadata)")
+    raw_meta = doc.pop("__metadata__")
+    version = _format_version(p, raw_meta)
+    tensors = _tensor_index(p, doc, size - 8 - n)
+    meta = _parse_meta(p, raw_meta)
+    return Header(p, size, version, meta, tensors)
+
+
+def _format_version(p: Path, raw_meta: dict) -> int:
+    v = raw_meta.get("charrnn.format")
+    if not isinstance(v, str) or not v.isdigit():
+        raise _bad(p, "not a charrnn checkpoint (no charrnn.format in metadata)")
+    if int(v) > FORMAT_VERSION:
+        raise _bad(
+            p,
+            f"checkpoint format {v} is newer than this charrnn reads "
+            f"({FORMAT_VERSION}); upgrade charrnn",
+        )
+    return int(v)
+
+
+def _tensor_index(p: Path, doc: dict, data_len: int) -> dict[str, TensorInfo]:
+    """Check every entry's dtype, shape and byte range before safetensors touches the data."""
+    out: dict[str, TensorInfo] = {}
+    for name, e in doc.items():
+        ok = (
+            isinstance(e, dict)
+            and e.get("dtype") in _ITEMSIZE
+            and isinstance(e.get("shape"), list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in e["shape"])
+            and isinstance(e.get("data_offsets"), list)
+            and len(e["data_offsets"]) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in e["data_offsets"])
+        )
+        if not ok:
+            raise _bad(p, f"corrupt checkpoint (bad entry for tensor {name[:60]!r})")
+        start, end = e["data_offsets"]
+        if not 0 <= start <= end:
+            raise _bad(p, f"corrupt checkpoint (bad offsets for tensor {name[:60]!r})")
+        if end > data_len:
+            raise _bad(p, "truncated checkpoint (tensor data runs past the end of the file)")
+        if end - start != math.prod(e["shape"]) * _ITEMSIZE[e["dtype"]]:
+            raise _bad(p, f"corrupt checkpoint (size of tensor {name[:60]!r} disagrees with shape)")
+        out[name] = TensorInfo(e["dtype"], tuple(e["shape"]), start, end)
+    return out
+
+
+def _parse_meta(p: Path, raw: dict) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for key, typ in _META_TYPES.items():
+        value = raw.get(key)
+        if not isinstance(value, str):
+            raise _bad(p, f"corrupt checkpoint (metadata {key!r} missing)")
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:
+            raise _bad(p, f"corrupt checkpoint (metadata {key!r} is not JSON)") from None
+        if not isinstance(meta[key], typ) or isinstance(meta[key], bool):
+            raise _bad(p, f"corrupt checkpoint (metadata {key!r} has the wrong type)")
+    return meta
+
+
+def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write atomically: a temp file beside the target, fsync, rename, fsync the directory.
+
+    A crash or a full disk at any moment leaves the previous file whole; the temp file is removed
+    on failure (and `clean_temp_files` sweeps those a killed process left).
+    """
+    from safetensors.torch import save_file
+
+    import charrnn
+
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    header = {"charrnn.format": str(FORMAT_VERSION)}
+    meta = {**meta, "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    meta.setdefault("versions", {})["charrnn"] = charrnn.__version__
+    header.update({k: json.dumps(v, ensure_ascii=True) for k, v in meta.items()})
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    try:
+        save_file(cpu, str(tmp), metadata=header)
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        why = e.strerror or str(e)
+        raise CharRNNError(f"could not save {target}: {why}; the previous file is intact") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def link(src: Path, dst: Path) -> None:
+    """Make dst a second name for the finished file src, atomically (hard link, else a copy)."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(src, tmp)
+            with tmp.open("rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, dst)
+        _fsync_dir(dst.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CharRNNError(f"could not save {dst}: {e.strerror or e}; the previous file is intact")
+
+
+def clean_temp_files(directory: Path) -> list[Path]:
+    """Remove temp files that a killed writer left (call only while holding the run's lock)."""
+    removed = [p for p in directory.glob(".*.ckpt.*.tmp") if p.is_file()]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not supported on this platform; the rename itself is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_tensors(header: Header, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Read the tensors of an already validated header (memory-mapped, no code execution)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(header.path, device=device)
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise _bad(header.path, f"corrupt checkpoint ({str(e).splitlines()[0][:120]})") from None
+
+
+def model_config(header: Header) -> ModelConfig:
+    """The model a checkpoint describes, checked against its tensor shapes without allocating."""
+    import torch
+
+    from charrnn.model import CharRNN, ModelConfig
+
+    cfg = ModelConfig.from_dict(header.meta["model"])
+    if cfg.vocab_size != len(header.meta["vocab"]):
+        raise _bad(header.path, "corrupt checkpoint (vocabulary size disagrees with the model)")
+    with torch.device("meta"):
+        expected = {f"model.{k}": tuple(v.shape) for k, v in CharRNN(cfg).state_dict().items()}
+    found = {k: v.shape for k, v in header.tensors.items() if k.startswith("model.")}
+    if found != expected:
+        diff = sorted(set(found.items()) ^ set(expected.items()))[:1]
+        what = f": {diff[0][0]}" if diff else ""
+        raise _bad(
+            header.path, f"corrupt checkpoint (tensors disagree with the model config{what})"
+        )
+    return cfg
+
+
+def build_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) -> CharRNN:
+    """The checkpoint's model for inference, its parameters the (read-only) loaded tensors."""
+    import torch
+
+    from charrnn.model import CharRNN
+
+    cfg = model_config(header)
+    tensors = tensors if tensors is not None else load_tensors(header)
+    with torch.device("meta"):
+        model = CharRNN(cfg)
+    model.load_state_dict(
+        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, assign=True
+    )
+    return model.eval()
+
+
+def summarize(header: Header, with_vocab: bool = False) -> dict[str, Any]:
+    """What `inspect --json` prints: a stable, documented view of the header (see README)."""
+    m, s, meta = header.meta["model"], header.meta["state"], header.meta
+    vocab = meta["vocab"]
+    best = s.get("best_val_loss")
+    hist = meta["history"]
+
+    def series(key: str) -> dict[str, list]:
+        rows = [r for r in hist.get(key, []) if isinstance(r, list) and len(r) == 2]
+        return {"step": [r[0] for r in rows], "loss": [r[1] for r in rows]}
+
+    info: dict[str, Any] = {
+        "file": str(header.path),
+        "size_bytes": header.size,
+        "format_version": header.format_version,
+        "created": meta["created"],
+        "versions": meta["versions"],
+        "model": {**m, "parameters": meta["parameters"]},
+        "vocab": {
+            "size": len(vocab),
+            "preview": "".join(c for c in vocab if c.isprintable() and c != " ")[:80],
+        },
+        "corpus": meta["corpus"],
+        "training": {
+            "steps": s.get("step", 0),
+            "epochs": s.get("epoch", 0),
+            "chars_seen": s.get("chars_seen", 0),
+            "elapsed_seconds": s.get("elapsed", 0.0),
+            "device": s.get("device"),
+            "precision": s.get("precision"),
+            "world_size": s.get("world_size", 1),
+            "best_val_loss": best,
+            "best_val_bpc": best / math.log(2) if isinstance(best, int | float) else None,
+            "best_step": s.get("best_step"),
+            "last_train_loss": s.get("last_train_loss"),
+            "finished": bool(s.get("finished")),
+            "stop_reason": s.get("stop_reason"),
+            "config": meta["train"],
+        },
+        "history": {"train": series("train"), "val": series("val")},
+    }
+    if with_vocab:
+        info["vocab"]["chars"] = vocab
+        info["vocab"]["counts"] = meta["vocab_counts"] or None
+    return info

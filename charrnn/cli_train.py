@@ -1,0 +1,295 @@
+"""The `charrnn train` command: options, run-directory choice, resume merging and signal handling.
+
+Options default to None so a resumed run can tell what the user asked to change from what the
+checkpoint already says; the real defaults live in ModelConfig and TrainConfig and are shown in help.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from charrnn.console import TrainView, console
+from charrnn.errors import InputError, Interrupted
+from charrnn.train import TrainConfig, parse_duration
+
+_M = {
+    "cell": "lstm",
+    "layers": 2,
+    "hidden": 512,
+    "embed": 64,
+    "dropout": 0.0,
+}  # ModelConfig defaults
+_T = TrainConfig()
+MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA = (
+    "Model",
+    "Batching",
+    "Optimisation",
+    "Stopping",
+    "Evaluation and output",
+    "Runtime",
+    "Data",
+)
+
+
+def _opt(panel: str, help: str, default: object = None, *names: str, **kw: object):
+    shown = f" [default: {default}]" if default is not None else ""
+    return typer.Option(*names, help=help + shown, rich_help_panel=panel, show_default=False, **kw)
+
+
+def train(
+    corpus: Annotated[
+        str | None,
+        typer.Argument(
+            help="Text file, directory of text, or dataset from prep (optional with --resume).",
+            show_default=False,
+        ),
+    ] = None,
+    cell: Annotated[
+        Literal["lstm", "gru", "rnn"] | None,
+        _opt(MODEL, "Recurrent cell (rnn = tanh RNN).", _M["cell"]),
+    ] = None,
+    layers: Annotated[
+        int | None, _opt(MODEL, "Stacked recurrent layers.", _M["layers"], min=1)
+    ] = None,
+    hidden: Annotated[
+        int | None, _opt(MODEL, "Hidden units per layer.", _M["hidden"], min=1)
+    ] = None,
+    embed: Annotated[
+        int | None, _opt(MODEL, "Character embedding size.", _M["embed"], min=1)
+    ] = None,
+    dropout: Annotated[
+        float | None,
+        _opt(MODEL, "Dropout between layers and before the head, in [0, 1).", _M["dropout"]),
+    ] = None,
+    batch_size: Annotated[
+        int | None, _opt(BATCH, "Parallel text streams per process.", _T.batch_size, min=1)
+    ] = None,
+    seq_len: Annotated[
+        int | None, _opt(BATCH, "Characters per stream per step (BPTT length).", _T.seq_len, min=1)
+    ] = None,
+    lr: Annotated[float | None, _opt(OPTIM, "Peak learning rate (AdamW).", _T.lr)] = None,
+    warmup: Annotated[int | None, _opt(OPTIM, "Linear warmup steps.", _T.warmup, min=0)] = None,
+    min_lr: Annotated[
+        float | None, _opt(OPTIM, "Cosine floor as a fraction of --lr.", _T.min_lr)
+    ] = None,
+    weight_decay: Annotated[
+        float | None, _opt(OPTIM, "AdamW weight decay on weight matrices.", _T.weight_decay)
+    ] = None,
+    grad_clip: Annotated[
+        float | None, _opt(OPTIM, "Clip the gradient norm (0 = off).", _T.grad_clip)
+    ] = None,
+    max_epochs: Annotated[
+        int | None, _opt(STOP, "Stop after this many passes over the data.", min=1)
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        _opt(STOP, "Stop at this total step count (a resumed run finishes the plan).", min=1),
+    ] = None,
+    time_budget: Annotated[
+        str | None, _opt(STOP, "Stop after this long: 90s, 10m, 2h; the LR schedule anneals to it.")
+    ] = None,
+    patience: Annotated[
+        int | None, _opt(STOP, "Stop after this many evaluations without a new best.", min=1)
+    ] = None,
+    eval_every: Annotated[
+        int | None, _opt(OUTPUT, "Evaluate and save last.ckpt every N steps.", _T.eval_every, min=1)
+    ] = None,
+    eval_chars: Annotated[
+        int | None,
+        _opt(
+            OUTPUT, "Validation characters per evaluation (a fixed prefix).", _T.eval_chars, min=1
+        ),
+    ] = None,
+    log_every: Annotated[
+        int | None,
+        _opt(OUTPUT, "Write a metrics.jsonl training record every N steps.", _T.log_every, min=1),
+    ] = None,
+    sample_every: Annotated[
+        int | None, _opt(OUTPUT, "Show a short sample on stderr every N steps.", min=1)
+    ] = None,
+    out: Annotated[
+        Path | None, _opt(OUTPUT, "Run directory.", "runs/<corpus>", "--out", "-o")
+    ] = None,
+    overwrite: Annotated[
+        bool, _opt(OUTPUT, "Start afresh in an --out that already holds a run.")
+    ] = False,
+    resume: Annotated[
+        Path | None, _opt(OUTPUT, "Continue exactly from this checkpoint (e.g. runs/x/last.ckpt).")
+    ] = None,
+    allow_new_corpus: Annotated[
+        bool, _opt(OUTPUT, "With --resume, accept a different corpus with the same vocabulary.")
+    ] = False,
+    as_json: Annotated[
+        bool, _opt(OUTPUT, "Print a JSON summary of the finished run on stdout.", None, "--json")
+    ] = False,
+    quiet: Annotated[bool, _opt(OUTPUT, "Only errors on stderr.", None, "--quiet", "-q")] = False,
+    device: Annotated[str, _opt(RUNTIME, "auto, cpu, cuda or mps.", "auto")] = "auto",
+    precision: Annotated[
+        Literal["auto", "fp32", "bf16", "fp16"] | None,
+        _opt(RUNTIME, "Arithmetic precision; auto = bf16 where native.", _T.precision),
+    ] = None,
+    threads: Annotated[
+        int | None, _opt(RUNTIME, "CPU threads [default: torch's choice].", None, min=1)
+    ] = None,
+    rng_seed: Annotated[
+        int | None, _opt(RUNTIME, "Random seed: same seed, same CPU run.", _T.rng_seed, min=0)
+    ] = None,
+    val_frac: Annotated[
+        float, _opt(DATA, "Validation fraction when preparing raw text.", 0.1)
+    ] = 0.1,
+    errors: Annotated[
+        Literal["strict", "replace"], _opt(DATA, "Invalid UTF-8 in raw text.", "strict")
+    ] = "strict",
+    glob: Annotated[
+        str | None, _opt(DATA, "For a directory of text: only files matching this.")
+    ] = None,
+) -> None:
+    """Train a model; checkpoints and metrics.jsonl go to the run directory."""
+    given = {k: v for k, v in locals().items() if v is not None}
+    import torch
+
+    from charrnn import checkpoint, distributed
+    from charrnn.data import resolve_dataset
+    from charrnn.model import ModelConfig
+    from charrnn.runtime import resolve_device
+    from charrnn.trainer import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    world = distributed.from_env()
+    header = checkpoint.read_header(resume) if resume else None
+    if resume and not header.meta["state"]:
+        raise InputError(f"{resume}: holds no training state to resume")
+    corpus = corpus or (header.meta["corpus"].get("path") if header else None)
+    if not corpus:
+        raise InputError("missing CORPUS: the text file or dataset to train on")
+    dev = resolve_device(device, world)
+    distributed.init(world, dev)
+    if world.main:  # prepare once; the other ranks find it in the cache
+        dataset, fresh = resolve_dataset(corpus, val_frac=val_frac, errors=errors, glob=glob)
+        if fresh and not quiet:
+            console.print(f"prepared {corpus} → {dataset.path}", highlight=False, markup=False)
+    distributed.barrier(world)
+    if not world.main:
+        dataset, _ = resolve_dataset(corpus, val_frac=val_frac, errors=errors, glob=glob)
+    tcfg = _train_config(given, header)
+    if header:
+        mcfg = ModelConfig.from_dict(header.meta["model"])
+        ignored = [k for k in _M if k in given and given[k] != getattr(mcfg, k)]
+        if ignored and not quiet:
+            console.print(
+                f"note: resuming keeps the checkpoint's model; ignoring --{', --'.join(ignored)}"
+            )
+    else:
+        mcfg = ModelConfig(
+            vocab_size=dataset.vocab.size, **{k: given.get(k, d) for k, d in _M.items()}
+        )
+    out_dir = _run_dir(out, dataset.name, overwrite, resume)
+    stopper = _Signals()
+    with TrainView(console, quiet=quiet or not world.main) as view:
+        trainer = Trainer(
+            dataset,
+            mcfg,
+            tcfg,
+            out_dir,
+            device=str(dev),
+            resume=header,
+            on_event=view,
+            should_stop=stopper.reason,
+            world=world,
+            allow_new_corpus=allow_new_corpus,
+        )
+        stopper.install()
+        try:
+            result = trainer.run()
+        finally:
+            stopper.uninstall()
+            distributed.shutdown(world)
+    if as_json and world.main:
+        sys.stdout.write(json.dumps({"out_dir": str(out_dir), **result.__dict__}) + "\n")
+    if result.reason == "interrupted":
+        hint = f"charrnn train --resume {result.last_path}" + (f" {corpus}" if corpus else "")
+        raise Interrupted(
+            f"interrupted: saved {result.last_path} at step {result.step}; resume with: {hint}",
+            128 + (stopper.signum or signal.SIGINT),
+        )
+
+
+def _train_config(given: dict, header) -> TrainConfig:
+    """Defaults, or the checkpoint's config, with the options the user gave on top."""
+    names = {f.name for f in fields(TrainConfig)}
+    changes = {k: v for k, v in given.items() if k in names and k != "time_budget"}
+    if "time_budget" in given:
+        changes["time_budget"] = parse_duration(given["time_budget"])
+    if header is None:
+        return TrainConfig(**changes)
+    base = TrainConfig.from_dict(header.meta["train"])
+    fixed = {"batch_size", "seq_len"} & changes.keys()
+    if fixed:
+        raise InputError(
+            f"--{' and --'.join(sorted(f.replace('_', '-') for f in fixed))} cannot "
+            "change on resume: the data streams are part of the run"
+        )
+    return base.with_(**changes)
+
+
+def _run_dir(out: Path | None, name: str, overwrite: bool, resume: Path | None) -> Path:
+    """--out as given (refusing to clobber a run), the resumed run's directory, or a fresh
+    runs/<name>, runs/<name>-2, ... so that no earlier run is ever overwritten by default."""
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out}: is a file, not a directory")
+        held = [f for f in ("last.ckpt", "best.ckpt") if (out / f).exists()]
+        same = resume is not None and resume.resolve().parent == out.resolve()
+        if held and not (overwrite or same):
+            raise InputError(
+                f"{out} already holds a run; continue it with --resume {out / held[0]}, "
+                "start over with --overwrite, or choose another --out"
+            )
+        return out
+    if resume is not None:
+        return resume.parent
+    base, n = Path("runs") / name, 2
+    cand = base
+    while cand.exists() and any(cand.iterdir()):
+        cand, n = Path(f"{base}-{n}"), n + 1
+    return cand
+
+
+class _Signals:
+    """First Ctrl-C / SIGTERM: finish the step, save last.ckpt, exit 130 / 143. Second: exit now
+    (checkpoints are written atomically, so nothing on disk is ever half-written)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def install(self) -> None:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._old[s] = signal.signal(s, self._handle)
+
+    def uninstall(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            os.write(2, b"\ncharrnn: stopping now; last.ckpt holds the last saved state\n")
+            os._exit(128 + signum)
+        self.signum = signum
+        os.write(
+            2,
+            b"\ncharrnn: stopping after this step and saving last.ckpt "
+            b"(press Ctrl-C again to quit at once)\n",
+        )
+
+    def reason(self) -> str | None:
+        return "interrupted" if self.signum is not None else None

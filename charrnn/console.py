@@ -1,0 +1,245 @@
+"""Everything charrnn shows on the terminal except generated text: the stderr console, training
+progress (a Rich bar on a TTY, plain periodic lines otherwise), error lines, and the `inspect` view.
+
+Generated text never passes through here (Rich would wrap it and render markup); the CLI writes it to
+stdout itself. Colour follows Rich's own rules, so NO_COLOR and non-TTY output stay plain.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from charrnn.train import Evaluated, Finished, Logged, Note, Sampled, Started
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error(console: Console, message: str) -> None:
+    console.print(f"[bold red]charrnn: error:[/] {escape(message)}", soft_wrap=True)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+def sparkline(values: list[float], width: int = 60) -> str:
+    """A loss curve in block characters, averaged down to `width` columns."""
+    if not values:
+        return ""
+    n = min(width, len(values))
+    cols = [values[i * len(values) // n : (i + 1) * len(values) // n] for i in range(n)]
+    avg = [sum(c) / len(c) for c in cols]
+    lo, hi = min(avg), max(avg)
+    span = (hi - lo) or 1.0
+    return "".join(_BLOCKS[min(7, int((v - lo) / span * 8))] for v in avg)
+
+
+class TrainView:
+    """Renders training events on stderr; use as a context manager around the run."""
+
+    PLAIN_INTERVAL = 10.0  # seconds between plain progress lines when stderr is not a TTY
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console, self.quiet = console, quiet
+        self.live = console.is_terminal and not quiet
+        self.progress: Any = None
+        self.task: Any = None
+        self.last_val: Evaluated | None = None
+        self.last_plain = 0.0
+        self.total: int | None = None
+
+    def __enter__(self) -> TrainView:
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
+                console=self.console,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("starting", total=None, stats="", eta="?")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, highlight=False)
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, Started):
+            self._started(event)
+        elif isinstance(event, Note):
+            self.say(f"[yellow]note:[/] {escape(event.message)}")
+        elif isinstance(event, Logged):
+            self._logged(event)
+        elif isinstance(event, Evaluated):
+            self.last_val = event
+            mark = " [green](best)[/]" if event.best else ""
+            what = "val" if event.source == "val" else "train (no val split)"
+            self.say(
+                f"step {event.step}: {what} loss {event.val_loss:.4f} nats/char, "
+                f"{event.val_bpc:.4f} bpc{mark}"
+            )
+        elif isinstance(event, Sampled):
+            self.say(
+                f"[dim]--- sample at step {event.step} ---[/]\n{escape(event.text)}\n[dim]---[/]"
+            )
+        elif isinstance(event, Finished):
+            self._finished(event)
+
+    def _started(self, e: Started) -> None:
+        self.total = e.total_steps
+        resumed = f", resuming at step {e.resumed_step}" if e.resumed_step else ""
+        procs = f" × {e.world_size} processes" if e.world_size > 1 else ""
+        self.say(
+            f"run {escape(e.out_dir)}: {e.parameters:,} parameters on {e.device}{procs} ({e.precision}){resumed}\n"
+            f"data: {e.train_chars:,} train chars, {e.val_chars:,} val chars (evaluating "
+            f"{e.eval_chars:,}), vocab {e.vocab_size}; unigram entropy {e.unigram_entropy:.3f} "
+            f"nats/char ({e.unigram_entropy / 0.6931471805599453:.3f} bpc)\n"
+            f"batch {e.batch_size} × seq-len {e.seq_len}, {e.steps_per_epoch:,} steps/epoch"
+            + (f", {e.total_steps:,} steps planned" if e.total_steps else "")
+            + (f", time budget {duration(e.time_budget)}" if e.time_budget else "")
+        )
+
+    def _stats(self, e: Logged) -> str:
+        val = (
+            f" | val {self.last_val.val_loss:.3f} ({self.last_val.val_bpc:.3f} bpc)"
+            if self.last_val
+            else ""
+        )
+        return f"loss {e.train_loss:.3f}{val} | {e.chars_per_sec:,.0f} chars/s | lr {e.lr:.2e}"
+
+    def _logged(self, e: Logged) -> None:
+        eta = None
+        if e.progress:
+            eta = e.elapsed * (1 - min(e.progress, 1)) / e.progress
+        step = f"step {e.step:,}" + (f"/{self.total:,}" if self.total else "")
+        if self.progress is not None:
+            self.progress.update(
+                self.task,
+                description=f"epoch {e.epoch} {step}",
+                total=1.0 if e.progress is not None else None,
+                completed=min(e.progress or 0.0, 1.0),
+                stats=self._stats(e),
+                eta=duration(eta),
+            )
+        elif not self.quiet and time.monotonic() - self.last_plain >= self.PLAIN_INTERVAL:
+            self.last_plain = time.monotonic()
+            self.console.print(
+                f"epoch {e.epoch} {step} | {self._stats(e)} | "
+                f"{duration(e.elapsed)} elapsed, ETA {duration(eta)}",
+                highlight=False,
+            )
+
+    def _finished(self, e: Finished) -> None:
+        best = (
+            (
+                f"; best val {e.best_val_loss:.4f} nats/char ({e.best_val_loss / 0.6931471805599453:.4f} bpc)"
+                f" at step {e.best_step}"
+            )
+            if e.best_val_loss is not None
+            else ""
+        )
+        self.say(
+            f"stopped ({e.reason}) at step {e.step:,}, epoch {e.epoch}, after "
+            f"{duration(e.elapsed)}{best}\ncheckpoints: {escape(e.best_path or '-')} (best), "
+            f"{escape(e.last_path)} (last)"
+        )
+
+
+def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> None:
+    """The human view of `inspect`: what the file is, the model, data, training and loss curve."""
+    m, v, c, t = info["model"], info["vocab"], info["corpus"], info["training"]
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+
+    def section(title: str) -> None:
+        table.add_row(f"[bold]{title}[/]", "")
+
+    def row(k: str, val: object) -> None:
+        table.add_row(f"  {k}", escape(str(val)))
+
+    section("file")
+    row("path", info["file"])
+    row("size", f"{info['size_bytes']:,} bytes")
+    row("format", f"version {info['format_version']}, created {info['created']}")
+    row("versions", ", ".join(f"{k} {val}" for k, val in info["versions"].items()))
+    section("model")
+    row(
+        "architecture",
+        f"{m['cell'].upper()} {m['layers']}×{m['hidden']}, embed {m['embed']}, dropout {m['dropout']}",
+    )
+    row("parameters", f"{m['parameters']:,}")
+    section("vocabulary")
+    row("size", v["size"])
+    row("preview", v["preview"])
+    section("corpus")
+    row("name", c.get("name"))
+    row(
+        "chars",
+        f"{c.get('chars', 0):,} (train {c.get('splits', {}).get('train', 0):,}, val {c.get('splits', {}).get('val', 0):,})",
+    )
+    row("sha256", c.get("sha256"))
+    section("training")
+    row("steps", f"{t['steps']:,} ({t['epochs']} epochs, {t['chars_seen']:,} chars seen)")
+    row(
+        "time",
+        f"{duration(t['elapsed_seconds'])} on {t['device']} ({t['precision']}, {t['world_size']} process(es))",
+    )
+    if t["best_val_loss"] is not None:
+        row(
+            "best val",
+            f"{t['best_val_loss']:.4f} nats/char, {t['best_val_bpc']:.4f} bpc at step {t['best_step']:,}",
+        )
+    if t["last_train_loss"] is not None:
+        row("last train loss", f"{t['last_train_loss']:.4f}")
+    row(
+        "status",
+        "finished (" + str(t["stop_reason"]) + ")"
+        if t["finished"]
+        else f"resumable ({t['stop_reason'] or 'in progress'})",
+    )
+    row("hyperparameters", " ".join(f"{k}={val}" for k, val in t["config"].items()))
+    h = info["history"]
+    if h["train"]["loss"]:
+        section("loss curve")
+        row(
+            f"train ({h['train']['loss'][0]:.2f} → {h['train']['loss'][-1]:.2f})",
+            sparkline(h["train"]["loss"]),
+        )
+    if h["val"]["loss"]:
+        row(
+            f"val ({h['val']['loss'][0]:.2f} → {h['val']['loss'][-1]:.2f})",
+            sparkline(h["val"]["loss"]),
+        )
+    console.print(table)
+    if show_vocab:
+        vt = Table("id", "char", "code point", "count", box=None)
+        counts = v.get("counts") or [None] * len(v["chars"])
+        for i, (ch, n) in enumerate(zip(v["chars"], counts, strict=True)):
+            vt.add_row(str(i), escape(repr(ch)), f"U+{ord(ch):04X}", "" if n is None else f"{n:,}")
+        console.print(vt)

@@ -1,0 +1,169 @@
+"""Datasets on disk and the batches training reads from them.
+
+A dataset is a directory written by `prep`: `meta.json` plus one raw id array per split, which this
+module memory-maps (RSS does not grow with corpus size). Batching is truncated BPTT as in char-rnn: the
+split is cut into contiguous streams and batch t is the t-th window of every stream, so a hidden state
+carried from one batch to the next continues the same text. It does not train or evaluate models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charrnn.errors import InputError
+from charrnn.prep import DATASET_FORMAT, DATASET_VERSION, SPLITS, Errors, collect_sources, prep
+from charrnn.vocab import Vocab
+
+_DTYPES = ("uint8", "uint16", "uint32")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    path: Path
+    meta: dict
+    vocab: Vocab
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+    def split(self, name: str) -> np.ndarray:
+        """The split's ids, memory-mapped read-only (an empty array for an empty split)."""
+        size = int(self.meta["splits"][name])
+        if size == 0:
+            return np.zeros(0, dtype=self.meta["dtype"])
+        return np.memmap(
+            self.path / f"{name}.bin", dtype=self.meta["dtype"], mode="r", shape=(size,)
+        )
+
+    def fingerprint(self) -> dict:
+        """What a checkpoint records to recognise this corpus again (name, size, hash, splits)."""
+        return {
+            "name": self.name,
+            "chars": self.meta["chars"],
+            "sha256": self.meta["sha256"],
+            "splits": dict(self.meta["splits"]),
+            "path": str(self.path),
+        }
+
+
+def is_dataset(path: Path) -> bool:
+    return path.is_dir() and (path / "meta.json").is_file()
+
+
+def load_dataset(path: Path) -> Dataset:
+    """Open a prepared dataset, checking that meta.json and the arrays agree."""
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read dataset meta.json ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != DATASET_FORMAT:
+        raise InputError(f"{path}: not a charrnn dataset")
+    if not isinstance(meta.get("version"), int) or meta["version"] > DATASET_VERSION:
+        raise InputError(
+            f"{path}: dataset version {meta.get('version')} is newer than this charrnn"
+        )
+    splits = meta.get("splits")
+    if (
+        meta.get("dtype") not in _DTYPES
+        or not isinstance(splits, dict)
+        or any(not isinstance(splits.get(s), int) or splits[s] < 0 for s in SPLITS)
+        or not isinstance(meta.get("name"), str)
+        or not isinstance(meta.get("sha256"), str)
+    ):
+        raise InputError(f"{path}: dataset meta.json is malformed")
+    vocab = Vocab.from_json(meta.get("vocab"), meta.get("counts"))
+    itemsize = np.dtype(meta["dtype"]).itemsize
+    for s in SPLITS:
+        f = path / f"{s}.bin"
+        actual = f.stat().st_size if f.exists() else 0
+        if actual != splits[s] * itemsize:
+            raise InputError(f"{f}: {actual} bytes, expected {splits[s] * itemsize}; re-run prep")
+    return Dataset(path, meta, vocab)
+
+
+def cache_dir() -> Path:
+    """Where `train` keeps datasets it prepared itself: $CHARRNN_CACHE, else the XDG cache."""
+    if os.environ.get("CHARRNN_CACHE"):
+        return Path(os.environ["CHARRNN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "charrnn"
+
+
+def resolve_dataset(
+    corpus: str,
+    *,
+    val_frac: float = 0.1,
+    test_frac: float = 0.0,
+    errors: Errors = "strict",
+    glob: str | None = None,
+) -> tuple[Dataset, bool]:
+    """A dataset directory as is, or raw text prepared into the cache keyed by content hash.
+
+    Returns (dataset, prepared_now). The key covers the bytes and every prep option, so editing the
+    corpus or changing --val-frac prepares again and an unchanged corpus is never prepared twice.
+    """
+    path = Path(corpus)
+    if corpus == "-":
+        raise InputError(
+            "train reads a file or dataset; for stdin run `charrnn prep - -o DIR` first"
+        )
+    if is_dataset(path):
+        return load_dataset(path), False
+    sources, _, _ = collect_sources([corpus], glob)
+    key = hashlib.sha256()
+    for src in sources:
+        key.update(src.name.encode("utf-8", "surrogateescape") + b"\0")
+        with src.path.open("rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                key.update(block)
+    key.update(json.dumps([val_frac, test_frac, errors, glob, DATASET_VERSION]).encode())
+    name = path.resolve().stem or "corpus"
+    target = cache_dir() / "datasets" / f"{name}-{key.hexdigest()[:16]}"
+    if is_dataset(target):
+        try:
+            return load_dataset(target), False
+        except InputError:
+            pass  # a damaged cache entry is rebuilt below
+    prep([corpus], target, val_frac=val_frac, test_frac=test_frac, errors=errors, glob=glob)
+    return load_dataset(target), True
+
+
+def fit_batch(n: int, batch_size: int, seq_len: int, world: int = 1) -> tuple[int, int]:
+    """Shrink (batch_size, seq_len) until the train split holds at least one full batch.
+
+    Batch size goes first (halving), then sequence length, so a 25-character toy still trains.
+    """
+    while batch_size > 1 and (n - 1) // (batch_size * world) < seq_len:
+        batch_size //= 2
+    seq_len = min(seq_len, (n - 1) // (batch_size * world))
+    if seq_len < 1:
+        raise InputError(f"the training split ({n} chars) is too small for {world} processes")
+    return batch_size, seq_len
+
+
+class StreamBatcher:
+    """Truncated-BPTT batches: `streams` contiguous streams, each rank owning a block of rows."""
+
+    def __init__(self, ids: np.ndarray, streams: int, seq_len: int, rank: int = 0, world: int = 1):
+        if streams % world:
+            raise InputError(f"{streams} streams cannot be shared by {world} processes")
+        self.ids, self.seq_len = ids, seq_len
+        self.stream_len = (len(ids) - 1) // streams
+        self.steps_per_epoch = self.stream_len // seq_len
+        if self.steps_per_epoch < 1:
+            raise InputError(f"{len(ids)} chars cannot fill {streams} streams of {seq_len}")
+        per_rank = streams // world
+        rows = np.arange(rank * per_rank, (rank + 1) * per_rank, dtype=np.int64)
+        self._window = rows[:, None] * self.stream_len + np.arange(seq_len + 1)[None, :]
+
+    def batch(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets (int64, shape rows × seq_len) for step t of the epoch."""
+        w = np.asarray(self.ids[self._window + t * self.seq_len], dtype=np.int64)
+        return w[:, :-1], w[:, 1:]

@@ -1,0 +1,25 @@
+"""The exceptions the library raises for the user to read.
+
+Every message is one line, written for the person at the terminal. The CLI maps them to exit codes
+(1 for runtime failures, 2 for bad usage or bad input); the library itself never exits or prints.
+"""
+
+
+class CharRNNError(Exception):
+    """A failure during a run that is not the user's input's fault (disk full, divergence)."""
+
+    exit_code = 1
+
+
+class InputError(CharRNNError):
+    """Bad usage or bad input data: a missing file, an invalid option, an unreadable checkpoint."""
+
+    exit_code = 2
+
+
+class Interrupted(CharRNNError):
+    """Training stopped on a signal after saving; the exit code follows the shell's 128 + signum."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

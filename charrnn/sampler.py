@@ -1,0 +1,279 @@
+"""Sampling: logits adjustment (temperature / top-k / top-p), a fast single-character step, and the
+`Sampler` that turns a checkpoint into text (`charrnn.load(path).generate(...)`).
+
+The fast step rearranges the trained weights once — the first layer's input projection becomes a
+vocab × gates table, each layer one matrix product per character, no autograd — because calling the
+nn.LSTM module per character spends most of its time outside arithmetic. Its logits match the module's
+forward to float rounding (tested). It does not print; the CLI decides where text goes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from charrnn import checkpoint
+from charrnn.errors import InputError
+from charrnn.model import CharRNN, State, state_tensors
+from charrnn.vocab import Unknown, Vocab
+
+PRIME_CHUNK = 4096
+
+
+def check_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if not temperature >= 0:  # also rejects NaN
+        raise InputError(f"--temp must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and top_k < 0:
+        raise InputError(f"--top-k must be >= 0 (0 = off), got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise InputError(f"--top-p must be in (0, 1], got {top_p}")
+
+
+def adjust_logits(
+    logits: torch.Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """Scale by 1/temperature and set every excluded entry to -inf (rows are independent).
+
+    top-k keeps the k largest; top-p keeps the smallest set of most likely characters whose
+    probability reaches p (always at least one). temperature must be > 0 here.
+    """
+    out = logits / temperature
+    if top_k and top_k < out.shape[-1]:
+        kth = torch.topk(out, top_k, dim=-1).values[..., -1:]
+        out = out.masked_fill(out < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = torch.sort(out, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs  # mass of the strictly more likely ones
+        drop = before >= top_p
+        out = out.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return out
+
+
+def pick(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Draw one id per row; temperature 0 is greedy argmax."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(adjust_logits(logits.float(), temperature, top_k, top_p), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class FastStep:
+    """Advance a batch of streams by one character: ids (B,) → logits (B, vocab)."""
+
+    def __init__(self, model: CharRNN) -> None:
+        cfg = model.cfg
+        self.cell, self.layers, self.hidden = cfg.cell, cfg.layers, cfg.hidden
+        rnn = model.rnn
+        with torch.inference_mode():
+            w = {k: v.detach().float() for k, v in rnn.named_parameters()}
+            emb = model.embed.weight.detach().float()
+            self.table = emb @ w["weight_ih_l0"].T + w["bias_ih_l0"]  # vocab × gates
+            self.w_hh = [w[f"weight_hh_l{i}"].T.contiguous() for i in range(cfg.layers)]
+            self.b_hh = [w[f"bias_hh_l{i}"] for i in range(cfg.layers)]
+            self.w_ih = [None] + [w[f"weight_ih_l{i}"].T.contiguous() for i in range(1, cfg.layers)]
+            self.b_ih = [None] + [w[f"bias_ih_l{i}"] for i in range(1, cfg.layers)]
+            if cfg.cell != "gru":  # one product per layer: [x, h] @ [W_ih; W_hh] with b_ih + b_hh
+                self.table = self.table + self.b_hh[0]
+                self.w_cat = [None] + [
+                    torch.cat([self.w_ih[i], self.w_hh[i]], 0).contiguous()
+                    for i in range(1, cfg.layers)
+                ]
+                self.b_cat = [None] + [self.b_ih[i] + self.b_hh[i] for i in range(1, cfg.layers)]
+            self.w_out = model.head.weight.detach().float().T.contiguous()
+            self.b_out = model.head.bias.detach().float()
+        self.h: list[torch.Tensor] = []
+        self.c: list[torch.Tensor] = []
+
+    def set_state(self, state: State) -> None:
+        """Take the module's state (layers × B × H tensors) after a prime."""
+        ts = state_tensors(state)
+        self.h = [ts[0][i].float().contiguous() for i in range(self.layers)]
+        self.c = [ts[1][i].float().contiguous() for i in range(self.layers)] if len(ts) > 1 else []
+
+    @torch.inference_mode()
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.table[ids]
+        H = self.hidden
+        for i in range(self.layers):
+            h = self.h[i]
+            if self.cell == "gru":
+                gi = x if i == 0 else torch.addmm(self.b_ih[i], x, self.w_ih[i])
+                gh = torch.addmm(self.b_hh[i], h, self.w_hh[i])
+                rz = torch.sigmoid(gi[:, : 2 * H] + gh[:, : 2 * H])
+                n = torch.tanh(torch.addcmul(gi[:, 2 * H :], rz[:, :H], gh[:, 2 * H :]))
+                h = torch.lerp(n, h, rz[:, H:])  # (1 - z) n + z h
+            else:
+                if i == 0:
+                    g = torch.addmm(x, h, self.w_hh[0])
+                else:
+                    g = torch.addmm(self.b_cat[i], torch.cat([x, h], 1), self.w_cat[i])
+                if self.cell == "rnn":
+                    h = torch.tanh(g)
+                else:
+                    s = torch.sigmoid(g)
+                    c = torch.addcmul(
+                        s[:, H : 2 * H] * self.c[i], s[:, :H], torch.tanh(g[:, 2 * H : 3 * H])
+                    )
+                    self.c[i] = c
+                    h = s[:, 3 * H :] * torch.tanh(c)
+            self.h[i] = h
+            x = h
+        return torch.addmm(self.b_out, x, self.w_out)
+
+
+class Sampler:
+    """A trained model ready to write text. Build with `charrnn.load(path)` or from a live model."""
+
+    def __init__(self, model: CharRNN, vocab: Vocab, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model
+        self.vocab = vocab
+        self.step = FastStep(model)
+        self.last_seed: int | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Sampler:
+        header = checkpoint.read_header(path)
+        vocab = Vocab.from_json(header.meta["vocab"], header.meta["vocab_counts"] or None)
+        model = checkpoint.build_model(header)
+        if device != "cpu":
+            model = model.to(device)
+        sampler = cls(model, vocab, device)
+        sampler.header = header
+        return sampler
+
+    # --- public API ---------------------------------------------------------------------------
+    def generate(
+        self,
+        prime: str = "",
+        length: int = 2000,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        **kw: object,
+    ) -> str:
+        """The continuation of `prime` (without it), `length` characters at most."""
+        return "".join(self.stream(prime, length, temperature, top_k, top_p, **kw))
+
+    def stream(
+        self,
+        prime: str = "",
+        length: int = 2000,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        **kw: object,
+    ) -> Iterator[str]:
+        """Yield the continuation character by character as it is generated."""
+        for pieces in self.stream_batch(prime, length, temperature, top_k, top_p, 1, **kw):
+            yield from pieces[0]
+
+    def generate_batch(self, prime: str, length: int, num_samples: int, **kw: object) -> list[str]:
+        out = [""] * num_samples
+        for pieces in self.stream_batch(prime, length, num_samples=num_samples, **kw):
+            out = [a + b for a, b in zip(out, pieces, strict=True)]
+        return out
+
+    def stream_batch(
+        self,
+        prime: str = "",
+        length: int = 2000,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        num_samples: int = 1,
+        *,
+        rng_seed: int | None = None,
+        stop: str | None = None,
+        unknown: Unknown = "error",
+    ) -> Iterator[list[str]]:
+        """Generate num_samples continuations together; yields one string per sample per step
+        (empty once a sample has hit `stop`, which is not included)."""
+        check_options(temperature, top_k, top_p)
+        if length < 0 or num_samples < 1:
+            raise InputError("--length must be >= 0 and --num-samples >= 1")
+        self.last_seed = secrets.randbits(63) if rng_seed is None else rng_seed
+        gen = torch.Generator(self.device).manual_seed(self.last_seed)
+        ids = self.vocab.encode(prime, unknown)
+        if length == 0:
+            return
+        logits, first = self._prime(ids, num_samples, gen)
+        stops = [_Stop(stop) for _ in range(num_samples)]
+        chars = self.vocab.chars
+        nxt = first if first is not None else pick(logits, temperature, top_k, top_p, gen)
+        for n in range(length):
+            out = [s.feed(chars[i]) for s, i in zip(stops, nxt.tolist(), strict=True)]
+            yield out
+            if all(s.done for s in stops):
+                return
+            if n + 1 < length:
+                nxt = pick(self.step(nxt), temperature, top_k, top_p, gen)
+        yield [s.flush() for s in stops]
+
+    # --- internals ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _prime(
+        self, ids: list[int], batch: int, gen: torch.Generator
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Run the prime through the module (fast for long primes), leaving the fast step's state
+        ready. With no prime, start from a newline, or else from a drawn first character."""
+        first = None
+        if not ids:
+            nl = self.vocab.chars.index("\n") if "\n" in self.vocab else None
+            if nl is None:
+                counts = torch.tensor(self.vocab.counts or [1] * self.vocab.size, dtype=torch.float)
+                first = torch.multinomial(counts, batch, replacement=True, generator=gen)
+                first = first.to(self.device)
+                ids = []
+            else:
+                ids = [nl]
+        state = self.model.init_state(batch, self.device)
+        logits = None
+        seq = torch.tensor(ids or [0], dtype=torch.long, device=self.device)
+        if first is not None:  # the drawn character is the first output and the next input
+            self.step.set_state(state)
+            return None, first
+        for start in range(0, len(ids), PRIME_CHUNK):
+            chunk = seq[start : start + PRIME_CHUNK].expand(batch, -1)
+            out, state = self.model(chunk, state)
+            logits = out[:, -1]
+        self.step.set_state(state)
+        return logits, None
+
+
+class _Stop:
+    """Hold back text that might be the start of the stop string; end the sample when it appears."""
+
+    def __init__(self, stop: str | None) -> None:
+        self.stop, self.buf, self.done = stop or "", "", False
+
+    def feed(self, ch: str) -> str:
+        if self.done:
+            return ""
+        if not self.stop:
+            return ch
+        self.buf += ch
+        if self.buf.endswith(self.stop):
+            self.done, out, self.buf = True, self.buf[: -len(self.stop)], ""
+            return out
+        keep = next(
+            k
+            for k in range(min(len(self.buf), len(self.stop) - 1), -1, -1)
+            if self.buf.endswith(self.stop[:k]) or k == 0
+        )
+        out, self.buf = self.buf[: len(self.buf) - keep], self.buf[len(self.buf) - keep :]
+        return out
+
+    def flush(self) -> str:
+        out, self.buf = ("" if self.done else self.buf), ""
+        return out

@@ -1,0 +1,247 @@
+"""The training loop: truncated BPTT over contiguous streams, AdamW with warmup + cosine decay, periodic
+stateful evaluation, atomic checkpoints, and exact resume.
+
+It reports through events passed to a callback and learns of Ctrl-C through `should_stop`; rendering,
+signals and exit codes belong to the CLI. Stopping rules, the schedule and the loss→bpc conversion are
+pure functions so tests can pin them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+
+from charrnn.errors import InputError
+
+LN2 = math.log(2)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every hyperparameter of a run; stored in the checkpoint and shown by `inspect`."""
+
+    batch_size: int = 64
+    seq_len: int = 100
+    lr: float = 2e-3
+    warmup: int = 100
+    min_lr: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 5.0
+    max_epochs: int | None = None
+    max_steps: int | None = None
+    time_budget: float | None = None
+    patience: int | None = None
+    eval_every: int = 250
+    eval_chars: int = 1_000_000
+    log_every: int = 10
+    sample_every: int | None = None
+    rng_seed: int = 1337
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        positive = ("batch_size", "seq_len", "eval_every", "eval_chars", "log_every")
+        optional_positive = ("max_epochs", "max_steps", "patience", "sample_every")
+        for name in positive + optional_positive:
+            v = getattr(self, name)
+            if v is None and name in optional_positive:
+                continue
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
+        if not _finite(self.lr) or self.lr <= 0:
+            raise InputError(f"--lr must be positive, got {self.lr}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise InputError(f"--warmup must be a non-negative integer, got {self.warmup}")
+        if not _finite(self.min_lr) or not 0 <= self.min_lr <= 1:
+            raise InputError(f"--min-lr must be a fraction in [0, 1], got {self.min_lr}")
+        if not _finite(self.weight_decay) or self.weight_decay < 0:
+            raise InputError(f"--weight-decay must be non-negative, got {self.weight_decay}")
+        if not _finite(self.grad_clip) or self.grad_clip < 0:
+            raise InputError(f"--grad-clip must be non-negative (0 = off), got {self.grad_clip}")
+        if self.time_budget is not None and (
+            not _finite(self.time_budget) or self.time_budget <= 0
+        ):
+            raise InputError(f"--time-budget must be positive, got {self.time_budget}")
+        if not isinstance(self.rng_seed, int) or self.rng_seed < 0:
+            raise InputError(f"--rng-seed must be a non-negative integer, got {self.rng_seed}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}")
+
+    @classmethod
+    def from_dict(cls, d: object) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise InputError("train config must be a JSON object")
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise InputError(f"train config has unknown fields: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_(self, **changes: object) -> TrainConfig:
+        return replace(self, **changes)
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def bpc(nats: float) -> float:
+    """Nats per character → bits per character."""
+    return nats / LN2
+
+
+def lr_at(step: int, progress: float | None, cfg: TrainConfig) -> float:
+    """Linear warmup over `warmup` steps, then cosine decay to `min_lr × lr` as progress goes 0 → 1.
+
+    Progress is the larger of step/max-steps and elapsed/time-budget (whichever horizon is known), so
+    a time-budgeted run anneals fully by its deadline; with no horizon the rate stays at `lr`.
+    """
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if progress is None:
+        return cfg.lr
+    floor = cfg.lr * cfg.min_lr
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def progress_of(
+    step: int, elapsed: float, total_steps: int | None, time_budget: float | None
+) -> float | None:
+    parts = []
+    if total_steps:
+        parts.append(step / total_steps)
+    if time_budget:
+        parts.append(elapsed / time_budget)
+    return max(parts) if parts else None
+
+
+def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int | None:
+    """The step horizon implied by --max-steps and --max-epochs (the smaller), if any."""
+    limits = [cfg.max_steps] if cfg.max_steps else []
+    if cfg.max_epochs:
+        limits.append(cfg.max_epochs * steps_per_epoch)
+    return min(limits) if limits else None
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in the checkpoint so a resumed run continues exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    chars_seen: int = 0
+    elapsed: float = 0.0
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    evals_since_best: int = 0
+    last_train_loss: float | None = None
+    finished: bool = False
+    stop_reason: str | None = None
+
+
+def stop_reason(p: Progress, cfg: TrainConfig, external: str | None = None) -> str | None:
+    """Why the run should stop now, or None; whichever limit comes first wins."""
+    if external:
+        return external
+    if cfg.max_steps is not None and p.step >= cfg.max_steps:
+        return "max-steps"
+    if cfg.max_epochs is not None and p.epoch >= cfg.max_epochs:
+        return "max-epochs"
+    if cfg.time_budget is not None and p.elapsed >= cfg.time_budget:
+        return "time-budget"
+    if cfg.patience is not None and p.evals_since_best >= cfg.patience:
+        return "patience"
+    return None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s|ms)?")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '2h', '1h30m', or plain seconds → seconds."""
+    s = text.strip().lower().replace(" ", "")
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if not s or pos != len(s) or total <= 0:
+        raise InputError(f"cannot read time budget {text!r}; write e.g. 90s, 10m, 2h or 1h30m")
+    return total
+
+
+@dataclass(frozen=True)
+class Started:
+    out_dir: str
+    device: str
+    precision: str
+    parameters: int
+    vocab_size: int
+    train_chars: int
+    val_chars: int
+    eval_chars: int
+    unigram_entropy: float  # nats/char: what a model that learned nothing scores
+    batch_size: int
+    seq_len: int
+    world_size: int
+    steps_per_epoch: int
+    total_steps: int | None
+    time_budget: float | None
+    resumed_step: int
+
+
+@dataclass(frozen=True)
+class Note:
+    message: str
+
+
+@dataclass(frozen=True)
+class Logged:
+    step: int
+    epoch: int
+    train_loss: float
+    lr: float
+    chars_per_sec: float
+    elapsed: float
+    progress: float | None
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    step: int
+    val_loss: float
+    val_bpc: float
+    best: bool
+    source: str  # "val", or "train" when the validation split is too small to use
+
+
+@dataclass(frozen=True)
+class Sampled:
+    step: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: str
+    step: int
+    epoch: int
+    elapsed: float
+    best_val_loss: float | None
+    best_step: int | None
+    last_path: str
+    best_path: str | None
+
+
+Event = Started | Note | Logged | Evaluated | Sampled | Finished
+Callback = Callable[[Event], None]

@@ -1,0 +1,519 @@
+"""Executes a training run that `train.TrainConfig` describes: device and precision, model and
+optimizer, the step, stateful evaluation, checkpoints, resume, metrics.jsonl, and several processes.
+
+Policy (schedule, stopping rules, events) lives in `train`; this module does not render anything,
+handle signals or exit — it reports events and raises `CharRNNError`s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from charrnn import checkpoint, distributed
+from charrnn.data import Dataset, StreamBatcher, fit_batch
+from charrnn.errors import CharRNNError, InputError
+from charrnn.model import (
+    CharRNN,
+    ModelConfig,
+    detach_state,
+    parameter_count,
+    state_from_tensors,
+    state_tensors,
+)
+from charrnn.runtime import RunLock, autocast, resolve_device, resolve_precision
+from charrnn.train import (
+    Callback,
+    Evaluated,
+    Finished,
+    Logged,
+    Note,
+    Progress,
+    Sampled,
+    Started,
+    TrainConfig,
+    bpc,
+    lr_at,
+    progress_of,
+    stop_reason,
+    total_steps,
+)
+
+EVAL_STREAMS = 32
+EVAL_SEQ = 256
+
+
+class Diverged(CharRNNError):
+    pass
+
+
+def unigram_entropy(counts: list[int]) -> float:
+    """Entropy in nats/char of the character frequencies: the loss of a model that learned nothing."""
+    c = np.asarray(counts, dtype=np.float64)
+    p = c[c > 0] / c.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+@torch.no_grad()
+def evaluate(
+    model: CharRNN, ids: np.ndarray, device: torch.device, world: distributed.World
+) -> tuple[float, int]:
+    """Mean loss over the whole of `ids`, carrying state: EVAL_STREAMS contiguous streams shared
+    round-robin by the ranks, the last one continuing into the remainder. Returns (loss, count)."""
+    n = len(ids) - 1
+    streams = min(EVAL_STREAMS, n)
+    length = n // streams
+    rows = np.arange(world.rank, streams, world.size)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    state = None
+    for t in range(0, length, EVAL_SEQ):
+        s = min(EVAL_SEQ, length - t)
+        idx = rows[:, None] * length + t + np.arange(s + 1)[None, :]
+        w = torch.from_numpy(np.asarray(ids[idx], dtype=np.int64)).to(device)
+        logits, state = model(w[:, :-1], state)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), w[:, 1:].flatten(), reduction="sum")
+    tail = n - streams * length
+    if tail and rows.size and rows[-1] == streams - 1 and len(rows):
+        w = torch.from_numpy(np.asarray(ids[streams * length :], dtype=np.int64)).to(device)[None]
+        last = [s[:, -1:].contiguous() for s in state_tensors(state)] if state is not None else None
+        logits, _ = model(w[:, :-1], state_from_tensors(model.cfg.cell, last) if last else None)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), w[:, 1:].flatten(), reduction="sum")
+    model.train(was_training)
+    count = int(len(rows) * length + (tail if rows.size and rows[-1] == streams - 1 else 0))
+    loss_sum, count_all = distributed.all_sum(world, [total.item(), float(count)], device)
+    return loss_sum / max(count_all, 1.0), int(count_all)
+
+
+class Trainer:
+    """One training run. Build it, then `run()`; `resume` is a checkpoint header to continue."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        model_cfg: ModelConfig,
+        cfg: TrainConfig,
+        out_dir: Path,
+        *,
+        device: str = "auto",
+        resume: checkpoint.Header | None = None,
+        on_event: Callback = lambda e: None,
+        should_stop=lambda: None,
+        world: distributed.World | None = None,
+        allow_new_corpus: bool = False,
+    ) -> None:
+        self.world = world or distributed.from_env()
+        self.device = resolve_device(device, self.world)
+        distributed.init(self.world, self.device)
+        self.dataset, self.out_dir, self.emit, self.should_stop = (
+            dataset,
+            out_dir,
+            on_event,
+            should_stop,
+        )
+        self.vocab = dataset.vocab
+        new_corpus = resume is not None and self._check_corpus(resume, allow_new_corpus)
+        self.fresh = resume is None
+        train_ids, self.val_ids = dataset.split("train"), dataset.split("val")
+        saved = resume.meta["state"] if resume else None
+        if saved:  # the streams are fixed by the run; the ranks share them out anew
+            streams = cfg.batch_size * int(saved.get("world_size", 1))
+            if streams % self.world.size:
+                raise InputError(
+                    f"the checkpoint's {streams} streams cannot be shared by {self.world.size} processes"
+                )
+            cfg = cfg.with_(batch_size=streams // self.world.size)
+        else:
+            b, s = fit_batch(len(train_ids), cfg.batch_size, cfg.seq_len, self.world.size)
+            if (b, s) != (cfg.batch_size, cfg.seq_len):
+                self.emit(
+                    Note(
+                        f"corpus too small for batch {cfg.batch_size} × seq-len "
+                        f"{cfg.seq_len}: using batch {b} × seq-len {s}"
+                    )
+                )
+                cfg = cfg.with_(batch_size=b, seq_len=s)
+        self.precision = resolve_precision(cfg.precision, self.device, model_cfg.cell)
+        self.cfg, self.model_cfg = cfg, model_cfg
+        self.batcher = StreamBatcher(
+            train_ids,
+            cfg.batch_size * self.world.size,
+            cfg.seq_len,
+            self.world.rank,
+            self.world.size,
+        )
+        self.horizon = total_steps(cfg, self.batcher.steps_per_epoch)
+        torch.manual_seed(cfg.rng_seed)
+        self.model = CharRNN(model_cfg).to(self.device)
+        self.net: torch.nn.Module = self.model
+        if self.world.size > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+        self.optimizer = _adamw(self.model, cfg)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.progress = Progress()
+        self.history: dict[str, list] = {"train": [], "val": []}
+        self.carry = self.model.init_state(cfg.batch_size, self.device)
+        if resume is not None:
+            self._restore(resume)
+            if new_corpus:  # the data position means nothing in other text: start it afresh
+                self.progress.batch_in_epoch = 0
+        self.last_path = out_dir / "last.ckpt"
+        self.best_path = out_dir / "best.ckpt"
+
+    # --- resume -------------------------------------------------------------------------------
+    def _check_corpus(self, header: checkpoint.Header, allow_new: bool) -> bool:
+        """Refuse to continue on other text than the checkpoint's, saying what differs; with
+        allow_new and the same vocabulary, accept it (returns True for a new corpus)."""
+        saved, meta = header.meta["corpus"], self.dataset.meta
+        same_vocab = header.meta["vocab"] == self.vocab.to_json()
+        diffs = []
+        if saved.get("sha256") != meta["sha256"]:
+            diffs.append(
+                f"its corpus is {saved.get('name')!r} (sha256 {str(saved.get('sha256'))[:12]}…), "
+                f"this is {meta['name']!r} (sha256 {meta['sha256'][:12]}…)"
+            )
+        elif saved.get("splits") != meta["splits"]:
+            diffs.append(f"its splits were {saved.get('splits')}, these are {meta['splits']}")
+        if not same_vocab:
+            diffs.append(
+                f"its vocabulary has {len(header.meta['vocab'])} characters, "
+                f"this one {self.vocab.size}"
+                + (
+                    " (different characters)"
+                    if len(header.meta["vocab"]) == self.vocab.size
+                    else ""
+                )
+            )
+        if not diffs:
+            return False
+        if allow_new and same_vocab:
+            self.emit(Note(f"continuing on a new corpus: {'; '.join(diffs)}"))
+            return True
+        hint = (
+            "; pass --allow-new-corpus to continue on this text"
+            if same_vocab
+            else "; a model cannot continue on a different vocabulary"
+        )
+        raise InputError(f"{header.path} was trained on other text: {'; '.join(diffs)}{hint}")
+
+    def _restore(self, header: checkpoint.Header) -> None:
+        tensors = checkpoint.load_tensors(header)
+        checkpoint.model_config(header)  # validates shapes against the config
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optim = header.meta["optim"]
+        state: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, i, name = k.split(".", 2)
+                state.setdefault(int(i), {})[name] = v.clone()
+        groups = [{**g, "betas": tuple(g["betas"])} for g in optim.get("param_groups", [])]
+        try:
+            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(
+                f"{header.path}: optimizer state does not fit the model ({e})"
+            ) from None
+        if "scaler" in optim:
+            self.scaler.load_state_dict(optim["scaler"])
+        s = header.meta["state"]
+        self.progress = Progress(**{k: s[k] for k in asdict(Progress()) if k in s})
+        self.progress.finished, self.progress.stop_reason = False, None
+        self.history = {
+            k: [list(r) for r in header.meta["history"].get(k, [])] for k in ("train", "val")
+        }
+        carry = [tensors[f"carry.{j}"] for j in range(2) if f"carry.{j}" in tensors]
+        if carry:
+            per = self.cfg.batch_size
+            rows = slice(self.world.rank * per, (self.world.rank + 1) * per)
+            carry = [c[:, rows].to(self.device) for c in carry]
+            self.carry = state_from_tensors(self.model_cfg.cell, carry)
+
+    # --- the step -----------------------------------------------------------------------------
+    def _step(self, lr: float) -> torch.Tensor:
+        cfg, p = self.cfg, self.progress
+        if p.batch_in_epoch == 0:
+            self.carry = self.model.init_state(cfg.batch_size, self.device)
+        x, y = (torch.from_numpy(a) for a in self.batcher.batch(p.batch_in_epoch))
+        pin = self.device.type == "cuda"
+        x = (x.pin_memory() if pin else x).to(self.device, non_blocking=True)
+        y = (y.pin_memory() if pin else y).to(self.device, non_blocking=True)
+        # Dropout masks come from a seed derived from (rng_seed, step, rank): a resumed run draws
+        # exactly what an uninterrupted one would, whatever ran in between (evaluation, sampling).
+        torch.manual_seed((cfg.rng_seed * 1_000_003 + p.step) * 64 + self.world.rank)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        with autocast(self.device, self.precision):
+            logits, state = self.net(x, self.carry)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.carry = detach_state(state)
+        p.step += 1
+        p.batch_in_epoch += 1
+        p.chars_seen += x.numel() * self.world.size
+        if p.batch_in_epoch == self.batcher.steps_per_epoch:
+            p.epoch, p.batch_in_epoch = p.epoch + 1, 0
+        return loss.detach()
+
+    # --- the loop -----------------------------------------------------------------------------
+    def run(self) -> Finished:
+        """Train until a stopping rule fires; always leaves a whole last.ckpt behind."""
+        lock = RunLock(self.out_dir) if self.world.main else contextlib.nullcontext()
+        with lock:
+            if self.world.main:
+                checkpoint.clean_temp_files(self.out_dir)
+                if self.fresh:  # --overwrite: an old run's checkpoints must not mix with this one
+                    for old in (self.last_path, self.best_path):
+                        old.unlink(missing_ok=True)
+                self._metrics = _open_metrics(self.out_dir / "metrics.jsonl", self.progress.step)
+            try:
+                return self._loop()
+            finally:
+                if self.world.main:
+                    self._metrics.close()
+
+    def _loop(self) -> Finished:
+        cfg, p = self.cfg, self.progress
+        self._announce()
+        t0 = time.monotonic() - p.elapsed
+        acc, n_acc, busy, last_eval = torch.zeros((), device=self.device), 0, 0.0, -1
+        reason = None
+        while True:
+            p.elapsed = time.monotonic() - t0
+            reason = self._stop_now()
+            if reason:
+                break
+            t_step = time.perf_counter()
+            lr = lr_at(p.step, progress_of(p.step, p.elapsed, self.horizon, cfg.time_budget), cfg)
+            acc += self._step(lr)
+            n_acc += 1
+            if p.step % cfg.log_every == 0 or p.step == cfg.max_steps:
+                loss = distributed.all_sum(self.world, [acc.item() / n_acc], self.device)[0]
+                busy += time.perf_counter() - t_step
+                self._log(loss / self.world.size, lr, n_acc, busy, time.monotonic() - t0)
+                acc.zero_()
+                n_acc, busy = 0, 0.0
+            else:
+                busy += time.perf_counter() - t_step
+            if p.step % cfg.eval_every == 0:
+                self._evaluate_and_save()
+                last_eval = p.step
+            if cfg.sample_every and p.step % cfg.sample_every == 0 and self.world.main:
+                self._preview()
+        p.elapsed = time.monotonic() - t0
+        p.stop_reason = reason
+        if reason == "interrupted":
+            self._save(best=False)
+        else:
+            p.finished = True
+            if last_eval != p.step or p.step == 0:
+                self._evaluate_and_save()
+            else:  # evaluated at this very step: save the finished state (best too, if it was)
+                self._save(best=p.best_step == p.step)
+        best = self.best_path if self.best_path.exists() else None
+        done = Finished(
+            reason,
+            p.step,
+            p.epoch,
+            p.elapsed,
+            p.best_val_loss,
+            p.best_step,
+            str(self.last_path),
+            str(best) if best else None,
+        )
+        self.emit(done)
+        return done
+
+    def _stop_now(self) -> str | None:
+        """Stopping rules; with several processes only every log step, agreed by all ranks."""
+        p = self.progress
+        if self.world.size == 1:
+            return stop_reason(p, self.cfg, self.should_stop())
+        if p.step % self.cfg.log_every and not (
+            self.cfg.max_steps and p.step >= self.cfg.max_steps
+        ):
+            return None
+        local = stop_reason(p, self.cfg, self.should_stop())
+        wanted = distributed.all_sum(self.world, [1.0 if local else 0.0], self.device)[0]
+        return (local or "stopped by another process") if wanted else None
+
+    def _announce(self) -> None:
+        counts = list(self.vocab.counts or [1] * self.vocab.size)
+        self.emit(
+            Started(
+                out_dir=str(self.out_dir),
+                device=str(self.device),
+                precision=self.precision,
+                parameters=parameter_count(self.model),
+                vocab_size=self.vocab.size,
+                train_chars=len(self.batcher.ids),
+                val_chars=len(self.val_ids),
+                eval_chars=min(len(self.val_ids), self.cfg.eval_chars),
+                unigram_entropy=unigram_entropy(counts),
+                batch_size=self.cfg.batch_size,
+                seq_len=self.cfg.seq_len,
+                world_size=self.world.size,
+                steps_per_epoch=self.batcher.steps_per_epoch,
+                total_steps=self.horizon,
+                time_budget=self.cfg.time_budget,
+                resumed_step=self.progress.step,
+            )
+        )
+        if len(self.val_ids) < 2:
+            self.emit(Note("validation split too small to hold anything: using the training loss"))
+
+    def _log(self, loss: float, lr: float, steps: int, busy: float, elapsed: float) -> None:
+        p = self.progress
+        if not math.isfinite(loss):
+            raise Diverged(
+                f"training diverged at step {p.step} (loss is {loss}); try a lower --lr. "
+                + (
+                    f"The last good checkpoint is {self.last_path}"
+                    if self.last_path.exists()
+                    else "No checkpoint was written."
+                )
+            )
+        p.last_train_loss = loss
+        cps = steps * self.cfg.batch_size * self.cfg.seq_len * self.world.size / max(busy, 1e-9)
+        self.history["train"].append([p.step, loss])
+        prog = progress_of(p.step, elapsed, self.horizon, self.cfg.time_budget)
+        rec = Logged(p.step, p.epoch, loss, lr, cps, elapsed, prog)
+        self._record(
+            {
+                "step": p.step,
+                "epoch": p.epoch,
+                "train_loss": loss,
+                "lr": lr,
+                "chars_per_sec": round(cps, 1),
+                "elapsed": round(elapsed, 3),
+            }
+        )
+        self.emit(rec)
+
+    def _evaluate_and_save(self) -> None:
+        p = self.progress
+        if len(self.val_ids) >= 2:
+            ids = self.val_ids[: self.cfg.eval_chars + 1]
+            loss, _ = evaluate(self.model, ids, self.device, self.world)
+            source = "val"
+        else:
+            loss, source = (
+                (p.last_train_loss if p.last_train_loss is not None else math.inf),
+                "train",
+            )
+        if not math.isfinite(loss):
+            raise Diverged(f"training diverged at step {p.step} (validation loss is {loss})")
+        best = p.best_val_loss is None or loss < p.best_val_loss
+        if best:
+            p.best_val_loss, p.best_step, p.evals_since_best = loss, p.step, 0
+        else:
+            p.evals_since_best += 1
+        self.history["val"].append([p.step, loss])
+        self._record(
+            {
+                "step": p.step,
+                "epoch": p.epoch,
+                "val_loss": loss,
+                "val_bpc": bpc(loss),
+                "source": source,
+            }
+        )
+        self.emit(Evaluated(p.step, loss, bpc(loss), best, source))
+        self._save(best)
+
+    def _record(self, rec: dict) -> None:
+        if self.world.main:
+            self._metrics.write(json.dumps(rec) + "\n")
+            self._metrics.flush()
+
+    def _preview(self) -> None:
+        from charrnn.sampler import Sampler
+
+        sampler = Sampler(self.model, self.vocab, self.device)
+        self.emit(
+            Sampled(self.progress.step, sampler.generate("", 200, 0.8, rng_seed=self.progress.step))
+        )
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def _save(self, best: bool) -> None:
+        carry = [distributed.gather_rows(self.world, t.float()) for t in state_tensors(self.carry)]
+        if not self.world.main:
+            return
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if not all(torch.isfinite(v).all() for v in tensors.values()):
+            raise Diverged(
+                f"weights became non-finite at step {self.progress.step}; not saved. "
+                f"Try a lower --lr. The last good checkpoint is {self.last_path}"
+            )
+        osd = self.optimizer.state_dict()
+        for i, st in osd["state"].items():
+            tensors.update({f"optim.{i}.{k}": v for k, v in st.items() if torch.is_tensor(v)})
+        tensors.update({f"carry.{j}": c for j, c in enumerate(carry)})
+        optim = {"class": "AdamW", "param_groups": osd["param_groups"]}
+        if self.scaler.is_enabled():
+            optim["scaler"] = self.scaler.state_dict()
+        state = {
+            **asdict(self.progress),
+            "world_size": self.world.size,
+            "device": str(self.device),
+            "precision": self.precision,
+            "steps_per_epoch": self.batcher.steps_per_epoch,
+            "total_steps": self.horizon,
+        }
+        meta = {
+            "model": self.model_cfg.to_dict(),
+            "train": self.cfg.to_dict(),
+            "vocab": self.vocab.to_json(),
+            "vocab_counts": list(self.vocab.counts or []),
+            "corpus": self.dataset.fingerprint(),
+            "state": state,
+            "optim": optim,
+            "history": self.history,
+            "parameters": parameter_count(self.model),
+            "versions": {"torch": torch.__version__},
+        }
+        checkpoint.save(self.last_path, tensors, meta)
+        if best:
+            checkpoint.link(self.last_path, self.best_path)
+
+
+def _adamw(model: CharRNN, cfg: TrainConfig) -> torch.optim.AdamW:
+    """Weight decay on matrices only: decaying biases and gains only hurts."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+
+
+def _open_metrics(path: Path, keep_through: int):
+    """Append to metrics.jsonl, first dropping records past the step being resumed from."""
+    if path.exists():
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= keep_through:
+                    kept.append(line)
+            except ValueError:
+                continue  # a line torn by a crash
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text("".join(k + "\n" for k in kept) if keep_through else "", encoding="utf-8")
+        os.replace(tmp, path)
+    return path.open("a", encoding="utf-8")
