@@ -211,7 +211,9 @@ def link(src: Path, dst: Path) -> None:
         _fsync_dir(dst.parent)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise CharRNNError(f"could not save {dst}: {e.strerror or e}; the previous file is intact")
+        raise CharRNNError(
+            f"could not save {dst}: {e.strerror or e}; the previous file is intact"
+        ) from None
 
 
 def clean_temp_files(directory: Path) -> list[Path]:

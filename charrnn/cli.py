@@ -323,12 +323,20 @@ def main() -> None:
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        app(prog_name="charrnn")
+        code = app(prog_name="charrnn", standalone_mode=False)
+    except typer.TyperException as e:  # a usage error: one line, not Typer's boxed panel
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()
+        else:
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
+            error(console, f"{e.format_message()}{hint}")
+        sys.exit(getattr(e, "exit_code", 2))
     except CharRNNError as e:
         error(console, str(e))
         sys.exit(e.exit_code)
-    except _Stop as e:
-        sys.exit(128 + e.signum)
+    except (_Stop, typer.Abort) as e:
+        sys.exit(128 + getattr(e, "signum", signal.SIGINT))
     except Exception as e:
         if os.environ.get("CHARRNN_DEBUG"):
             raise
@@ -337,6 +345,7 @@ def main() -> None:
             f"internal error: {type(e).__name__}: {e} (CHARRNN_DEBUG=1 shows the traceback)",
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["Interrupted", "app", "main"]

@@ -162,10 +162,12 @@ def train(
     from charrnn.runtime import resolve_device
     from charrnn.trainer import Trainer
 
+    tcfg = _train_config(given, header := checkpoint.read_header(resume) if resume else None)
+    if header is None:  # check the model options before spending time on the corpus
+        ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
     if threads:
         torch.set_num_threads(threads)
     world = distributed.from_env()
-    header = checkpoint.read_header(resume) if resume else None
     if resume and not header.meta["state"]:
         raise InputError(f"{resume}: holds no training state to resume")
     corpus = corpus or (header.meta["corpus"].get("path") if header else None)
@@ -180,7 +182,6 @@ def train(
     distributed.barrier(world)
     if not world.main:
         dataset, _ = resolve_dataset(corpus, val_frac=val_frac, errors=errors, glob=glob)
-    tcfg = _train_config(given, header)
     if header:
         mcfg = ModelConfig.from_dict(header.meta["model"])
         ignored = [k for k in _M if k in given and given[k] != getattr(mcfg, k)]

@@ -29,7 +29,7 @@ def error(console: Console, message: str) -> None:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     return (
         f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
     )
@@ -199,9 +199,10 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
     row("preview", v["preview"])
     section("corpus")
     row("name", c.get("name"))
+    splits = c.get("splits", {})
     row(
         "chars",
-        f"{c.get('chars', 0):,} (train {c.get('splits', {}).get('train', 0):,}, val {c.get('splits', {}).get('val', 0):,})",
+        f"{c.get('chars', 0):,} (train {splits.get('train', 0):,}, val {splits.get('val', 0):,})",
     )
     row("sha256", c.get("sha256"))
     section("training")

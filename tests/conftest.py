@@ -1,0 +1,83 @@
+"""Shared fixtures: an isolated working directory, an in-process CLI runner, real corpora, and one
+small model trained once per session on tiny-shakespeare for the sampling and inspect tests."""
+
+from __future__ import annotations
+
+import io
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAKESPEARE = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+
+
+def shakespeare_text(n: int | None = None) -> str:
+    if not SHAKESPEARE.exists():
+        pytest.fail(f"{SHAKESPEARE} is missing: tests read the standard corpus from ../shared")
+    text = SHAKESPEARE.read_text(encoding="utf-8")
+    return text if n is None else text[:n]
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own directory with its own dataset cache and no inherited checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CHARRNN_CHECKPOINT", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
+    """Run `charrnn ARGS...` in-process through the real entry point (exit codes and all)."""
+    from charrnn.cli import main
+
+    def run(*args: object, stdin: str | bytes | None = None) -> Result:
+        monkeypatch.setattr(sys, "argv", ["charrnn", *map(str, args)])
+        if stdin is not None:
+            data = stdin.encode() if isinstance(stdin, str) else stdin
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+        cap = capsys.readouterr()
+        return Result(code, cap.out, cap.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2×96 LSTM trained for 120 steps on tiny-shakespeare; returns its best.ckpt."""
+    from charrnn.data import load_dataset
+    from charrnn.model import ModelConfig
+    from charrnn.prep import prep
+    from charrnn.train import TrainConfig
+    from charrnn.trainer import Trainer
+
+    base = tmp_path_factory.mktemp("trained")
+    prep([str(SHAKESPEARE)], base / "ds")
+    ds = load_dataset(base / "ds")
+    model = ModelConfig(vocab_size=ds.vocab.size, hidden=96, embed=32)
+    cfg = TrainConfig(batch_size=16, seq_len=64, max_steps=120, eval_every=60, eval_chars=20_000,
+                      precision="fp32")  # fmt: skip
+    Trainer(ds, model, cfg, base / "run").run()
+    return base / "run" / "best.ckpt"

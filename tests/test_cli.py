@@ -1,0 +1,125 @@
+"""The real command line: end to end on tiny-shakespeare, Unicode corpora, pipes, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import charrnn
+
+from .conftest import SHAKESPEARE
+
+SMALL = ["--hidden", "64", "--embed", "16", "--batch-size", "8", "--seq-len", "32"]
+
+
+def test_version_and_help(cli) -> None:
+    r = cli("--version")
+    assert r.code == 0 and r.out.strip() == f"charrnn {charrnn.__version__}"
+    r = cli("train", "-h")
+    assert r.code == 0 and "--time-budget" in r.out and "--resume" in r.out
+
+
+def test_end_to_end_on_tinyshakespeare(cli) -> None:
+    r = cli("prep", SHAKESPEARE, "-o", "data/ts")
+    assert r.code == 0 and r.out == "" and "1,115,394 chars" in r.err and "vocab 65" in r.err
+    r = cli("train", "data/ts", "--hidden", "128", "--embed", "32", "--batch-size", "16",
+            "--seq-len", "64", "--max-steps", "150", "--eval-every", "50", "--lr", "1e-2",
+            "--eval-chars", "30000", "--out", "runs/ts")  # fmt: skip
+    assert r.code == 0 and r.out == "", r.err
+    assert "unigram entropy 3.3" in r.err and "parameters" in r.err
+    records = [json.loads(line) for line in Path("runs/ts/metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in records if "val_loss" in e]
+    assert [e["step"] for e in evals] == [50, 100, 150] and evals[-1]["val_loss"] < 2.6
+
+    r = cli("sample", "runs/ts/best.ckpt", "--seed", "ROMEO:", "--length", "200", "--rng-seed", "7")
+    assert r.code == 0
+    expected = charrnn.load("runs/ts/best.ckpt").generate("ROMEO:", 200, 1.0, rng_seed=7)
+    assert r.out == "ROMEO:" + expected and len(expected) == 200
+    assert cli("sample", "--seed", "ROMEO:", "--length", "200", "--rng-seed", "7").out == r.out
+    r0 = cli("sample", "runs/ts/best.ckpt", "-s", "KING", "--temp", "0", "-n", "80", "--no-echo")
+    rk = cli("sample", "runs/ts/best.ckpt", "-s", "KING", "--top-k", "1", "-n", "80", "--no-echo")
+    assert r0.out == rk.out and len(r0.out) == 80 and "rng seed:" in r0.err
+
+    r = cli("inspect", "runs/ts/best.ckpt", "--json")
+    info = json.loads(r.out)
+    val = info["history"]["val"]
+    assert val["step"] == [e["step"] for e in evals] and val["loss"] == [
+        e["val_loss"] for e in evals
+    ]
+    train = [e for e in records if "train_loss" in e]
+    assert info["history"]["train"]["loss"] == [e["train_loss"] for e in train]
+    t = info["training"]
+    assert t["best_val_loss"] == min(e["val_loss"] for e in evals) and t["steps"] == 150
+    assert t["best_step"] == min(evals, key=lambda e: e["val_loss"])["step"]
+    assert (
+        t["config"]["lr"] == 0.01 and info["model"]["hidden"] == 128 and info["vocab"]["size"] == 65
+    )
+    assert info["corpus"]["sha256"] == json.loads(Path("data/ts/meta.json").read_text())["sha256"]
+    human = cli("inspect", "runs/ts/best.ckpt")
+    assert human.code == 0 and "LSTM 2×128" in human.out and "best val" in human.out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。\n" * 40,
+        "🙂🚀 go! 👩🏽‍💻 ok 🎉🎉 ✨\n" * 60,
+    ],
+    ids=["chinese", "emoji"],
+)
+def test_unicode_corpora_round_trip(cli, text: str) -> None:
+    Path("u.txt").write_text(text, encoding="utf-8")
+    r = cli("train", "u.txt", *SMALL, "--max-steps", "30", "--eval-every", "30", "--lr", "1e-2")
+    assert r.code == 0, r.err
+    run = Path("runs/u/best.ckpt")
+    prime = text[:3]
+    r = cli("sample", run, "-s", prime, "-n", "100", "--rng-seed", "1")
+    assert r.code == 0 and r.out.startswith(prime) and len(r.out) == 103
+    assert set(r.out) <= set(text)
+    info = json.loads(cli("inspect", run, "--json", "--vocab").out)
+    assert "".join(info["vocab"]["chars"]) == "".join(sorted(set(text)))
+
+
+def test_sample_piped_into_head_exits_quietly(trained: Path) -> None:
+    cmd = [sys.executable, "-m", "charrnn", "sample", str(trained), "--length", "100000"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = p.stdout.read(10)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0
+    assert len(head) == 10 and "Traceback" not in err and "Exception" not in err
+    shell = subprocess.run(f"'{sys.executable}' -m charrnn sample '{trained}' -n 5000 | head -c 10",
+                           shell=True, capture_output=True, timeout=60)  # fmt: skip
+    assert len(shell.stdout) == 10 and b"Traceback" not in shell.stderr
+
+
+def test_sample_options_and_errors(cli, trained: Path) -> None:
+    r = cli("sample", trained, "-s", "the", "-n", "30", "--num-samples", "3", "--rng-seed", "2",
+            "--separator", "\\n--\\n")  # fmt: skip
+    parts = r.out.split("\n--\n")
+    assert r.code == 0 and len(parts) == 3 and all(p.startswith("the") for p in parts)
+    assert all(len(p) == 33 for p in parts)
+    r = cli("sample", trained, "-s", "-", "-n", "5", "--no-echo", stdin="the king")
+    assert r.code == 0 and len(r.out) == 5
+    r = cli("sample", trained, "-s", "Zoë ☃", "-n", "5")
+    assert r.code == 2 and "'ë' '☃'" in r.err and r.out == ""
+    assert cli("sample", trained, "--temp", "-1").code == 2
+    assert cli("sample", trained, "--top-p", "1.5").code == 2
+    r = cli("sample")
+    assert r.code == 2 and "charrnn train" in r.err
+    r = cli("sample", "nope.ckpt")
+    assert r.code == 2 and "nope.ckpt" in r.err and "Traceback" not in r.err
+
+
+def test_usage_errors_exit_2_in_one_line(cli) -> None:
+    Path("c.txt").write_text("some text here\n" * 20)
+    for args in (["train", "missing.txt"], ["train", "c.txt", "--layers", "0"],
+                 ["train", "c.txt", "--cell", "transformer"], ["train", "c.txt", "--dropout", "1"],
+                 ["train", "c.txt", "--time-budget", "soon"], ["inspect", "."], ["prep", "nope"]):  # fmt: skip
+        r = cli(*args)
+        assert r.code == 2, (args, r.err)
+        assert "Traceback" not in r.err and r.out == ""

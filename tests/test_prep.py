@@ -1,0 +1,136 @@
+"""prep and data: splits, dtypes, Unicode, invalid UTF-8, directories, stdin, caching, batching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from charrnn.data import StreamBatcher, fit_batch, load_dataset, resolve_dataset
+from charrnn.errors import InputError
+from charrnn.prep import decode_chunks, id_dtype, prep
+
+from .conftest import SHAKESPEARE
+
+
+def decoded(ds_dir: Path) -> str:
+    ds = load_dataset(ds_dir)
+    return "".join(ds.vocab.decode(ds.split(s).tolist()) for s in ("train", "val", "test"))
+
+
+def test_shakespeare_splits_and_meta() -> None:
+    r = prep([str(SHAKESPEARE)], Path("ds"))
+    meta = json.loads(Path("ds/meta.json").read_text())
+    assert meta["chars"] == 1_115_394 and meta["dtype"] == "uint8" and len(meta["vocab"]) == 65
+    assert meta["splits"] == {"train": 1_003_855, "val": 111_539, "test": 0}
+    assert meta["sources"][0]["sha256"] == meta["sha256"]
+    text = SHAKESPEARE.read_text()
+    ds = load_dataset(Path("ds"))
+    assert ds.vocab.decode(ds.split("val")[:50].tolist()) == text[1_003_855 : 1_003_855 + 50]
+    assert r.skipped == ()
+
+
+def test_unicode_round_trip_and_dtype_choice(tmp_path: Path) -> None:
+    text = "中文字符测试，你好世界。\n" * 50 + "emoji 🙂🚀 👩🏽‍💻 e\u0301\r\n"
+    Path("u.txt").write_text(text, encoding="utf-8")
+    prep(["u.txt"], Path("u"), val_frac=0.2, test_frac=0.1)
+    assert decoded(Path("u")) == text
+    assert id_dtype(255) == np.uint8 and id_dtype(256) == np.uint8 and id_dtype(257) == np.uint16
+    assert id_dtype(70_000) == np.uint32
+    big = "".join(chr(c) for c in range(0x4E00, 0x4E00 + 300)) * 3
+    Path("big.txt").write_text(big)
+    prep(["big.txt"], Path("big"))
+    assert load_dataset(Path("big")).meta["dtype"] == "uint16"
+    assert decoded(Path("big")) == big
+
+
+def test_chunk_boundaries_split_multibyte_characters() -> None:
+    import io
+
+    text = "ab€😀" * 1000
+    raw = text.encode()
+    pieces = [t for _, t in decode_chunks(io.BytesIO(raw), "x", "strict", chunk_bytes=7)]
+    assert "".join(pieces) == text
+
+
+def test_invalid_utf8_names_file_and_byte_offset() -> None:
+    Path("bad.txt").write_bytes("héllo wörld ".encode() * 3 + b"\xff\xfe tail")
+    with pytest.raises(InputError, match=r"bad.txt: not valid UTF-8 at byte 42 .*--errors replace"):
+        prep(["bad.txt"], Path("out"))
+    assert not Path("out").exists()
+    prep(["bad.txt"], Path("out"), errors="replace")
+    assert "\ufffd" in decoded(Path("out"))
+
+
+def test_invalid_utf8_offset_across_chunks() -> None:
+    import io
+
+    raw = b"a" * 10 + "é".encode() + b"b" * 5 + b"\xc3"  # truncated sequence at the very end
+    with pytest.raises(InputError, match="at byte 17 "):
+        list(decode_chunks(io.BytesIO(raw), "x", "strict", chunk_bytes=4))
+    # a lead byte at the end of one chunk, a bad continuation at the start of the next
+    with pytest.raises(InputError, match="at byte 3 "):
+        list(decode_chunks(io.BytesIO(b"aaa\xc3(bbbb"), "x", "strict", chunk_bytes=4))
+
+
+def test_directories_glob_order_and_binary_skip() -> None:
+    for name, body in [("b/two.py", "print(2)\n"), ("a/one.py", "print(1)\n"), ("a/notes.md", "md\n"),
+                       (".hidden/x.py", "no\n")]:  # fmt: skip
+        Path("src", name).parent.mkdir(parents=True, exist_ok=True)
+        Path("src", name).write_text(body)
+    Path("src/a/blob.py").write_bytes(b"\x00\x01binary")
+    r = prep(["src"], Path("ds"), glob="*.py", val_frac=0)
+    assert decoded(Path("ds")) == "print(1)\nprint(2)\n"
+    assert r.skipped == (str(Path("src/a/blob.py")),)
+    with pytest.raises(InputError, match="no files matching"):
+        prep(["src"], Path("ds2"), glob="*.rs")
+
+
+def test_stdin_and_bad_inputs() -> None:
+    import io
+
+    prep(["-"], Path("s"), stdin=io.BytesIO(b"from stdin\n"), val_frac=0)
+    assert decoded(Path("s")) == "from stdin\n"
+    with pytest.raises(InputError, match="no such file"):
+        prep(["missing.txt"], Path("x"))
+    Path("empty.txt").write_text("")
+    with pytest.raises(InputError, match="empty"):
+        prep(["empty.txt"], Path("x"))
+    Path("notds").mkdir()
+    Path("notds/keep.txt").write_text("mine")
+    Path("c.txt").write_text("some text")
+    with pytest.raises(InputError, match="not a charrnn dataset"):
+        prep(["c.txt"], Path("notds"))
+    assert Path("notds/keep.txt").read_text() == "mine"
+
+
+def test_train_input_is_prepared_once_per_content() -> None:
+    Path("c.txt").write_text("hello world\n" * 100)
+    ds1, fresh1 = resolve_dataset("c.txt")
+    ds2, fresh2 = resolve_dataset("c.txt")
+    assert (fresh1, fresh2) == (True, False) and ds1.path == ds2.path
+    Path("c.txt").write_text("hello there\n" * 100)
+    ds3, fresh3 = resolve_dataset("c.txt")
+    assert fresh3 and ds3.path != ds1.path
+    _, fresh4 = resolve_dataset("c.txt", val_frac=0.2)
+    assert fresh4
+
+
+def test_stream_batcher_is_contiguous_tbptt() -> None:
+    ids = np.arange(1001, dtype=np.uint16)
+    b = StreamBatcher(ids, streams=4, seq_len=10)
+    assert b.stream_len == 250 and b.steps_per_epoch == 25
+    x0, y0 = b.batch(0)
+    x1, _ = b.batch(1)
+    assert x0[:, 0].tolist() == [0, 250, 500, 750]
+    assert (y0 == x0 + 1).all() and (x1[:, 0] == x0[:, -1] + 1).all()
+    r1 = StreamBatcher(ids, streams=4, seq_len=10, rank=1, world=2)
+    assert r1.batch(3)[0].tolist() == b.batch(3)[0][2:].tolist()
+
+
+def test_fit_batch_shrinks_for_tiny_corpora() -> None:
+    assert fit_batch(1_000_000, 64, 100) == (64, 100)
+    assert fit_batch(25, 64, 100) == (1, 24)
+    assert fit_batch(3_000, 64, 100) == (16, 100)

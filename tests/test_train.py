@@ -1,0 +1,134 @@
+"""Training: the pure schedule and stopping rules, learning on real text, exact resume, tiny corpora."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from charrnn import checkpoint
+from charrnn.data import load_dataset
+from charrnn.errors import InputError
+from charrnn.model import ModelConfig
+from charrnn.prep import prep
+from charrnn.train import Progress, TrainConfig, bpc, lr_at, parse_duration, stop_reason
+from charrnn.trainer import Trainer, unigram_entropy
+
+from .conftest import shakespeare_text
+
+
+def dataset(text: str, name: str = "ds", val_frac: float = 0.1):
+    Path(f"{name}.txt").write_text(text, encoding="utf-8")
+    prep([f"{name}.txt"], Path(name), val_frac=val_frac)
+    return load_dataset(Path(name))
+
+
+def test_schedule_warmup_then_cosine_to_floor() -> None:
+    cfg = TrainConfig(lr=1e-3, warmup=10, min_lr=0.1)
+    assert lr_at(0, 0.0, cfg) == pytest.approx(1e-4)
+    assert lr_at(9, 0.0, cfg) == pytest.approx(1e-3)
+    assert lr_at(10, 0.0, cfg) == pytest.approx(1e-3)
+    assert lr_at(500, 0.5, cfg) == pytest.approx(0.55e-3)
+    assert lr_at(900, 1.0, cfg) == pytest.approx(1e-4)
+    assert lr_at(900, 3.0, cfg) == pytest.approx(1e-4)
+    assert lr_at(900, None, cfg) == pytest.approx(1e-3)
+    assert bpc(math.log(2)) == pytest.approx(1.0)
+
+
+def test_durations_and_stopping_rules() -> None:
+    assert parse_duration("90s") == 90 and parse_duration("10m") == 600
+    assert (
+        parse_duration("2h") == 7200
+        and parse_duration("1h30m") == 5400
+        and parse_duration("45") == 45
+    )
+    for bad in ("", "ten minutes", "10x", "-5m", "0s"):
+        with pytest.raises(InputError, match="time budget"):
+            parse_duration(bad)
+    cfg = TrainConfig(max_steps=100, max_epochs=3, time_budget=60.0, patience=2)
+    assert stop_reason(Progress(step=99, epoch=2, elapsed=59), cfg) is None
+    assert stop_reason(Progress(step=100), cfg) == "max-steps"
+    assert stop_reason(Progress(epoch=3), cfg) == "max-epochs"
+    assert stop_reason(Progress(elapsed=60.5), cfg) == "time-budget"
+    assert stop_reason(Progress(evals_since_best=2), cfg) == "patience"
+    assert stop_reason(Progress(), cfg, "interrupted") == "interrupted"
+
+
+def test_config_rejects_out_of_range_values() -> None:
+    for bad in ({"batch_size": 0}, {"seq_len": -1}, {"lr": 0.0}, {"lr": float("nan")},
+                {"precision": "int4"}, {"min_lr": 2.0}):  # fmt: skip
+        with pytest.raises(InputError):
+            TrainConfig(**bad)
+    for bad in ({"layers": 0}, {"hidden": -4}, {"dropout": 1.0}, {"cell": "transformer"}):
+        with pytest.raises(InputError):
+            ModelConfig(vocab_size=10, **bad)
+
+
+def test_loss_falls_well_below_unigram_entropy() -> None:
+    ds = dataset(shakespeare_text(200_000))
+    ent = unigram_entropy(list(ds.vocab.counts))
+    cfg = TrainConfig(batch_size=16, seq_len=64, max_steps=150, eval_every=50, warmup=20, lr=1e-2)
+    r = Trainer(
+        ds, ModelConfig(vocab_size=ds.vocab.size, hidden=128, embed=32), cfg, Path("run")
+    ).run()
+    evals = [json.loads(x) for x in Path("run/metrics.jsonl").read_text().splitlines()]
+    val = [e["val_loss"] for e in evals if "val_loss" in e]
+    assert len(val) == 3 and val[-1] < val[0]
+    assert r.best_val_loss == min(val) < 0.8 * ent  # ~2.3 vs 3.3 nats/char
+    train = [e for e in evals if "train_loss" in e]
+    assert {"step", "epoch", "train_loss", "lr", "chars_per_sec"} <= train[0].keys()
+
+
+@pytest.mark.parametrize(
+    ("cell", "precision"), [("lstm", "fp32"), ("gru", "bf16"), ("rnn", "fp32")]
+)
+def test_resumed_run_ends_with_identical_weights(cell: str, precision: str) -> None:
+    ds = dataset(shakespeare_text(60_000))
+    model = ModelConfig(vocab_size=ds.vocab.size, cell=cell, hidden=48, embed=16, dropout=0.2)
+    cfg = TrainConfig(batch_size=8, seq_len=32, max_steps=40, eval_every=15, log_every=5,
+                      warmup=5, precision=precision)  # fmt: skip
+    whole = Trainer(ds, model, cfg, Path("whole"))
+    whole.run()
+    first = Trainer(ds, model, cfg, Path("split"), should_stop=lambda: (
+        "interrupted" if first.progress.step >= 22 else None))  # fmt: skip
+    assert first.run().reason == "interrupted"
+    header = checkpoint.read_header("split/last.ckpt")
+    assert header.meta["state"]["step"] == 22 and not header.meta["state"]["finished"]
+    second = Trainer(ds, model, cfg, Path("split"), resume=header)
+    assert second.run().step == 40
+    a, b = whole.model.state_dict(), second.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # evaluation records agree exactly (training records average over a window the cut splits)
+    evals = [[x for x in Path(d, "metrics.jsonl").read_text().splitlines() if "val_loss" in x]
+             for d in ("whole", "split")]  # fmt: skip
+    assert evals[0] == evals[1] and len(evals[0]) == 3
+
+
+def test_toy_corpus_shrinks_batch_and_uses_train_loss() -> None:
+    ds = dataset("hello world, hello there.", val_frac=0.0)
+    notes = []
+    cfg = TrainConfig(max_steps=5, eval_every=5, log_every=1)
+    r = Trainer(ds, ModelConfig(vocab_size=ds.vocab.size, hidden=16, embed=8), cfg, Path("toy"),
+                on_event=lambda e: notes.append(getattr(e, "message", None))).run()  # fmt: skip
+    assert r.step == 5 and r.best_val_loss is not None
+    assert any(n and "using batch 1 × seq-len 24" in n for n in notes)
+    assert any(n and "validation split too small" in n for n in notes)
+    assert checkpoint.read_header("toy/best.ckpt").meta["train"]["batch_size"] == 1
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint() -> None:
+    ds = dataset(shakespeare_text(30_000))
+    m = ModelConfig(vocab_size=ds.vocab.size, hidden=32, embed=8)
+    Trainer(ds, m, TrainConfig(max_steps=10, eval_every=10, precision="fp32"), Path("r")).run()
+    before = Path("r/last.ckpt").read_bytes()
+    header = checkpoint.read_header("r/last.ckpt")
+    cfg = TrainConfig(max_steps=60, eval_every=5, log_every=1, lr=1e30, warmup=0, grad_clip=0,
+                      precision="fp32")  # fmt: skip
+    from charrnn.trainer import Diverged
+
+    with pytest.raises(Diverged, match=r"diverged|non-finite"):
+        Trainer(ds, m, cfg, Path("r"), resume=header).run()
+    assert Path("r/last.ckpt").read_bytes() == before
