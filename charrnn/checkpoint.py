@@ -22,8 +22,6 @@ from charrnn.errors import CharRNNError, InputError
 if TYPE_CHECKING:
     import torch
 
-    from charrnn.model import CharRNN, ModelConfig
-
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 64 << 20
 _ITEMSIZE = {
@@ -246,43 +244,6 @@ def load_tensors(header: Header, device: str = "cpu") -> dict[str, torch.Tensor]
         return load_file(header.path, device=device)
     except (SafetensorError, OSError, RuntimeError) as e:
         raise _bad(header.path, f"corrupt checkpoint ({str(e).splitlines()[0][:120]})") from None
-
-
-def model_config(header: Header) -> ModelConfig:
-    """The model a checkpoint describes, checked against its tensor shapes without allocating."""
-    import torch
-
-    from charrnn.model import CharRNN, ModelConfig
-
-    cfg = ModelConfig.from_dict(header.meta["model"])
-    if cfg.vocab_size != len(header.meta["vocab"]):
-        raise _bad(header.path, "corrupt checkpoint (vocabulary size disagrees with the model)")
-    with torch.device("meta"):
-        expected = {f"model.{k}": tuple(v.shape) for k, v in CharRNN(cfg).state_dict().items()}
-    found = {k: v.shape for k, v in header.tensors.items() if k.startswith("model.")}
-    if found != expected:
-        diff = sorted(set(found.items()) ^ set(expected.items()))[:1]
-        what = f": {diff[0][0]}" if diff else ""
-        raise _bad(
-            header.path, f"corrupt checkpoint (tensors disagree with the model config{what})"
-        )
-    return cfg
-
-
-def build_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) -> CharRNN:
-    """The checkpoint's model for inference, its parameters the (read-only) loaded tensors."""
-    import torch
-
-    from charrnn.model import CharRNN
-
-    cfg = model_config(header)
-    tensors = tensors if tensors is not None else load_tensors(header)
-    with torch.device("meta"):
-        model = CharRNN(cfg)
-    model.load_state_dict(
-        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, assign=True
-    )
-    return model.eval()
 
 
 def summarize(header: Header, with_vocab: bool = False) -> dict[str, Any]:

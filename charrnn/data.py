@@ -42,6 +42,26 @@ class Dataset:
             self.path / f"{name}.bin", dtype=self.meta["dtype"], mode="r", shape=(size,)
         )
 
+    def differences(self, fingerprint: dict, vocab: list[str]) -> list[str]:
+        """How a checkpoint's recorded corpus and vocabulary differ from this dataset (empty: same)."""
+        diffs = []
+        if fingerprint.get("sha256") != self.meta["sha256"]:
+            diffs.append(
+                f"its corpus is {fingerprint.get('name')!r} (sha256 {str(fingerprint.get('sha256'))[:12]}…), "
+                f"this is {self.name!r} (sha256 {self.meta['sha256'][:12]}…)"
+            )
+        elif fingerprint.get("splits") != self.meta["splits"]:
+            diffs.append(
+                f"its splits were {fingerprint.get('splits')}, these are {self.meta['splits']}"
+            )
+        if vocab != self.vocab.to_json():
+            same_size = len(vocab) == self.vocab.size
+            diffs.append(
+                f"its vocabulary has {len(vocab)} characters, this one {self.vocab.size}"
+                + (" (different characters)" if same_size else "")
+            )
+        return diffs
+
     def fingerprint(self) -> dict:
         """What a checkpoint records to recognise this corpus again (name, size, hash, splits)."""
         return {

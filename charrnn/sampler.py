@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from charrnn import checkpoint
+from charrnn import checkpoint, snapshot
 from charrnn.errors import InputError
 from charrnn.model import CharRNN, State, state_tensors
 from charrnn.vocab import Unknown, Vocab
@@ -145,7 +145,7 @@ class Sampler:
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Sampler:
         header = checkpoint.read_header(path)
         vocab = Vocab.from_json(header.meta["vocab"], header.meta["vocab_counts"] or None)
-        model = checkpoint.build_model(header)
+        model = snapshot.build_model(header)
         if device != "cpu":
             model = model.to(device)
         sampler = cls(model, vocab, device)

@@ -8,26 +8,23 @@ handle signals or exit — it reports events and raises `CharRNNError`s.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint, distributed
+from charrnn import checkpoint, distributed, snapshot
 from charrnn.data import Dataset, StreamBatcher, fit_batch
 from charrnn.errors import CharRNNError, InputError
+from charrnn.evaluate import evaluate, unigram_entropy
 from charrnn.model import (
     CharRNN,
     ModelConfig,
     detach_state,
     parameter_count,
-    state_from_tensors,
     state_tensors,
 )
 from charrnn.runtime import RunLock, autocast, resolve_device, resolve_precision
@@ -36,6 +33,7 @@ from charrnn.train import (
     Evaluated,
     Finished,
     Logged,
+    MetricsLog,
     Note,
     Progress,
     Sampled,
@@ -48,51 +46,9 @@ from charrnn.train import (
     total_steps,
 )
 
-EVAL_STREAMS = 32
-EVAL_SEQ = 256
-
 
 class Diverged(CharRNNError):
-    pass
-
-
-def unigram_entropy(counts: list[int]) -> float:
-    """Entropy in nats/char of the character frequencies: the loss of a model that learned nothing."""
-    c = np.asarray(counts, dtype=np.float64)
-    p = c[c > 0] / c.sum()
-    return float(-(p * np.log(p)).sum())
-
-
-@torch.no_grad()
-def evaluate(
-    model: CharRNN, ids: np.ndarray, device: torch.device, world: distributed.World
-) -> tuple[float, int]:
-    """Mean loss over the whole of `ids`, carrying state: EVAL_STREAMS contiguous streams shared
-    round-robin by the ranks, the last one continuing into the remainder. Returns (loss, count)."""
-    n = len(ids) - 1
-    streams = min(EVAL_STREAMS, n)
-    length = n // streams
-    rows = np.arange(world.rank, streams, world.size)
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    was_training = model.training
-    model.eval()
-    state = None
-    for t in range(0, length, EVAL_SEQ):
-        s = min(EVAL_SEQ, length - t)
-        idx = rows[:, None] * length + t + np.arange(s + 1)[None, :]
-        w = torch.from_numpy(np.asarray(ids[idx], dtype=np.int64)).to(device)
-        logits, state = model(w[:, :-1], state)
-        total += F.cross_entropy(logits.flatten(0, 1).float(), w[:, 1:].flatten(), reduction="sum")
-    tail = n - streams * length
-    if tail and rows.size and rows[-1] == streams - 1 and len(rows):
-        w = torch.from_numpy(np.asarray(ids[streams * length :], dtype=np.int64)).to(device)[None]
-        last = [s[:, -1:].contiguous() for s in state_tensors(state)] if state is not None else None
-        logits, _ = model(w[:, :-1], state_from_tensors(model.cfg.cell, last) if last else None)
-        total += F.cross_entropy(logits.flatten(0, 1).float(), w[:, 1:].flatten(), reduction="sum")
-    model.train(was_training)
-    count = int(len(rows) * length + (tail if rows.size and rows[-1] == streams - 1 else 0))
-    loss_sum, count_all = distributed.all_sum(world, [total.item(), float(count)], device)
-    return loss_sum / max(count_all, 1.0), int(count_all)
+    """The loss or the weights became non-finite; nothing non-finite is ever saved."""
 
 
 class Trainer:
@@ -174,28 +130,10 @@ class Trainer:
     def _check_corpus(self, header: checkpoint.Header, allow_new: bool) -> bool:
         """Refuse to continue on other text than the checkpoint's, saying what differs; with
         allow_new and the same vocabulary, accept it (returns True for a new corpus)."""
-        saved, meta = header.meta["corpus"], self.dataset.meta
-        same_vocab = header.meta["vocab"] == self.vocab.to_json()
-        diffs = []
-        if saved.get("sha256") != meta["sha256"]:
-            diffs.append(
-                f"its corpus is {saved.get('name')!r} (sha256 {str(saved.get('sha256'))[:12]}…), "
-                f"this is {meta['name']!r} (sha256 {meta['sha256'][:12]}…)"
-            )
-        elif saved.get("splits") != meta["splits"]:
-            diffs.append(f"its splits were {saved.get('splits')}, these are {meta['splits']}")
-        if not same_vocab:
-            diffs.append(
-                f"its vocabulary has {len(header.meta['vocab'])} characters, "
-                f"this one {self.vocab.size}"
-                + (
-                    " (different characters)"
-                    if len(header.meta["vocab"]) == self.vocab.size
-                    else ""
-                )
-            )
+        diffs = self.dataset.differences(header.meta["corpus"], header.meta["vocab"])
         if not diffs:
             return False
+        same_vocab = header.meta["vocab"] == self.vocab.to_json()
         if allow_new and same_vocab:
             self.emit(Note(f"continuing on a new corpus: {'; '.join(diffs)}"))
             return True
@@ -207,36 +145,17 @@ class Trainer:
         raise InputError(f"{header.path} was trained on other text: {'; '.join(diffs)}{hint}")
 
     def _restore(self, header: checkpoint.Header) -> None:
-        tensors = checkpoint.load_tensors(header)
-        checkpoint.model_config(header)  # validates shapes against the config
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        optim = header.meta["optim"]
-        state: dict[int, dict] = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, i, name = k.split(".", 2)
-                state.setdefault(int(i), {})[name] = v.clone()
-        groups = [{**g, "betas": tuple(g["betas"])} for g in optim.get("param_groups", [])]
-        try:
-            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
-        except (ValueError, KeyError, TypeError) as e:
-            raise InputError(
-                f"{header.path}: optimizer state does not fit the model ({e})"
-            ) from None
-        if "scaler" in optim:
-            self.scaler.load_state_dict(optim["scaler"])
+        per = self.cfg.batch_size
+        rows = slice(self.world.rank * per, (self.world.rank + 1) * per)
+        carry = snapshot.restore(header, self.model, self.optimizer, self.scaler, rows, self.device)
+        if carry is not None:
+            self.carry = carry
         s = header.meta["state"]
         self.progress = Progress(**{k: s[k] for k in asdict(Progress()) if k in s})
         self.progress.finished, self.progress.stop_reason = False, None
         self.history = {
             k: [list(r) for r in header.meta["history"].get(k, [])] for k in ("train", "val")
         }
-        carry = [tensors[f"carry.{j}"] for j in range(2) if f"carry.{j}" in tensors]
-        if carry:
-            per = self.cfg.batch_size
-            rows = slice(self.world.rank * per, (self.world.rank + 1) * per)
-            carry = [c[:, rows].to(self.device) for c in carry]
-            self.carry = state_from_tensors(self.model_cfg.cell, carry)
 
     # --- the step -----------------------------------------------------------------------------
     def _step(self, lr: float) -> torch.Tensor:
@@ -280,7 +199,7 @@ class Trainer:
                 if self.fresh:  # --overwrite: an old run's checkpoints must not mix with this one
                     for old in (self.last_path, self.best_path):
                         old.unlink(missing_ok=True)
-                self._metrics = _open_metrics(self.out_dir / "metrics.jsonl", self.progress.step)
+                self._metrics = MetricsLog(self.out_dir / "metrics.jsonl", self.progress.step)
             try:
                 return self._loop()
             finally:
@@ -438,8 +357,7 @@ class Trainer:
 
     def _record(self, rec: dict) -> None:
         if self.world.main:
-            self._metrics.write(json.dumps(rec) + "\n")
-            self._metrics.flush()
+            self._metrics.write(rec)
 
     def _preview(self) -> None:
         from charrnn.sampler import Sampler
@@ -454,19 +372,12 @@ class Trainer:
         carry = [distributed.gather_rows(self.world, t.float()) for t in state_tensors(self.carry)]
         if not self.world.main:
             return
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        if not all(torch.isfinite(v).all() for v in tensors.values()):
+        tensors, optim = snapshot.pack(self.model, self.optimizer, self.scaler, carry)
+        if not all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model.")):
             raise Diverged(
                 f"weights became non-finite at step {self.progress.step}; not saved. "
                 f"Try a lower --lr. The last good checkpoint is {self.last_path}"
             )
-        osd = self.optimizer.state_dict()
-        for i, st in osd["state"].items():
-            tensors.update({f"optim.{i}.{k}": v for k, v in st.items() if torch.is_tensor(v)})
-        tensors.update({f"carry.{j}": c for j, c in enumerate(carry)})
-        optim = {"class": "AdamW", "param_groups": osd["param_groups"]}
-        if self.scaler.is_enabled():
-            optim["scaler"] = self.scaler.state_dict()
         state = {
             **asdict(self.progress),
             "world_size": self.world.size,
@@ -501,19 +412,3 @@ def _adamw(model: CharRNN, cfg: TrainConfig) -> torch.optim.AdamW:
         {"params": rest, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
-
-
-def _open_metrics(path: Path, keep_through: int):
-    """Append to metrics.jsonl, first dropping records past the step being resumed from."""
-    if path.exists():
-        kept = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line).get("step", 0) <= keep_through:
-                    kept.append(line)
-            except ValueError:
-                continue  # a line torn by a crash
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(k + "\n" for k in kept) if keep_through else "", encoding="utf-8")
-        os.replace(tmp, path)
-    return path.open("a", encoding="utf-8")

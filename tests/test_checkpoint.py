@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn import checkpoint
+from charrnn import checkpoint, snapshot
 from charrnn.errors import CharRNNError, InputError
 
 
@@ -32,7 +32,7 @@ def test_header_read_matches_and_needs_no_torch(trained: Path) -> None:
     h = checkpoint.read_header(trained)
     assert h.format_version == checkpoint.FORMAT_VERSION
     assert h.meta["model"]["hidden"] == 96 and len(h.meta["vocab"]) == 65
-    model = checkpoint.build_model(h)
+    model = snapshot.build_model(h)
     assert model.head.weight.shape == (65, 96)
     code = (
         "import sys, charrnn.checkpoint as c; h = c.read_header(sys.argv[1]); "
@@ -103,8 +103,8 @@ def test_tensors_that_disagree_with_config_are_refused(trained: Path) -> None:
         Path("lie.ckpt").write_bytes(craft({**header, "__metadata__": meta}, data))
         h = checkpoint.read_header("lie.ckpt")
         with pytest.raises(InputError, match="disagree"):
-            checkpoint.build_model(h)
+            snapshot.build_model(h)
     meta = {**header["__metadata__"], "model": json.dumps({**model, "surprise": 1})}
     Path("extra.ckpt").write_bytes(craft({**header, "__metadata__": meta}, data))
     with pytest.raises(InputError, match="unknown fields"):
-        checkpoint.build_model(checkpoint.read_header("extra.ckpt"))
+        snapshot.build_model(checkpoint.read_header("extra.ckpt"))

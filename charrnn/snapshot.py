@@ -1,0 +1,89 @@
+"""What a charrnn checkpoint holds, in torch terms: the model it describes, and the training state
+(optimizer, grad scaler, carried hidden states) packed into named tensors and back.
+
+Tensor names: `model.<state_dict key>` (never DDP's `module.` prefix), `optim.<param index>.<name>`
+(AdamW's step / exp_avg / exp_avg_sq), `carry.<j>` (the hidden state carried between batches, all
+streams of all ranks, float32). The container (header validation, atomic writes) is `checkpoint`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from charrnn import checkpoint
+from charrnn.checkpoint import Header
+from charrnn.errors import InputError
+from charrnn.model import CharRNN, ModelConfig, State, state_from_tensors
+
+
+def model_config(header: Header) -> ModelConfig:
+    """The model a checkpoint describes, checked against its tensor shapes without allocating."""
+    cfg = ModelConfig.from_dict(header.meta["model"])
+    if cfg.vocab_size != len(header.meta["vocab"]):
+        raise InputError(
+            f"{header.path}: corrupt checkpoint (vocabulary size disagrees with model)"
+        )
+    with torch.device("meta"):
+        expected = {f"model.{k}": tuple(v.shape) for k, v in CharRNN(cfg).state_dict().items()}
+    found = {k: v.shape for k, v in header.tensors.items() if k.startswith("model.")}
+    if found != expected:
+        diff = sorted(set(found.items()) ^ set(expected.items()))[:1]
+        what = f": {diff[0][0]}" if diff else ""
+        raise InputError(f"{header.path}: corrupt checkpoint (tensors disagree with config{what})")
+    return cfg
+
+
+def build_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) -> CharRNN:
+    """The checkpoint's model for inference, its parameters the (read-only) loaded tensors."""
+    cfg = model_config(header)
+    tensors = tensors if tensors is not None else checkpoint.load_tensors(header)
+    with torch.device("meta"):
+        model = CharRNN(cfg)
+    model.load_state_dict(
+        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, assign=True
+    )
+    return model.eval()
+
+
+def pack(
+    model: CharRNN, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, carry: list
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors of a resumable checkpoint and the `optim` metadata section."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    osd = optimizer.state_dict()
+    for i, st in osd["state"].items():
+        tensors.update({f"optim.{i}.{k}": v for k, v in st.items() if torch.is_tensor(v)})
+    tensors.update({f"carry.{j}": c for j, c in enumerate(carry)})
+    optim = {"class": type(optimizer).__name__, "param_groups": osd["param_groups"]}
+    if scaler.is_enabled():
+        optim["scaler"] = scaler.state_dict()
+    return tensors, optim
+
+
+def restore(
+    header: Header,
+    model: CharRNN,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    rows: slice,
+    device: torch.device,
+) -> State | None:
+    """Load weights, optimizer and scaler state in place; return this rank's carried state."""
+    model_config(header)  # shapes checked before anything is copied
+    tensors = checkpoint.load_tensors(header)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v.clone()
+    optim = header.meta["optim"]
+    groups = [{**g, "betas": tuple(g["betas"])} for g in optim.get("param_groups", [])]
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{header.path}: optimizer state does not fit the model ({e})") from None
+    if "scaler" in optim:
+        scaler.load_state_dict(optim["scaler"])
+    carry = [tensors[f"carry.{j}"][:, rows].to(device) for j in range(2) if f"carry.{j}" in tensors]
+    return state_from_tensors(model.cfg.cell, carry) if carry else None
