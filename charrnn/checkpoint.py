@@ -166,6 +166,7 @@ def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[s
     A crash or a full disk at any moment leaves the previous file whole; the temp file is removed
     on failure (and `clean_temp_files` sweeps those a killed process left).
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     import charrnn
@@ -183,9 +184,9 @@ def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[s
             os.fsync(f.fileno())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
-    except OSError as e:
+    except (OSError, SafetensorError) as e:  # disk full, file too large, permissions
         tmp.unlink(missing_ok=True)
-        why = e.strerror or str(e)
+        why = getattr(e, "strerror", None) or str(e).rsplit("I/O error: ", 1)[-1]
         raise CharRNNError(f"could not save {target}: {why}; the previous file is intact") from None
     except BaseException:
         tmp.unlink(missing_ok=True)

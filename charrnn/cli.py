@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ def prep(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Dataset directory [default: data/<name>].", show_default=False
+            "--out", "-o", help="Dataset directory \\[default: data/<name>].", show_default=False
         ),
     ] = None,
     val_frac: Annotated[
@@ -148,7 +149,7 @@ def inspect(
     checkpoint: Annotated[
         str | None,
         typer.Argument(
-            help="Checkpoint file [default: newest runs/**/best.ckpt].", show_default=False
+            help="Checkpoint file \\[default: newest runs/**/best.ckpt].", show_default=False
         ),
     ] = None,
     as_json: Annotated[
@@ -176,7 +177,7 @@ def sample(
     checkpoint: Annotated[
         str | None,
         typer.Argument(
-            help="Checkpoint [default: $CHARRNN_CHECKPOINT, else newest runs/**/best.ckpt].",
+            help="Checkpoint \\[default: $CHARRNN_CHECKPOINT, else newest runs/**/best.ckpt].",
             show_default=False,
         ),
     ] = None,
@@ -222,7 +223,7 @@ def sample(
         int | None,
         typer.Option(
             min=1,
-            help="CPU threads [default: 1 for one sample, all for a batch].",
+            help="CPU threads \\[default: 1 for one sample, all for a batch].",
             show_default=False,
         ),
     ] = None,
@@ -270,11 +271,12 @@ def sample(
     )
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\"}
+
+
 def _unescape(text: str) -> str:
-    r"""Let shell users write \n and \t in --seed, --separator and --stop."""
-    if "\\" not in text:
-        return text
-    return text.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8")
+    r"""Let shell users write \n, \t, \r, \0 and \\ in --seed, --separator and --stop."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), text, flags=re.S)
 
 
 def _write_samples(
@@ -322,6 +324,8 @@ def main() -> None:
     """Entry point: run the app, turning library errors into one line and an exit code."""
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, let the write fail (and be reported)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         code = app(prog_name="charrnn", standalone_mode=False)
     except typer.TyperException as e:  # a usage error: one line, not Typer's boxed panel

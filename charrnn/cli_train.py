@@ -6,8 +6,10 @@ checkpoint already says; the real defaults live in ModelConfig and TrainConfig a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 from dataclasses import fields
@@ -40,7 +42,7 @@ MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA = (
 
 
 def _opt(panel: str, help: str, default: object = None, *names: str, **kw: object):
-    shown = f" [default: {default}]" if default is not None else ""
+    shown = f" \\[default: {default}]" if default is not None else ""  # escaped for Rich markup
     return typer.Option(*names, help=help + shown, rich_help_panel=panel, show_default=False, **kw)
 
 
@@ -119,13 +121,20 @@ def train(
         Path | None, _opt(OUTPUT, "Run directory.", "runs/<corpus>", "--out", "-o")
     ] = None,
     overwrite: Annotated[
-        bool, _opt(OUTPUT, "Start afresh in an --out that already holds a run.")
+        bool,
+        _opt(OUTPUT, "Start afresh in an --out that already holds a run.", None, "--overwrite"),
     ] = False,
     resume: Annotated[
         Path | None, _opt(OUTPUT, "Continue exactly from this checkpoint (e.g. runs/x/last.ckpt).")
     ] = None,
     allow_new_corpus: Annotated[
-        bool, _opt(OUTPUT, "With --resume, accept a different corpus with the same vocabulary.")
+        bool,
+        _opt(
+            OUTPUT,
+            "With --resume, accept a different corpus with the same vocabulary.",
+            None,
+            "--allow-new-corpus",
+        ),
     ] = False,
     as_json: Annotated[
         bool, _opt(OUTPUT, "Print a JSON summary of the finished run on stdout.", None, "--json")
@@ -137,7 +146,7 @@ def train(
         _opt(RUNTIME, "Arithmetic precision; auto = bf16 where native.", _T.precision),
     ] = None,
     threads: Annotated[
-        int | None, _opt(RUNTIME, "CPU threads [default: torch's choice].", None, min=1)
+        int | None, _opt(RUNTIME, "CPU threads \\[default: torch's choice].", None, min=1)
     ] = None,
     rng_seed: Annotated[
         int | None, _opt(RUNTIME, "Random seed: same seed, same CPU run.", _T.rng_seed, min=0)
@@ -154,34 +163,68 @@ def train(
 ) -> None:
     """Train a model; checkpoints and metrics.jsonl go to the run directory."""
     given = {k: v for k, v in locals().items() if v is not None}
+    from charrnn import checkpoint, distributed
+    from charrnn.model import ModelConfig
+    from charrnn.runtime import RunLock
+
+    header = checkpoint.read_header(resume) if resume else None
+    if header is not None and not header.meta["state"]:
+        raise InputError(f"{resume}: holds no training state to resume")
+    tcfg = _train_config(given, header)
+    if header is None:  # check the model options before spending time on the corpus
+        ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
+    corpus = corpus or (header.meta["corpus"].get("path") if header else None)
+    if not corpus:
+        raise InputError("missing CORPUS: the text file or dataset to train on")
+    if corpus != "-" and not Path(corpus).exists():
+        raise InputError(f"{corpus}: no such file or directory")
+    world = distributed.from_env()
+    out_dir = _run_dir(out, _label(corpus), resume)
+    created = not out_dir.exists()
+    try:
+        with RunLock(out_dir) if world.main else contextlib.nullcontext():
+            if world.main:
+                _refuse_clobber(out_dir, overwrite, resume)
+            result, signum = _train_locked(
+                corpus, given, header, tcfg, out_dir, world, allow_new_corpus
+            )
+    except BaseException:
+        if created and world.main and {p.name for p in out_dir.iterdir()} <= {".lock"}:
+            shutil.rmtree(out_dir, ignore_errors=True)  # nothing was trained: leave nothing behind
+        raise
+    if given.get("as_json") and world.main:
+        sys.stdout.write(json.dumps({"out_dir": str(out_dir), **result.__dict__}) + "\n")
+    if result.reason == "interrupted":
+        hint = f"charrnn train --resume {result.last_path}" + (f" {corpus}" if corpus else "")
+        raise Interrupted(
+            f"interrupted: saved {result.last_path} at step {result.step}; resume with: {hint}",
+            128 + (signum or signal.SIGINT),
+        )
+
+
+def _train_locked(corpus, given, header, tcfg, out_dir, world, allow_new_corpus):
+    """Prepare the data, build the run and train, with signals turned into a clean stop."""
     import torch
 
-    from charrnn import checkpoint, distributed
+    from charrnn import distributed
     from charrnn.data import resolve_dataset
     from charrnn.model import ModelConfig
     from charrnn.runtime import resolve_device
     from charrnn.trainer import Trainer
 
-    tcfg = _train_config(given, header := checkpoint.read_header(resume) if resume else None)
-    if header is None:  # check the model options before spending time on the corpus
-        ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
-    if threads:
-        torch.set_num_threads(threads)
-    world = distributed.from_env()
-    if resume and not header.meta["state"]:
-        raise InputError(f"{resume}: holds no training state to resume")
-    corpus = corpus or (header.meta["corpus"].get("path") if header else None)
-    if not corpus:
-        raise InputError("missing CORPUS: the text file or dataset to train on")
-    dev = resolve_device(device, world)
+    quiet = given.get("quiet", False)
+    if given.get("threads"):
+        torch.set_num_threads(given["threads"])
+    dev = resolve_device(given.get("device", "auto"), world)
     distributed.init(world, dev)
+    prep_opts = {k: given.get(k) for k in ("val_frac", "errors", "glob")}
     if world.main:  # prepare once; the other ranks find it in the cache
-        dataset, fresh = resolve_dataset(corpus, val_frac=val_frac, errors=errors, glob=glob)
+        dataset, fresh = resolve_dataset(corpus, **prep_opts)
         if fresh and not quiet:
             console.print(f"prepared {corpus} → {dataset.path}", highlight=False, markup=False)
     distributed.barrier(world)
     if not world.main:
-        dataset, _ = resolve_dataset(corpus, val_frac=val_frac, errors=errors, glob=glob)
+        dataset, _ = resolve_dataset(corpus, **prep_opts)
     if header:
         mcfg = ModelConfig.from_dict(header.meta["model"])
         ignored = [k for k in _M if k in given and given[k] != getattr(mcfg, k)]
@@ -193,35 +236,17 @@ def train(
         mcfg = ModelConfig(
             vocab_size=dataset.vocab.size, **{k: given.get(k, d) for k, d in _M.items()}
         )
-    out_dir = _run_dir(out, dataset.name, overwrite, resume)
     stopper = _Signals()
     with TrainView(console, quiet=quiet or not world.main) as view:
-        trainer = Trainer(
-            dataset,
-            mcfg,
-            tcfg,
-            out_dir,
-            device=str(dev),
-            resume=header,
-            on_event=view,
-            should_stop=stopper.reason,
-            world=world,
-            allow_new_corpus=allow_new_corpus,
-        )
+        trainer = Trainer(dataset, mcfg, tcfg, out_dir, device=str(dev), resume=header,
+                          on_event=view, should_stop=stopper.reason, world=world,
+                          allow_new_corpus=allow_new_corpus)  # fmt: skip
         stopper.install()
         try:
-            result = trainer.run()
+            return trainer.run(), stopper.signum
         finally:
             stopper.uninstall()
             distributed.shutdown(world)
-    if as_json and world.main:
-        sys.stdout.write(json.dumps({"out_dir": str(out_dir), **result.__dict__}) + "\n")
-    if result.reason == "interrupted":
-        hint = f"charrnn train --resume {result.last_path}" + (f" {corpus}" if corpus else "")
-        raise Interrupted(
-            f"interrupted: saved {result.last_path} at step {result.step}; resume with: {hint}",
-            128 + (stopper.signum or signal.SIGINT),
-        )
 
 
 def _train_config(given: dict, header) -> TrainConfig:
@@ -242,19 +267,26 @@ def _train_config(given: dict, header) -> TrainConfig:
     return base.with_(**changes)
 
 
-def _run_dir(out: Path | None, name: str, overwrite: bool, resume: Path | None) -> Path:
-    """--out as given (refusing to clobber a run), the resumed run's directory, or a fresh
-    runs/<name>, runs/<name>-2, ... so that no earlier run is ever overwritten by default."""
+def _label(corpus: str) -> str:
+    """The corpus's short name for runs/<name>: a dataset's recorded name, else the file's stem."""
+    from charrnn.data import is_dataset
+    from charrnn.prep import corpus_name
+
+    meta = Path(corpus) / "meta.json"
+    if is_dataset(Path(corpus)):
+        try:
+            return str(json.loads(meta.read_text(encoding="utf-8"))["name"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return corpus_name([corpus])
+
+
+def _run_dir(out: Path | None, name: str, resume: Path | None) -> Path:
+    """--out as given, else the resumed run's directory, else a fresh runs/<name>, runs/<name>-2,
+    ... so that no earlier run is ever overwritten by default."""
     if out is not None:
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out}: is a file, not a directory")
-        held = [f for f in ("last.ckpt", "best.ckpt") if (out / f).exists()]
-        same = resume is not None and resume.resolve().parent == out.resolve()
-        if held and not (overwrite or same):
-            raise InputError(
-                f"{out} already holds a run; continue it with --resume {out / held[0]}, "
-                "start over with --overwrite, or choose another --out"
-            )
         return out
     if resume is not None:
         return resume.parent
@@ -263,6 +295,17 @@ def _run_dir(out: Path | None, name: str, overwrite: bool, resume: Path | None) 
     while cand.exists() and any(cand.iterdir()):
         cand, n = Path(f"{base}-{n}"), n + 1
     return cand
+
+
+def _refuse_clobber(out: Path, overwrite: bool, resume: Path | None) -> None:
+    """A fresh run never replaces another's checkpoints unless asked to (checked under the lock)."""
+    held = [f for f in ("last.ckpt", "best.ckpt") if (out / f).exists()]
+    same = resume is not None and resume.resolve().parent == out.resolve()
+    if held and not (overwrite or same):
+        raise InputError(
+            f"{out} already holds a run; continue it with --resume {out / held[0]}, "
+            "start over with --overwrite, or choose another --out"
+        )
 
 
 class _Signals:

@@ -94,6 +94,21 @@ class CharRNN(nn.Module):
         return (h, torch.zeros_like(h)) if self.cfg.cell == "lstm" else h
 
 
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The state_dict shapes of CharRNN(cfg), computed without building it (so a checkpoint can be
+    checked before anything is allocated, and without touching torch's meta-device machinery)."""
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell] * cfg.hidden
+    shapes: dict[str, tuple[int, ...]] = {"embed.weight": (cfg.vocab_size, cfg.embed)}
+    for i in range(cfg.layers):
+        shapes[f"rnn.weight_ih_l{i}"] = (gates, cfg.embed if i == 0 else cfg.hidden)
+        shapes[f"rnn.weight_hh_l{i}"] = (gates, cfg.hidden)
+        shapes[f"rnn.bias_ih_l{i}"] = (gates,)
+        shapes[f"rnn.bias_hh_l{i}"] = (gates,)
+    shapes["head.weight"] = (cfg.vocab_size, cfg.hidden)
+    shapes["head.bias"] = (cfg.vocab_size,)
+    return shapes
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -250,10 +250,10 @@ def prep(
         raise InputError(f"{' '.join(inputs)}: the corpus needs at least 2 characters")
     sizes = split_sizes(total, val_frac, test_frac)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(work, 0o777 & ~umask)  # mkdtemp makes it private; a dataset is ordinary data
+    _sweep_abandoned(out_dir)
+    work = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
     try:
         _encode(sources, errors, vocab, sizes, work)
         meta = {
@@ -282,6 +282,24 @@ def prep(
     finally:
         cleanup()
     return PrepResult(out_dir, meta, tuple(skipped))
+
+
+def _sweep_abandoned(out_dir: Path) -> None:
+    """Remove half-built datasets that a killed prep left beside out_dir (their pid is gone)."""
+    for stale in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _replace_dir(new: Path, dest: Path) -> None:

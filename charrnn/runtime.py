@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -77,12 +78,16 @@ class RunLock:
     the pid inside is only for the message.
     """
 
+    _held: ClassVar[set[Path]] = set()  # directories this process holds: re-entering is a no-op
+
     def __init__(self, directory: Path) -> None:
         self.path = directory / ".lock"
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.resolve() in RunLock._held:
+            return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             import fcntl
@@ -101,9 +106,11 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        RunLock._held.add(self.path.resolve())
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
+            RunLock._held.discard(self.path.resolve())
             os.close(self._fd)
             self._fd = None

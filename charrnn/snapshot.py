@@ -13,7 +13,7 @@ import torch
 from charrnn import checkpoint
 from charrnn.checkpoint import Header
 from charrnn.errors import InputError
-from charrnn.model import CharRNN, ModelConfig, State, state_from_tensors
+from charrnn.model import CharRNN, ModelConfig, State, expected_shapes, state_from_tensors
 
 
 def model_config(header: Header) -> ModelConfig:
@@ -23,8 +23,7 @@ def model_config(header: Header) -> ModelConfig:
         raise InputError(
             f"{header.path}: corrupt checkpoint (vocabulary size disagrees with model)"
         )
-    with torch.device("meta"):
-        expected = {f"model.{k}": tuple(v.shape) for k, v in CharRNN(cfg).state_dict().items()}
+    expected = {f"model.{k}": v for k, v in expected_shapes(cfg).items()}
     found = {k: v.shape for k, v in header.tensors.items() if k.startswith("model.")}
     if found != expected:
         diff = sorted(set(found.items()) ^ set(expected.items()))[:1]
@@ -37,8 +36,7 @@ def build_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) 
     """The checkpoint's model for inference, its parameters the (read-only) loaded tensors."""
     cfg = model_config(header)
     tensors = tensors if tensors is not None else checkpoint.load_tensors(header)
-    with torch.device("meta"):
-        model = CharRNN(cfg)
+    model = CharRNN(cfg)  # its random init is thrown away: assign=True adopts the loaded tensors
     model.load_state_dict(
         {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, assign=True
     )

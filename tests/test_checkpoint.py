@@ -108,3 +108,12 @@ def test_tensors_that_disagree_with_config_are_refused(trained: Path) -> None:
     Path("extra.ckpt").write_bytes(craft({**header, "__metadata__": meta}, data))
     with pytest.raises(InputError, match="unknown fields"):
         snapshot.build_model(checkpoint.read_header("extra.ckpt"))
+
+
+def test_expected_shapes_match_the_module() -> None:
+    from charrnn.model import CharRNN, ModelConfig, expected_shapes
+
+    for cell in ("lstm", "gru", "rnn"):
+        cfg = ModelConfig(vocab_size=11, cell=cell, layers=3, hidden=7, embed=5)
+        actual = {k: tuple(v.shape) for k, v in CharRNN(cfg).state_dict().items()}
+        assert expected_shapes(cfg) == actual

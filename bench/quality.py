@@ -1,0 +1,103 @@
+"""Quality per CPU-minute: what `charrnn train tinyshakespeare.txt --time-budget B` (all defaults)
+reaches on the validation split (last 10 %, evaluated statefully over the whole split), against a plain
+2×512 LSTM (Adam 2e-3, no dropout, no schedule, fp32, batch 64 × seq 100) given the same wall budget
+and the same evaluation, best of evaluations every 250 steps. Run one at a time on an idle machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from common import SHAKESPEARE, report
+
+
+class Plain(nn.Module):
+    """The straightforward model: PyTorch's default initialisation, no dropout."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        from charrnn.model import ModelConfig
+
+        self.cfg = ModelConfig(vocab_size=vocab)
+        self.emb, self.rnn, self.head = (
+            nn.Embedding(vocab, 64),
+            nn.LSTM(64, 512, 2, batch_first=True),
+            nn.Linear(512, vocab),
+        )
+
+    def forward(self, x, state=None):
+        out, state = self.rnn(self.emb(x), state)
+        return self.head(out), state
+
+
+def baseline(budget: float) -> tuple[float, int]:
+    from charrnn.data import resolve_dataset
+    from charrnn.evaluate import evaluate
+    from charrnn.distributed import World
+
+    ds, _ = resolve_dataset(str(SHAKESPEARE))
+    ids, val = np.asarray(ds.split("train")), ds.split("val")
+    torch.manual_seed(0)
+    model = Plain(ds.vocab.size)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    B, S = 64, 100
+    L = (len(ids) - 1) // B
+    starts = np.arange(B)[:, None] * L
+    per_epoch, state, best, step = L // S, None, float("inf"), 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < budget:
+        t = step % per_epoch
+        if t == 0:
+            state = None
+        w = torch.from_numpy(ids[starts + t * S + np.arange(S + 1)].astype(np.int64))
+        logits, state = model(w[:, :-1], state)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), w[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        state = tuple(s.detach() for s in state)
+        step += 1
+        if step % 250 == 0:
+            best = min(best, evaluate(model, val, torch.device("cpu"), World())[0])
+            model.train()
+    return min(best, evaluate(model, val, torch.device("cpu"), World())[0]), step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budget", default="10m")
+    ap.add_argument("--skip-baseline", action="store_true")
+    args = ap.parse_args()
+    from charrnn.train import parse_duration
+
+    seconds = parse_duration(args.budget)
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "charrnn", "train", str(SHAKESPEARE), "--time-budget", args.budget,
+               "--out", out, "--json", "--quiet"]  # fmt: skip
+        result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    figures = {
+        "budget": args.budget,
+        "command": f"charrnn train tinyshakespeare.txt --time-budget {args.budget}",
+        "charrnn_val_loss": round(result["best_val_loss"], 4),
+        "charrnn_val_bpc": round(result["best_val_loss"] / np.log(2), 4),
+        "charrnn_steps": result["step"],
+    }
+    if not args.skip_baseline:
+        base, steps = baseline(seconds)
+        figures |= {"baseline_val_loss": round(base, 4), "baseline_steps": steps,
+                    "improvement_nats": round(base - result["best_val_loss"], 4)}  # fmt: skip
+    report(f"quality_{args.budget}", figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Training throughput: charrnn's chars/s (as written to metrics.jsonl) at fp32 and bf16 against the
+plain PyTorch program a user would write (nn.Embedding → nn.LSTM/GRU → nn.Linear, Adam, TBPTT),
+for a 2×512 model, embed 64, batch 64, seq-len 100, dropout 0, on tiny-shakespeare.
+
+Rounds alternate baseline / fp32 / bf16 so drift on a shared machine hits all three alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from common import SHAKESPEARE, matmul_peaks, report
+
+B, S, H, E, LAYERS = 64, 100, 512, 64, 2
+
+
+def baseline_cps(cell: str, ids: np.ndarray, vocab: int, steps: int, window: int) -> list[float]:
+    """The plain program, timed over windows of `window` steps after one warm-up window."""
+    torch.manual_seed(0)
+    emb, rnn, head = (
+        nn.Embedding(vocab, E),
+        getattr(nn, cell.upper())(E, H, LAYERS, batch_first=True),
+        nn.Linear(H, vocab),
+    )
+    params = [*emb.parameters(), *rnn.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=2e-3)
+    L = (len(ids) - 1) // B
+    starts = np.arange(B)[:, None] * L
+    h = None
+    rates, t0 = [], time.perf_counter()
+    for step in range(steps + window):
+        w = torch.from_numpy(ids[starts + step * S + np.arange(S + 1)].astype(np.int64))
+        out, h = rnn(emb(w[:, :-1]), h)
+        loss = nn.functional.cross_entropy(head(out).flatten(0, 1), w[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        h = tuple(x.detach() for x in h) if isinstance(h, tuple) else h.detach()
+        if (step + 1) % window == 0:
+            now = time.perf_counter()
+            if step + 1 > window:
+                rates.append(window * B * S / (now - t0))
+            t0 = now
+    return rates
+
+
+def charrnn_cps(cell: str, ds, precision: str, steps: int, window: int) -> list[float]:
+    from charrnn.model import ModelConfig
+    from charrnn.train import TrainConfig
+    from charrnn.trainer import Trainer
+
+    cfg = TrainConfig(batch_size=B, seq_len=S, max_steps=steps + window, log_every=window,
+                      eval_every=10**9, eval_chars=1000, precision=precision)  # fmt: skip
+    with tempfile.TemporaryDirectory() as out:
+        model = ModelConfig(vocab_size=ds.vocab.size, cell=cell, layers=LAYERS, hidden=H, embed=E)
+        Trainer(ds, model, cfg, Path(out)).run()
+        recs = [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    return [r["chars_per_sec"] for r in recs if "chars_per_sec" in r][1:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cells", default="lstm,gru")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--window", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    from charrnn.data import resolve_dataset
+
+    ds, _ = resolve_dataset(str(SHAKESPEARE))
+    ids = np.asarray(ds.split("train"))
+    peaks = matmul_peaks()
+    for cell in args.cells.split(","):
+        runs: dict[str, list[float]] = {"baseline_fp32": [], "fp32": [], "bf16": []}
+        for _ in range(args.rounds):
+            runs["baseline_fp32"] += baseline_cps(cell, ids, ds.vocab.size, args.steps, args.window)
+            runs["fp32"] += charrnn_cps(cell, ds, "fp32", args.steps, args.window)
+            runs["bf16"] += charrnn_cps(cell, ds, "bf16", args.steps, args.window)
+        med = {k: statistics.median(v) for k, v in runs.items()}
+        # training FLOPs per character: 3 × (2 × weights touched per character), embedding excluded
+        gates = {"lstm": 4, "gru": 3}[cell]
+        flops = 6 * (gates * H * (E + H) + (LAYERS - 1) * gates * H * 2 * H + H * ds.vocab.size)
+        report(f"train_throughput_{cell}", {
+            "model": f"{cell} {LAYERS}x{H} embed {E} batch {B} seq {S}",
+            "baseline_fp32_chars_per_sec": round(med["baseline_fp32"]),
+            "charrnn_fp32_chars_per_sec": round(med["fp32"]),
+            "charrnn_bf16_chars_per_sec": round(med["bf16"]),
+            "fp32_ratio": round(med["fp32"] / med["baseline_fp32"], 3),
+            "bf16_ratio": round(med["bf16"] / med["baseline_fp32"], 3),
+            "baseline_fraction_of_fp32_peak": round(med["baseline_fp32"] * flops / 1e9 / peaks["matmul_fp32_gflops"], 2),
+            **peaks,
+        })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
