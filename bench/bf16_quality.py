@@ -32,10 +32,15 @@ def main() -> None:
     args = ap.parse_args()
     for cell in args.cells.split(","):
         fp32, bf16 = val_after(cell, "fp32", args.steps), val_after(cell, "bf16", args.steps)
-        report(f"bf16_quality_{cell}", {
-            "steps": args.steps, "val_loss_fp32": round(fp32, 4), "val_loss_bf16": round(bf16, 4),
-            "relative_difference": round((bf16 - fp32) / fp32, 4),
-        })  # fmt: skip
+        report(
+            f"bf16_quality_{cell}",
+            {
+                "steps": args.steps,
+                "val_loss_fp32": round(fp32, 4),
+                "val_loss_bf16": round(bf16, 4),
+                "relative_difference": round((bf16 - fp32) / fp32, 4),
+            },
+        )
 
 
 if __name__ == "__main__":

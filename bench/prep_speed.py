@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import SHAKESPEARE, report
 
 CJK = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
@@ -55,21 +54,43 @@ def main() -> None:
         corpus = Path(tmp) / "mixed.txt"
         build_corpus(corpus, args.megabytes)
         size = corpus.stat().st_size
-        probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-                 "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-                 "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
-        out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "charrnn", "prep",
-                              str(corpus), "-o", str(Path(tmp) / "ds")],
-                             capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        probe = (
+            "import resource, subprocess, sys, time; t = time.perf_counter(); "
+            "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                probe,
+                sys.executable,
+                "-m",
+                "charrnn",
+                "prep",
+                str(corpus),
+                "-o",
+                str(Path(tmp) / "ds"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         seconds, rss_kb = float(out[0]), int(out[1])
         naive = naive_mb_per_sec(corpus, 10)
     mbps = size / 1e6 / seconds
-    report("prep_speed", {
-        "corpus_mb": round(size / 1e6, 1), "seconds": round(seconds, 2),
-        "charrnn_mb_per_sec": round(mbps, 1), "peak_rss_mb": round(rss_kb / 1024, 1),
-        "naive_mb_per_sec": round(naive, 1), "ratio": round(mbps / naive, 2),
-        "note": "seconds include interpreter start-up and imports",
-    })  # fmt: skip
+    report(
+        "prep_speed",
+        {
+            "corpus_mb": round(size / 1e6, 1),
+            "seconds": round(seconds, 2),
+            "charrnn_mb_per_sec": round(mbps, 1),
+            "peak_rss_mb": round(rss_kb / 1024, 1),
+            "naive_mb_per_sec": round(naive, 1),
+            "ratio": round(mbps / naive, 2),
+            "note": "seconds include interpreter start-up and imports",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -11,13 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-
 from common import SHAKESPEARE, report
+from torch import nn
 
 
 class Plain(nn.Module):
@@ -41,8 +39,8 @@ class Plain(nn.Module):
 
 def baseline(budget: float) -> tuple[float, int]:
     from charrnn.data import resolve_dataset
-    from charrnn.evaluate import evaluate
     from charrnn.distributed import World
+    from charrnn.evaluate import evaluate
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     ids, val = np.asarray(ds.split("train")), ds.split("val")
@@ -82,8 +80,19 @@ def main() -> None:
 
     seconds = parse_duration(args.budget)
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "charrnn", "train", str(SHAKESPEARE), "--time-budget", args.budget,
-               "--out", out, "--json", "--quiet"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "charrnn",
+            "train",
+            str(SHAKESPEARE),
+            "--time-budget",
+            args.budget,
+            "--out",
+            out,
+            "--json",
+            "--quiet",
+        ]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     figures = {
         "budget": args.budget,
@@ -94,8 +103,11 @@ def main() -> None:
     }
     if not args.skip_baseline:
         base, steps = baseline(seconds)
-        figures |= {"baseline_val_loss": round(base, 4), "baseline_steps": steps,
-                    "improvement_nats": round(base - result["best_val_loss"], 4)}  # fmt: skip
+        figures |= {
+            "baseline_val_loss": round(base, 4),
+            "baseline_steps": steps,
+            "improvement_nats": round(base - result["best_val_loss"], 4),
+        }
     report(f"quality_{args.budget}", figures)
 
 

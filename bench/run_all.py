@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-QUICK = ["matmul.py", "startup.py", "sample_speed.py", "prep_speed.py", "train_throughput.py",
-         "bf16_quality.py"]  # fmt: skip
+QUICK = [
+    "matmul.py",
+    "startup.py",
+    "sample_speed.py",
+    "prep_speed.py",
+    "train_throughput.py",
+    "bf16_quality.py",
+]
 
 if __name__ == "__main__":
     for script in QUICK:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from common import report, timeit
 
 
@@ -49,17 +48,20 @@ def main() -> None:
         * n
         / timeit(lambda: sampler.generate_batch("", n, 64, temperature=0.8, rng_seed=1), repeat=3)
     )
-    report(f"sample_speed_{args.cell}", {
-        "model": f"{args.cell} 2x512, temperature 0.8",
-        "naive_chars_per_sec": round(naive, 1),
-        "naive_1thread_chars_per_sec": round(naive_1t, 1),
-        "charrnn_single_chars_per_sec": round(single, 1),
-        "charrnn_single_2threads_chars_per_sec": round(single_2t, 1),
-        "charrnn_batch64_chars_per_sec": round(batch, 1),
-        "single_ratio": round(single / naive, 2),
-        "batch64_ratio": round(batch / naive, 2),
-        "threads": {"naive": default_threads, "single": 1, "batch64": default_threads},
-    })  # fmt: skip
+    report(
+        f"sample_speed_{args.cell}",
+        {
+            "model": f"{args.cell} 2x512, temperature 0.8",
+            "naive_chars_per_sec": round(naive, 1),
+            "naive_1thread_chars_per_sec": round(naive_1t, 1),
+            "charrnn_single_chars_per_sec": round(single, 1),
+            "charrnn_single_2threads_chars_per_sec": round(single_2t, 1),
+            "charrnn_batch64_chars_per_sec": round(batch, 1),
+            "single_ratio": round(single / naive, 2),
+            "batch64_ratio": round(batch / naive, 2),
+            "threads": {"naive": default_threads, "single": 1, "batch64": default_threads},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,12 @@ def main() -> None:
         Trainer(ds, ModelConfig(vocab_size=ds.vocab.size), cfg, Path(out)).run()
         ckpt = str(Path(out) / "best.ckpt")
         py = sys.executable
-        imports = subprocess.run([py, "-X", "importtime", "-m", "charrnn", "inspect", ckpt],
-                                 capture_output=True, text=True, check=True).stderr  # fmt: skip
+        imports = subprocess.run(
+            [py, "-X", "importtime", "-m", "charrnn", "inspect", ckpt],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
         figures = {
             "python_pass_s": wall([py, "-c", "pass"]),
             "import_torch_s": wall([py, "-c", "import torch"]),

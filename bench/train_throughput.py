@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-
 from common import SHAKESPEARE, matmul_peaks, report
+from torch import nn
 
 B, S, H, E, LAYERS = 64, 100, 512, 64, 2
 
@@ -59,8 +58,15 @@ def charrnn_cps(cell: str, ds, precision: str, steps: int, window: int) -> list[
     from charrnn.train import TrainConfig
     from charrnn.trainer import Trainer
 
-    cfg = TrainConfig(batch_size=B, seq_len=S, max_steps=steps + window, log_every=window,
-                      eval_every=10**9, eval_chars=1000, precision=precision)  # fmt: skip
+    cfg = TrainConfig(
+        batch_size=B,
+        seq_len=S,
+        max_steps=steps + window,
+        log_every=window,
+        eval_every=10**9,
+        eval_chars=1000,
+        precision=precision,
+    )
     with tempfile.TemporaryDirectory() as out:
         model = ModelConfig(vocab_size=ds.vocab.size, cell=cell, layers=LAYERS, hidden=H, embed=E)
         Trainer(ds, model, cfg, Path(out)).run()
@@ -90,16 +96,21 @@ def main() -> None:
         # training FLOPs per character: 3 × (2 × weights touched per character), embedding excluded
         gates = {"lstm": 4, "gru": 3}[cell]
         flops = 6 * (gates * H * (E + H) + (LAYERS - 1) * gates * H * 2 * H + H * ds.vocab.size)
-        report(f"train_throughput_{cell}", {
-            "model": f"{cell} {LAYERS}x{H} embed {E} batch {B} seq {S}",
-            "baseline_fp32_chars_per_sec": round(med["baseline_fp32"]),
-            "charrnn_fp32_chars_per_sec": round(med["fp32"]),
-            "charrnn_bf16_chars_per_sec": round(med["bf16"]),
-            "fp32_ratio": round(med["fp32"] / med["baseline_fp32"], 3),
-            "bf16_ratio": round(med["bf16"] / med["baseline_fp32"], 3),
-            "baseline_fraction_of_fp32_peak": round(med["baseline_fp32"] * flops / 1e9 / peaks["matmul_fp32_gflops"], 2),
-            **peaks,
-        })  # fmt: skip
+        report(
+            f"train_throughput_{cell}",
+            {
+                "model": f"{cell} {LAYERS}x{H} embed {E} batch {B} seq {S}",
+                "baseline_fp32_chars_per_sec": round(med["baseline_fp32"]),
+                "charrnn_fp32_chars_per_sec": round(med["fp32"]),
+                "charrnn_bf16_chars_per_sec": round(med["bf16"]),
+                "fp32_ratio": round(med["fp32"] / med["baseline_fp32"], 3),
+                "bf16_ratio": round(med["bf16"] / med["baseline_fp32"], 3),
+                "baseline_fraction_of_fp32_peak": round(
+                    med["baseline_fp32"] * flops / 1e9 / peaks["matmul_fp32_gflops"], 2
+                ),
+                **peaks,
+            },
+        )
 
 
 if __name__ == "__main__":

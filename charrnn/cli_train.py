@@ -30,6 +30,9 @@ _M = {
     "dropout": 0.0,
 }  # ModelConfig defaults
 _T = TrainConfig()
+# Without any stopping option a run stops by itself: after 10 minutes (the schedule anneals to it),
+# or 50 epochs for a small corpus, whichever comes first.
+DEFAULT_STOP = {"time_budget": 600.0, "max_epochs": 50}
 MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA = (
     "Model",
     "Batching",
@@ -89,14 +92,20 @@ def train(
         float | None, _opt(OPTIM, "Clip the gradient norm (0 = off).", _T.grad_clip)
     ] = None,
     max_epochs: Annotated[
-        int | None, _opt(STOP, "Stop after this many passes over the data.", min=1)
+        int | None,
+        _opt(STOP, "Stop after this many passes over the data.", "50 if no stopping option", min=1),
     ] = None,
     max_steps: Annotated[
         int | None,
         _opt(STOP, "Stop at this total step count (a resumed run finishes the plan).", min=1),
     ] = None,
     time_budget: Annotated[
-        str | None, _opt(STOP, "Stop after this long: 90s, 10m, 2h; the LR schedule anneals to it.")
+        str | None,
+        _opt(
+            STOP,
+            "Stop after this long: 90s, 10m, 2h; the LR schedule anneals to it.",
+            "10m if no stopping option",
+        ),
     ] = None,
     patience: Annotated[
         int | None, _opt(STOP, "Stop after this many evaluations without a new best.", min=1)
@@ -165,7 +174,7 @@ def train(
     given = {k: v for k, v in locals().items() if v is not None}
     from charrnn import checkpoint, distributed
     from charrnn.model import ModelConfig
-    from charrnn.runtime import RunLock
+    from charrnn.runtime import RunLock, resolve_device
 
     header = checkpoint.read_header(resume) if resume else None
     if header is not None and not header.meta["state"]:
@@ -179,14 +188,18 @@ def train(
     if corpus != "-" and not Path(corpus).exists():
         raise InputError(f"{corpus}: no such file or directory")
     world = distributed.from_env()
-    out_dir = _run_dir(out, _label(corpus), resume)
+    dev = resolve_device(device, world)
+    distributed.init(world, dev)  # every rank trains into the directory rank 0 chose
+    out_dir = distributed.broadcast(
+        world, _run_dir(out, _label(corpus), resume) if world.main else None
+    )
     created = not out_dir.exists()
     try:
         with RunLock(out_dir) if world.main else contextlib.nullcontext():
             if world.main:
                 _refuse_clobber(out_dir, overwrite, resume)
             result, signum = _train_locked(
-                corpus, given, header, tcfg, out_dir, world, allow_new_corpus
+                corpus, given, header, tcfg, out_dir, world, dev, allow_new_corpus
             )
     except BaseException:
         if created and world.main and {p.name for p in out_dir.iterdir()} <= {".lock"}:
@@ -202,21 +215,18 @@ def train(
         )
 
 
-def _train_locked(corpus, given, header, tcfg, out_dir, world, allow_new_corpus):
+def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_corpus):
     """Prepare the data, build the run and train, with signals turned into a clean stop."""
     import torch
 
     from charrnn import distributed
     from charrnn.data import resolve_dataset
     from charrnn.model import ModelConfig
-    from charrnn.runtime import resolve_device
     from charrnn.trainer import Trainer
 
     quiet = given.get("quiet", False)
     if given.get("threads"):
         torch.set_num_threads(given["threads"])
-    dev = resolve_device(given.get("device", "auto"), world)
-    distributed.init(world, dev)
     prep_opts = {k: given.get(k) for k in ("val_frac", "errors", "glob")}
     if world.main:  # prepare once; the other ranks find it in the cache
         dataset, fresh = resolve_dataset(corpus, **prep_opts)
@@ -238,9 +248,18 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, allow_new_corpus)
         )
     stopper = _Signals()
     with TrainView(console, quiet=quiet or not world.main) as view:
-        trainer = Trainer(dataset, mcfg, tcfg, out_dir, device=str(dev), resume=header,
-                          on_event=view, should_stop=stopper.reason, world=world,
-                          allow_new_corpus=allow_new_corpus)  # fmt: skip
+        trainer = Trainer(
+            dataset,
+            mcfg,
+            tcfg,
+            out_dir,
+            device=str(dev),
+            resume=header,
+            on_event=view,
+            should_stop=stopper.reason,
+            world=world,
+            allow_new_corpus=allow_new_corpus,
+        )
         stopper.install()
         try:
             return trainer.run(), stopper.signum
@@ -256,6 +275,8 @@ def _train_config(given: dict, header) -> TrainConfig:
     if "time_budget" in given:
         changes["time_budget"] = parse_duration(given["time_budget"])
     if header is None:
+        if not {"max_epochs", "max_steps", "time_budget"} & changes.keys():
+            changes |= DEFAULT_STOP  # about ten minutes on a ~1 MB corpus, never endless
         return TrainConfig(**changes)
     base = TrainConfig.from_dict(header.meta["train"])
     fixed = {"batch_size", "seq_len"} & changes.keys()

@@ -115,7 +115,7 @@ class TrainView:
         resumed = f", resuming at step {e.resumed_step}" if e.resumed_step else ""
         procs = f" × {e.world_size} processes" if e.world_size > 1 else ""
         self.say(
-            f"run {escape(e.out_dir)}: {e.parameters:,} parameters on {e.device}{procs} ({e.precision}){resumed}\n"
+            f"{escape(e.out_dir)}: {e.parameters:,} parameters on {e.device}{procs} ({e.precision}){resumed}\n"
             f"data: {e.train_chars:,} train chars, {e.val_chars:,} val chars (evaluating "
             f"{e.eval_chars:,}), vocab {e.vocab_size}; unigram entropy {e.unigram_entropy:.3f} "
             f"nats/char ({e.unigram_entropy / 0.6931471805599453:.3f} bpc)\n"

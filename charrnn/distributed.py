@@ -68,6 +68,15 @@ def gather_rows(world: World, t: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
+def broadcast(world: World, obj: object) -> object:
+    """Rank 0's value of a small picklable object (a path) on every rank."""
+    if world.size == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(world: World) -> None:
     if world.size > 1:
         dist.barrier()

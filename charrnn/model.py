@@ -71,18 +71,6 @@ class CharRNN(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, cfg.vocab_size)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """PyTorch's RNN init, plus a forget-gate bias of 1 for LSTMs so gradients flow early."""
-        if self.cfg.cell == "lstm":
-            h = self.cfg.hidden
-            with torch.no_grad():
-                for name, p in self.rnn.named_parameters():
-                    if name.startswith("bias_ih"):
-                        p[h : 2 * h].fill_(1.0)
-                    elif name.startswith("bias_hh"):
-                        p[h : 2 * h].zero_()
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """x: batch × time ids → logits batch × time × vocab, and the final state."""

@@ -42,8 +42,8 @@ def adjust_logits(
     """
     out = logits / temperature
     if top_k and top_k < out.shape[-1]:
-        kth = torch.topk(out, top_k, dim=-1).values[..., -1:]
-        out = out.masked_fill(out < kth, float("-inf"))
+        keep = torch.topk(out, top_k, dim=-1).indices  # exactly k, even among ties
+        out = torch.full_like(out, float("-inf")).scatter(-1, keep, out.gather(-1, keep))
     if top_p is not None and top_p < 1:
         sorted_logits, order = torch.sort(out, dim=-1, descending=True)
         probs = torch.softmax(sorted_logits, dim=-1)
@@ -140,6 +140,7 @@ class Sampler:
         self.vocab = vocab
         self.step = FastStep(model)
         self.last_seed: int | None = None
+        self.header: checkpoint.Header | None = None  # set when loaded from a file
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Sampler:
@@ -179,10 +180,11 @@ class Sampler:
             yield from pieces[0]
 
     def generate_batch(self, prime: str, length: int, num_samples: int, **kw: object) -> list[str]:
-        out = [""] * num_samples
+        parts: list[list[str]] = [[] for _ in range(num_samples)]
         for pieces in self.stream_batch(prime, length, num_samples=num_samples, **kw):
-            out = [a + b for a, b in zip(out, pieces, strict=True)]
-        return out
+            for part, piece in zip(parts, pieces, strict=True):
+                part.append(piece)
+        return ["".join(p) for p in parts]
 
     def stream_batch(
         self,
@@ -225,30 +227,26 @@ class Sampler:
     def _prime(
         self, ids: list[int], batch: int, gen: torch.Generator
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Run the prime through the module (fast for long primes), leaving the fast step's state
-        ready. With no prime, start from a newline, or else from a drawn first character."""
-        first = None
-        if not ids:
-            nl = self.vocab.chars.index("\n") if "\n" in self.vocab else None
-            if nl is None:
-                counts = torch.tensor(self.vocab.counts or [1] * self.vocab.size, dtype=torch.float)
-                first = torch.multinomial(counts, batch, replacement=True, generator=gen)
-                first = first.to(self.device)
-                ids = []
-            else:
-                ids = [nl]
+        """Run the prime through the module (fast for long primes) and leave the fast step's state
+        after it; returns (logits for the next character, None). With no prime, start from a
+        newline, or if there is none, return (None, a first character drawn from the corpus's
+        character frequencies), which is both the first output and the next input."""
+        if not ids and "\n" in self.vocab:
+            ids = [self.vocab.chars.index("\n")]
         state = self.model.init_state(batch, self.device)
-        logits = None
-        seq = torch.tensor(ids or [0], dtype=torch.long, device=self.device)
-        if first is not None:  # the drawn character is the first output and the next input
+        if not ids:
+            counts = torch.tensor(self.vocab.counts or [1] * self.vocab.size, dtype=torch.float)
+            first = torch.multinomial(counts, batch, replacement=True, generator=gen)
             self.step.set_state(state)
-            return None, first
+            return None, first.to(self.device)
+        was_training = self.model.training
+        self.model.eval()  # a preview during training must not drop out while priming
+        seq = torch.tensor(ids, dtype=torch.long, device=self.device)
         for start in range(0, len(ids), PRIME_CHUNK):
-            chunk = seq[start : start + PRIME_CHUNK].expand(batch, -1)
-            out, state = self.model(chunk, state)
-            logits = out[:, -1]
+            out, state = self.model(seq[start : start + PRIME_CHUNK].expand(batch, -1), state)
+        self.model.train(was_training)
         self.step.set_state(state)
-        return logits, None
+        return out[:, -1], None
 
 
 class _Stop:
@@ -266,11 +264,8 @@ class _Stop:
         if self.buf.endswith(self.stop):
             self.done, out, self.buf = True, self.buf[: -len(self.stop)], ""
             return out
-        keep = next(
-            k
-            for k in range(min(len(self.buf), len(self.stop) - 1), -1, -1)
-            if self.buf.endswith(self.stop[:k]) or k == 0
-        )
+        longest = min(len(self.buf), len(self.stop) - 1)
+        keep = next(k for k in range(longest, -1, -1) if self.buf.endswith(self.stop[:k]))
         out, self.buf = self.buf[: len(self.buf) - keep], self.buf[len(self.buf) - keep :]
         return out
 

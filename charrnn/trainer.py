@@ -299,14 +299,7 @@ class Trainer:
     def _log(self, loss: float, lr: float, steps: int, busy: float, elapsed: float) -> None:
         p = self.progress
         if not math.isfinite(loss):
-            raise Diverged(
-                f"training diverged at step {p.step} (loss is {loss}); try a lower --lr. "
-                + (
-                    f"The last good checkpoint is {self.last_path}"
-                    if self.last_path.exists()
-                    else "No checkpoint was written."
-                )
-            )
+            raise self._diverged(f"the training loss is {loss}")
         p.last_train_loss = loss
         cps = steps * self.cfg.batch_size * self.cfg.seq_len * self.world.size / max(busy, 1e-9)
         self.history["train"].append([p.step, loss])
@@ -336,7 +329,7 @@ class Trainer:
                 "train",
             )
         if not math.isfinite(loss):
-            raise Diverged(f"training diverged at step {p.step} (validation loss is {loss})")
+            raise self._diverged(f"the validation loss is {loss}")
         best = p.best_val_loss is None or loss < p.best_val_loss
         if best:
             p.best_val_loss, p.best_step, p.evals_since_best = loss, p.step, 0
@@ -368,16 +361,25 @@ class Trainer:
         )
 
     # --- checkpoints --------------------------------------------------------------------------
+    def _diverged(self, what: str) -> Diverged:
+        """Stop on numerical blow-up, pointing at what is still good on disk."""
+        kept = (
+            f"the last good checkpoint is {self.last_path}"
+            if self.last_path.exists()
+            else "no checkpoint was written"
+        )
+        return Diverged(
+            f"training diverged at step {self.progress.step} ({what}); nothing was saved, "
+            f"{kept}; try a lower --lr"
+        )
+
     def _save(self, best: bool) -> None:
         carry = [distributed.gather_rows(self.world, t.float()) for t in state_tensors(self.carry)]
         if not self.world.main:
             return
         tensors, optim = snapshot.pack(self.model, self.optimizer, self.scaler, carry)
         if not all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model.")):
-            raise Diverged(
-                f"weights became non-finite at step {self.progress.step}; not saved. "
-                f"Try a lower --lr. The last good checkpoint is {self.last_path}"
-            )
+            raise self._diverged("the weights became non-finite")
         state = {
             **asdict(self.progress),
             "world_size": self.world.size,

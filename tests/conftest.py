@@ -77,7 +77,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prep([str(SHAKESPEARE)], base / "ds")
     ds = load_dataset(base / "ds")
     model = ModelConfig(vocab_size=ds.vocab.size, hidden=96, embed=32)
-    cfg = TrainConfig(batch_size=16, seq_len=64, max_steps=120, eval_every=60, eval_chars=20_000,
-                      precision="fp32")  # fmt: skip
+    cfg = TrainConfig(
+        batch_size=16, seq_len=64, max_steps=120, eval_every=60, eval_chars=20_000, precision="fp32"
+    )
     Trainer(ds, model, cfg, base / "run").run()
     return base / "run" / "best.ckpt"

@@ -108,8 +108,21 @@ def _rss_kb(pid: int) -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_huge_length_streams_in_constant_memory(trained: Path) -> None:
-    p = subprocess.Popen([sys.executable, "-m", "charrnn", "sample", str(trained), "--length",
-                          "100000000", "--rng-seed", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "charrnn",
+            "sample",
+            str(trained),
+            "--length",
+            "100000000",
+            "--rng-seed",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         p.stdout.read(20_000)
         early = _rss_kb(p.pid)

@@ -73,16 +73,27 @@ def test_hostile_and_broken_files_are_refused(trained: Path) -> None:
         "truncated.ckpt": trained.read_bytes()[: trained.stat().st_size // 2],
         "notjson.ckpt": struct.pack("<Q", 5) + b"{nope" + b"\0" * 10,
         "huge_len.ckpt": struct.pack("<Q", 2**62) + b"{}",
-        "past_end.ckpt": craft({"__metadata__": meta,
-                                "w": {"dtype": "F32", "shape": [10**9], "data_offsets": [0, 4 * 10**9]}}),
-        "bad_shape.ckpt": craft({"__metadata__": meta,
-                                 "w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 4]}}, b"\0" * 4),
-        "newer.ckpt": craft({**good_header, "__metadata__": {**meta, "charrnn.format": "99"}}, data),
+        "past_end.ckpt": craft(
+            {
+                "__metadata__": meta,
+                "w": {"dtype": "F32", "shape": [10**9], "data_offsets": [0, 4 * 10**9]},
+            }
+        ),
+        "bad_shape.ckpt": craft(
+            {"__metadata__": meta, "w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 4]}},
+            b"\0" * 4,
+        ),
+        "newer.ckpt": craft(
+            {**good_header, "__metadata__": {**meta, "charrnn.format": "99"}}, data
+        ),
         "no_format.ckpt": craft({"__metadata__": {}}),
-        "missing_field.ckpt": craft({**good_header, "__metadata__": {
-            k: v for k, v in meta.items() if k != "vocab"}}, data),
-        "wrong_type.ckpt": craft({**good_header, "__metadata__": {**meta, "state": "[1, 2]"}}, data),
-    }  # fmt: skip
+        "missing_field.ckpt": craft(
+            {**good_header, "__metadata__": {k: v for k, v in meta.items() if k != "vocab"}}, data
+        ),
+        "wrong_type.ckpt": craft(
+            {**good_header, "__metadata__": {**meta, "state": "[1, 2]"}}, data
+        ),
+    }
     torch.save({"w": torch.zeros(2)}, "torchsave.ckpt")
     for name, raw in cases.items():
         if raw is not None:

@@ -26,9 +26,28 @@ def test_version_and_help(cli) -> None:
 def test_end_to_end_on_tinyshakespeare(cli) -> None:
     r = cli("prep", SHAKESPEARE, "-o", "data/ts")
     assert r.code == 0 and r.out == "" and "1,115,394 chars" in r.err and "vocab 65" in r.err
-    r = cli("train", "data/ts", "--hidden", "128", "--embed", "32", "--batch-size", "16",
-            "--seq-len", "64", "--max-steps", "150", "--eval-every", "50", "--lr", "1e-2",
-            "--eval-chars", "30000", "--out", "runs/ts")  # fmt: skip
+    r = cli(
+        "train",
+        "data/ts",
+        "--hidden",
+        "128",
+        "--embed",
+        "32",
+        "--batch-size",
+        "16",
+        "--seq-len",
+        "64",
+        "--max-steps",
+        "150",
+        "--eval-every",
+        "50",
+        "--lr",
+        "1e-2",
+        "--eval-chars",
+        "30000",
+        "--out",
+        "runs/ts",
+    )
     assert r.code == 0 and r.out == "", r.err
     assert "unigram entropy 3.3" in r.err and "parameters" in r.err
     records = [json.loads(line) for line in Path("runs/ts/metrics.jsonl").read_text().splitlines()]
@@ -92,14 +111,30 @@ def test_sample_piped_into_head_exits_quietly(trained: Path) -> None:
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 0
     assert len(head) == 10 and "Traceback" not in err and "Exception" not in err
-    shell = subprocess.run(f"'{sys.executable}' -m charrnn sample '{trained}' -n 5000 | head -c 10",
-                           shell=True, capture_output=True, timeout=60)  # fmt: skip
+    shell = subprocess.run(
+        f"'{sys.executable}' -m charrnn sample '{trained}' -n 5000 | head -c 10",
+        shell=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert len(shell.stdout) == 10 and b"Traceback" not in shell.stderr
 
 
 def test_sample_options_and_errors(cli, trained: Path) -> None:
-    r = cli("sample", trained, "-s", "the", "-n", "30", "--num-samples", "3", "--rng-seed", "2",
-            "--separator", "\\n--\\n")  # fmt: skip
+    r = cli(
+        "sample",
+        trained,
+        "-s",
+        "the",
+        "-n",
+        "30",
+        "--num-samples",
+        "3",
+        "--rng-seed",
+        "2",
+        "--separator",
+        "\\n--\\n",
+    )
     parts = r.out.split("\n--\n")
     assert r.code == 0 and len(parts) == 3 and all(p.startswith("the") for p in parts)
     assert all(len(p) == 33 for p in parts)
@@ -117,9 +152,24 @@ def test_sample_options_and_errors(cli, trained: Path) -> None:
 
 def test_usage_errors_exit_2_in_one_line(cli) -> None:
     Path("c.txt").write_text("some text here\n" * 20)
-    for args in (["train", "missing.txt"], ["train", "c.txt", "--layers", "0"],
-                 ["train", "c.txt", "--cell", "transformer"], ["train", "c.txt", "--dropout", "1"],
-                 ["train", "c.txt", "--time-budget", "soon"], ["inspect", "."], ["prep", "nope"]):  # fmt: skip
+    for args in (
+        ["train", "missing.txt"],
+        ["train", "c.txt", "--layers", "0"],
+        ["train", "c.txt", "--cell", "transformer"],
+        ["train", "c.txt", "--dropout", "1"],
+        ["train", "c.txt", "--time-budget", "soon"],
+        ["inspect", "."],
+        ["prep", "nope"],
+    ):
         r = cli(*args)
         assert r.code == 2, (args, r.err)
         assert "Traceback" not in r.err and r.out == ""
+
+
+def test_default_stopping_rule_only_without_any() -> None:
+    from charrnn.cli_train import _train_config
+
+    assert (_train_config({}, None).time_budget, _train_config({}, None).max_epochs) == (600.0, 50)
+    cfg = _train_config({"max_steps": 10}, None)
+    assert (cfg.max_steps, cfg.time_budget, cfg.max_epochs) == (10, None, None)
+    assert _train_config({"time_budget": "2h"}, None).time_budget == 7200

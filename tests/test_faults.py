@@ -3,7 +3,6 @@ run directory, numerical blow-up, resuming on other text. Nothing is lost and no
 
 from __future__ import annotations
 
-import os
 import random
 import resource
 import signal
@@ -42,10 +41,14 @@ def start(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
-def wait_for_step(run: Path, step: int = 1, timeout: float = 60) -> None:
-    """Until metrics.jsonl shows training at or past `step`."""
+def wait_for_step(
+    run: Path, step: int = 1, proc: subprocess.Popen | None = None, timeout: float = 60
+) -> None:
+    """Until metrics.jsonl shows training at or past `step` (failing early if the process died)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"training exited {proc.returncode}: {proc.stderr.read()[-1000:]}")
         m = run / "metrics.jsonl"
         if m.exists() and any(f'"step": {s},' in m.read_text() for s in range(step, step + 50)):
             return
@@ -83,7 +86,7 @@ def test_kill_9_at_random_moments_then_resume() -> None:
     for _ in range(6):
         resume = ["--resume", "run/last.ckpt"] if (run / "last.ckpt").exists() else []
         p = start("train", c, *args, *resume)
-        wait_for_step(run, 1)
+        wait_for_step(run, 1, p)
         time.sleep(rng.uniform(0.0, 0.8))  # checkpoints are written every ~2 steps: hit some saves
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
@@ -92,8 +95,12 @@ def test_kill_9_at_random_moments_then_resume() -> None:
             loads(ckpt)
     assert kills == 6 and (run / "last.ckpt").exists()
     step = loads(run / "last.ckpt")
-    done = subprocess.run([*CLI, "train", "--resume", "run/last.ckpt", "--max-steps", str(step + 3)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [*CLI, "train", "--resume", "run/last.ckpt", "--max-steps", str(step + 3)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert loads(run / "last.ckpt") == step + 3
     assert temp_files(run) == []
@@ -101,8 +108,11 @@ def test_kill_9_at_random_moments_then_resume() -> None:
 
 def test_full_disk_keeps_previous_checkpoints_whole() -> None:
     c = corpus()
-    first = subprocess.run([*CLI, "train", c, *TINY, "--max-steps", "4", "--eval-every", "2",
-                            "--out", "run"], capture_output=True, timeout=120)  # fmt: skip
+    first = subprocess.run(
+        [*CLI, "train", c, *TINY, "--max-steps", "4", "--eval-every", "2", "--out", "run"],
+        capture_output=True,
+        timeout=120,
+    )
     assert first.returncode == 0
     before = {f: Path("run", f).read_bytes() for f in ("last.ckpt", "best.ckpt")}
     limit = len(before["last.ckpt"]) // 2
@@ -110,8 +120,13 @@ def test_full_disk_keeps_previous_checkpoints_whole() -> None:
     def small_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    r = subprocess.run([*CLI, "train", "--resume", "run/last.ckpt", "--max-steps", "8"],
-                       capture_output=True, text=True, timeout=120, preexec_fn=small_disk)  # fmt: skip
+    r = subprocess.run(
+        [*CLI, "train", "--resume", "run/last.ckpt", "--max-steps", "8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_disk,
+    )
     assert r.returncode == 1, r.stderr
     assert "could not save" in r.stderr and "the previous file is intact" in r.stderr
     assert "Traceback" not in r.stderr
@@ -123,23 +138,48 @@ def test_full_disk_keeps_previous_checkpoints_whole() -> None:
 def test_signal_saves_and_says_how_to_resume(sig: int, code: int) -> None:
     c = corpus()
     p = start("train", c, *TINY, "--max-steps", "100000", "--eval-every", "1000", "--out", "run")
-    wait_for_step(Path("run"), 3)
+    wait_for_step(Path("run"), 3, p)
     p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     assert p.returncode == code, err
     assert "resume with: charrnn train --resume run/last.ckpt" in err.decode()
     h = checkpoint.read_header("run/last.ckpt")
     assert h.meta["state"]["step"] >= 3 and h.meta["state"]["stop_reason"] == "interrupted"
-    r = subprocess.run([*CLI, "train", "--resume", "run/last.ckpt",
-                        "--max-steps", str(h.meta["state"]["step"] + 2)], capture_output=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [
+            *CLI,
+            "train",
+            "--resume",
+            "run/last.ckpt",
+            "--max-steps",
+            str(h.meta["state"]["step"] + 2),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert r.returncode == 0
 
 
 def test_second_ctrl_c_quits_at_once() -> None:
     c = corpus()
-    p = start("train", c, *TINY, "--hidden", "256", "--batch-size", "64", "--seq-len", "64",
-              "--max-steps", "100000", "--eval-every", "1", "--out", "run")  # fmt: skip
-    wait_for_step(Path("run"), 1)
+    p = start(
+        "train",
+        c,
+        *TINY,
+        "--hidden",
+        "256",
+        "--batch-size",
+        "64",
+        "--seq-len",
+        "64",
+        "--max-steps",
+        "100000",
+        "--eval-every",
+        "1",
+        "--out",
+        "run",
+    )
+    wait_for_step(Path("run"), 1, p)
     p.send_signal(signal.SIGINT)
     p.send_signal(signal.SIGINT)
     p.communicate(timeout=30)
@@ -150,29 +190,50 @@ def test_second_ctrl_c_quits_at_once() -> None:
 
 def test_second_trainer_on_same_run_dir_is_refused() -> None:
     c = corpus()
-    a = start("train", c, *TINY, "--max-steps", "100000", "--out", "run")
+    a = start("train", c, *TINY, "--max-steps", "100000", "--eval-every", "2", "--out", "run")
     try:
-        wait_for_step(Path("run"), 1)
+        wait_for_step(Path("run"), 3, a)
         t = time.monotonic()
-        b = subprocess.run([*CLI, "train", c, *TINY, "--out", "run", "--overwrite"],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        b = subprocess.run(
+            [*CLI, "train", c, *TINY, "--out", "run", "--overwrite"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert b.returncode == 2 and f"pid {a.pid}" in b.stderr, b.stderr
         assert time.monotonic() - t < 15
     finally:
         a.kill()
         a.wait()
     # a dead holder does not hold the lock: the run resumes
-    r = subprocess.run([*CLI, "train", "--resume", "run/last.ckpt", "--max-steps", "1"],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert r.returncode == 0 or "step" in r.stderr
+    step = loads(Path("run/last.ckpt"))
+    r = subprocess.run(
+        [*CLI, "train", "--resume", "run/last.ckpt", "--max-steps", str(step + 2)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert loads(Path("run/last.ckpt")) == step + 2
 
 
 def test_blow_up_stops_and_keeps_last_good(cli) -> None:
     c = corpus()
     assert cli("train", c, *TINY, "--max-steps", "4", "--eval-every", "2", "--out", "run").code == 0
     before = Path("run/last.ckpt").read_bytes()
-    r = cli("train", "--resume", "run/last.ckpt", "--max-steps", "40", "--lr", "1e30",
-            "--grad-clip", "0", "--warmup", "0")  # fmt: skip
+    r = cli(
+        "train",
+        "--resume",
+        "run/last.ckpt",
+        "--max-steps",
+        "40",
+        "--lr",
+        "1e30",
+        "--grad-clip",
+        "0",
+        "--warmup",
+        "0",
+    )
     assert r.code == 1 and "diverged" in r.err and "last good checkpoint is run/last.ckpt" in r.err
     assert Path("run/last.ckpt").read_bytes() == before
     r = cli(

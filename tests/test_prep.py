@@ -76,8 +76,12 @@ def test_invalid_utf8_offset_across_chunks() -> None:
 
 
 def test_directories_glob_order_and_binary_skip() -> None:
-    for name, body in [("b/two.py", "print(2)\n"), ("a/one.py", "print(1)\n"), ("a/notes.md", "md\n"),
-                       (".hidden/x.py", "no\n")]:  # fmt: skip
+    for name, body in [
+        ("b/two.py", "print(2)\n"),
+        ("a/one.py", "print(1)\n"),
+        ("a/notes.md", "md\n"),
+        (".hidden/x.py", "no\n"),
+    ]:
         Path("src", name).parent.mkdir(parents=True, exist_ok=True)
         Path("src", name).write_text(body)
     Path("src/a/blob.py").write_bytes(b"\x00\x01binary")

@@ -58,8 +58,14 @@ def test_durations_and_stopping_rules() -> None:
 
 
 def test_config_rejects_out_of_range_values() -> None:
-    for bad in ({"batch_size": 0}, {"seq_len": -1}, {"lr": 0.0}, {"lr": float("nan")},
-                {"precision": "int4"}, {"min_lr": 2.0}):  # fmt: skip
+    for bad in (
+        {"batch_size": 0},
+        {"seq_len": -1},
+        {"lr": 0.0},
+        {"lr": float("nan")},
+        {"precision": "int4"},
+        {"min_lr": 2.0},
+    ):
         with pytest.raises(InputError):
             TrainConfig(**bad)
     for bad in ({"layers": 0}, {"hidden": -4}, {"dropout": 1.0}, {"cell": "transformer"}):
@@ -88,12 +94,24 @@ def test_loss_falls_well_below_unigram_entropy() -> None:
 def test_resumed_run_ends_with_identical_weights(cell: str, precision: str) -> None:
     ds = dataset(shakespeare_text(60_000))
     model = ModelConfig(vocab_size=ds.vocab.size, cell=cell, hidden=48, embed=16, dropout=0.2)
-    cfg = TrainConfig(batch_size=8, seq_len=32, max_steps=40, eval_every=15, log_every=5,
-                      warmup=5, precision=precision)  # fmt: skip
+    cfg = TrainConfig(
+        batch_size=8,
+        seq_len=32,
+        max_steps=40,
+        eval_every=15,
+        log_every=5,
+        warmup=5,
+        precision=precision,
+    )
     whole = Trainer(ds, model, cfg, Path("whole"))
     whole.run()
-    first = Trainer(ds, model, cfg, Path("split"), should_stop=lambda: (
-        "interrupted" if first.progress.step >= 22 else None))  # fmt: skip
+    first = Trainer(
+        ds,
+        model,
+        cfg,
+        Path("split"),
+        should_stop=lambda: "interrupted" if first.progress.step >= 22 else None,
+    )
     assert first.run().reason == "interrupted"
     header = checkpoint.read_header("split/last.ckpt")
     assert header.meta["state"]["step"] == 22 and not header.meta["state"]["finished"]
@@ -102,8 +120,10 @@ def test_resumed_run_ends_with_identical_weights(cell: str, precision: str) -> N
     a, b = whole.model.state_dict(), second.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # evaluation records agree exactly (training records average over a window the cut splits)
-    evals = [[x for x in Path(d, "metrics.jsonl").read_text().splitlines() if "val_loss" in x]
-             for d in ("whole", "split")]  # fmt: skip
+    evals = [
+        [x for x in Path(d, "metrics.jsonl").read_text().splitlines() if "val_loss" in x]
+        for d in ("whole", "split")
+    ]
     assert evals[0] == evals[1] and len(evals[0]) == 3
 
 
@@ -111,8 +131,13 @@ def test_toy_corpus_shrinks_batch_and_uses_train_loss() -> None:
     ds = dataset("hello world, hello there.", val_frac=0.0)
     notes = []
     cfg = TrainConfig(max_steps=5, eval_every=5, log_every=1)
-    r = Trainer(ds, ModelConfig(vocab_size=ds.vocab.size, hidden=16, embed=8), cfg, Path("toy"),
-                on_event=lambda e: notes.append(getattr(e, "message", None))).run()  # fmt: skip
+    r = Trainer(
+        ds,
+        ModelConfig(vocab_size=ds.vocab.size, hidden=16, embed=8),
+        cfg,
+        Path("toy"),
+        on_event=lambda e: notes.append(getattr(e, "message", None)),
+    ).run()
     assert r.step == 5 and r.best_val_loss is not None
     assert any(n and "using batch 1 × seq-len 24" in n for n in notes)
     assert any(n and "validation split too small" in n for n in notes)
@@ -125,8 +150,9 @@ def test_divergence_stops_and_keeps_last_good_checkpoint() -> None:
     Trainer(ds, m, TrainConfig(max_steps=10, eval_every=10, precision="fp32"), Path("r")).run()
     before = Path("r/last.ckpt").read_bytes()
     header = checkpoint.read_header("r/last.ckpt")
-    cfg = TrainConfig(max_steps=60, eval_every=5, log_every=1, lr=1e30, warmup=0, grad_clip=0,
-                      precision="fp32")  # fmt: skip
+    cfg = TrainConfig(
+        max_steps=60, eval_every=5, log_every=1, lr=1e30, warmup=0, grad_clip=0, precision="fp32"
+    )
     from charrnn.trainer import Diverged
 
     with pytest.raises(Diverged, match=r"diverged|non-finite"):

@@ -1,0 +1,31 @@
+"""A training worker for the distributed tests, importable by spawned processes (elastic_launch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def train_steps(dataset_dir: str, out_dir: str, batch_size: int, steps: int) -> dict:
+    """Train `steps` steps; every rank returns its final weights (rank 0 also writes the run)."""
+    from charrnn.data import load_dataset
+    from charrnn.model import ModelConfig
+    from charrnn.train import TrainConfig
+    from charrnn.trainer import Trainer
+
+    torch.set_num_threads(1)
+    ds = load_dataset(Path(dataset_dir))
+    model = ModelConfig(vocab_size=ds.vocab.size, hidden=32, embed=8, layers=2)
+    cfg = TrainConfig(
+        batch_size=batch_size,
+        seq_len=16,
+        max_steps=steps,
+        eval_every=steps,
+        log_every=1,
+        precision="fp32",
+        eval_chars=2000,
+    )
+    trainer = Trainer(ds, model, cfg, Path(out_dir), device="cpu")
+    trainer.run()
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}

@@ -1,0 +1,110 @@
+"""Several processes on one CPU machine: gradient equivalence of 2 ranks × batch B with 1 process ×
+batch 2B, and the real CLI under torchrun. Both are time-limited so a hang fails instead of blocking."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from charrnn import checkpoint
+from charrnn.prep import prep
+
+from .conftest import shakespeare_text
+from .dist_worker import train_steps
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_two_ranks_match_one_process_with_twice_the_batch() -> None:
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    Path("c.txt").write_text(shakespeare_text(40_000))
+    prep(["c.txt"], Path("ds"))
+    single = train_steps("ds", "single", batch_size=8, steps=6)
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=2,
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        run_id="equiv",
+        max_restarts=0,
+    )
+    ranks = elastic_launch(config, train_steps)("ds", "ddp", 4, 6)
+    for rank in (0, 1):
+        for k, v in single.items():
+            assert torch.allclose(ranks[rank][k], v, atol=2e-5, rtol=1e-4), (rank, k)
+    h1, h2 = checkpoint.read_header("single/last.ckpt"), checkpoint.read_header("ddp/last.ckpt")
+    assert h2.meta["state"]["world_size"] == 2 and h1.meta["state"]["world_size"] == 1
+    assert set(h1.tensors) == set(h2.tensors)  # the same file: no `module.` prefixes
+    assert h2.tensors["carry.0"].shape == h1.tensors["carry.0"].shape == (2, 8, 32)
+
+
+def test_torchrun_cli_smoke_then_resume_in_one_process() -> None:
+    Path("c.txt").write_text(shakespeare_text(40_000))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "charrnn",
+        "train",
+        "c.txt",
+        "--hidden",
+        "32",
+        "--embed",
+        "8",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "16",
+        "--max-steps",
+        "6",
+        "--eval-every",
+        "3",
+        "--out",
+        "run",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.count("stopped (max-steps)") == 1  # rank 0 alone reports
+    h = checkpoint.read_header("run/last.ckpt")
+    assert h.meta["state"]["world_size"] == 2 and h.meta["state"]["step"] == 6
+    assert h.meta["train"]["batch_size"] == 4
+    one = subprocess.run(
+        [sys.executable, "-m", "charrnn", "train", "--resume", "run/last.ckpt", "--max-steps", "8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert one.returncode == 0, one.stderr
+    h = checkpoint.read_header("run/last.ckpt")
+    assert h.meta["state"]["world_size"] == 1 and h.meta["train"]["batch_size"] == 8
+    three = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "3",
+            "-m",
+            "charrnn",
+            "train",
+            "--resume",
+            "run/last.ckpt",
+            "--max-steps",
+            "9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert three.returncode != 0 and "cannot be shared by 3 processes" in three.stderr
