@@ -7,6 +7,7 @@ torch is imported only inside the commands that need it, so `inspect` and `--hel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import typer
 from charrnn import __version__
 from charrnn.cli_train import train
 from charrnn.console import console, error
-from charrnn.errors import CharRNNError, InputError, Interrupted
+from charrnn.errors import CharRNNError, InputError
 
 app = typer.Typer(
     add_completion=False,
@@ -231,13 +232,9 @@ def sample(
     """Generate text from a checkpoint; the text alone goes to stdout, streamed as it is written."""
     import secrets
 
-    if length < 0:
-        raise InputError(f"--length must be >= 0, got {length}")
-    if num_samples < 1:
-        raise InputError(f"--num-samples must be >= 1, got {num_samples}")
     from charrnn.sampler import check_options
 
-    check_options(temp, top_k, top_p)
+    check_options(temp, top_k, top_p, length, num_samples)  # before any slow loading
     path = _find_checkpoint(checkpoint)
     prime = sys.stdin.read() if seed == "-" else _unescape(seed)
     sep, stop = _unescape(separator), _unescape(stop) if stop else None
@@ -255,20 +252,17 @@ def sample(
     if rng_seed is None:
         rng_seed = secrets.randbits(31)
         console.print(f"rng seed: {rng_seed}", highlight=False)
-    _write_samples(
-        sampler,
-        prime,
-        sep,
-        not no_echo,
-        length,
-        temp,
-        top_k,
-        top_p,
-        num_samples,
-        rng_seed=rng_seed,
-        stop=stop,
-        unknown=unknown,
-    )
+    options = {
+        "length": length,
+        "temperature": temp,
+        "top_k": top_k,
+        "top_p": top_p,
+        "num_samples": num_samples,
+        "rng_seed": rng_seed,
+        "stop": stop,
+        "unknown": unknown,
+    }
+    _write_samples(sampler, prime, sep, not no_echo, options)
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\"}
@@ -279,27 +273,16 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), text, flags=re.S)
 
 
-def _write_samples(
-    sampler,
-    prime: str,
-    sep: str,
-    echo: bool,
-    length: int,
-    temp: float,
-    top_k,
-    top_p,
-    num: int,
-    **kw,
-) -> None:
+def _write_samples(sampler, prime: str, sep: str, echo: bool, options: dict) -> None:
     """Stream the first sample as it is generated; the others follow it, separated."""
     out = sys.stdout
     if out.encoding.lower().replace("-", "") != "utf8":
         out.reconfigure(encoding="utf-8")
-    rest: list[list[str]] = [[] for _ in range(num - 1)]
+    rest: list[list[str]] = [[] for _ in range(options["num_samples"] - 1)]
     try:
         if echo:
             out.write(prime)
-        for pieces in sampler.stream_batch(prime, length, temp, top_k, top_p, num, **kw):
+        for pieces in sampler.stream_batch(prime, **options):
             if pieces[0]:
                 out.write(pieces[0])
                 out.flush()
@@ -322,6 +305,18 @@ for command in (prep, train, sample, inspect):
 
 def main() -> None:
     """Entry point: run the app, turning library errors into one line and an exit code."""
+    code = _run()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun, C++ destructors of the (already destroyed) process group occasionally
+        # abort at interpreter exit; the work is done and saved, so leave without running them.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _run() -> int:
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, let the write fail (and be reported)
@@ -335,12 +330,14 @@ def main() -> None:
             ctx = getattr(e, "ctx", None)
             hint = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
             error(console, f"{e.format_message()}{hint}")
-        sys.exit(getattr(e, "exit_code", 2))
+        return getattr(e, "exit_code", 2)
     except CharRNNError as e:
         error(console, str(e))
-        sys.exit(e.exit_code)
+        return e.exit_code
     except (_Stop, typer.Abort) as e:
-        sys.exit(128 + getattr(e, "signum", signal.SIGINT))
+        return 128 + getattr(e, "signum", signal.SIGINT)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except Exception as e:
         if os.environ.get("CHARRNN_DEBUG"):
             raise
@@ -348,8 +345,5 @@ def main() -> None:
             console,
             f"internal error: {type(e).__name__}: {e} (CHARRNN_DEBUG=1 shows the traceback)",
         )
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-__all__ = ["Interrupted", "app", "main"]
+        return 1
+    return code if isinstance(code, int) else 0

@@ -22,13 +22,9 @@ from charrnn.console import TrainView, console
 from charrnn.errors import InputError, Interrupted
 from charrnn.train import TrainConfig, parse_duration
 
-_M = {
-    "cell": "lstm",
-    "layers": 2,
-    "hidden": 512,
-    "embed": 64,
-    "dropout": 0.0,
-}  # ModelConfig defaults
+# ModelConfig's defaults, repeated rather than imported: importing the model would load torch for
+# `charrnn -h` (a test checks that the two agree).
+_M = {"cell": "lstm", "layers": 2, "hidden": 512, "embed": 64, "dropout": 0.3}
 _T = TrainConfig()
 # Without any stopping option a run stops by itself: after 10 minutes (the schedule anneals to it),
 # or 50 epochs for a small corpus, whichever comes first.
@@ -262,7 +258,9 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
         )
         stopper.install()
         try:
-            return trainer.run(), stopper.signum
+            result = trainer.run()
+            distributed.barrier(world)  # leave together: gloo aborts a rank whose peer is gone
+            return result, stopper.signum
         finally:
             stopper.uninstall()
             distributed.shutdown(world)

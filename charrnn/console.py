@@ -66,11 +66,12 @@ class TrainView:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
+                # most important first: a narrow terminal cuts the line from the right
                 TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.fields[stats]}"),
+                BarColumn(bar_width=20),
                 TimeElapsedColumn(),
                 TextColumn("ETA {task.fields[eta]}"),
+                TextColumn("{task.fields[stats]}"),
                 console=self.console,
                 redirect_stdout=False,
                 redirect_stderr=False,

@@ -27,7 +27,7 @@ class ModelConfig:
     layers: int = 2
     hidden: int = 512
     embed: int = 64
-    dropout: float = 0.0
+    dropout: float = 0.3
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:

@@ -23,7 +23,14 @@ from charrnn.vocab import Unknown, Vocab
 PRIME_CHUNK = 4096
 
 
-def check_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
+def check_options(
+    temperature: float, top_k: int | None, top_p: float | None, length: int = 0, num: int = 1
+) -> None:
+    """Reject impossible sampling options with a message naming the flag."""
+    if length < 0:
+        raise InputError(f"--length must be >= 0, got {length}")
+    if num < 1:
+        raise InputError(f"--num-samples must be >= 1, got {num}")
     if not temperature >= 0:  # also rejects NaN
         raise InputError(f"--temp must be >= 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k < 0:
@@ -38,9 +45,11 @@ def adjust_logits(
     """Scale by 1/temperature and set every excluded entry to -inf (rows are independent).
 
     top-k keeps the k largest; top-p keeps the smallest set of most likely characters whose
-    probability reaches p (always at least one). temperature must be > 0 here.
+    probability reaches p (always at least one). temperature must be > 0 here. The row maximum is
+    subtracted first (softmax does not change), so a tiny temperature gives 0 and -inf, never inf.
     """
-    out = logits / temperature
+    t = max(temperature, torch.finfo(logits.dtype).tiny)  # below it the dtype would read 0
+    out = (logits - logits.max(dim=-1, keepdim=True).values) / t
     if top_k and top_k < out.shape[-1]:
         keep = torch.topk(out, top_k, dim=-1).indices  # exactly k, even among ties
         out = torch.full_like(out, float("-inf")).scatter(-1, keep, out.gather(-1, keep))
@@ -201,9 +210,7 @@ class Sampler:
     ) -> Iterator[list[str]]:
         """Generate num_samples continuations together; yields one string per sample per step
         (empty once a sample has hit `stop`, which is not included)."""
-        check_options(temperature, top_k, top_p)
-        if length < 0 or num_samples < 1:
-            raise InputError("--length must be >= 0 and --num-samples >= 1")
+        check_options(temperature, top_k, top_p, length, num_samples)
         self.last_seed = secrets.randbits(63) if rng_seed is None else rng_seed
         gen = torch.Generator(self.device).manual_seed(self.last_seed)
         ids = self.vocab.encode(prime, unknown)

@@ -27,7 +27,7 @@ class TrainConfig:
 
     batch_size: int = 64
     seq_len: int = 100
-    lr: float = 2e-3
+    lr: float = 1.2e-2
     warmup: int = 100
     min_lr: float = 0.1
     weight_decay: float = 0.1

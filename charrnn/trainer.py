@@ -71,34 +71,13 @@ class Trainer:
         self.world = world or distributed.from_env()
         self.device = resolve_device(device, self.world)
         distributed.init(self.world, self.device)
-        self.dataset, self.out_dir, self.emit, self.should_stop = (
-            dataset,
-            out_dir,
-            on_event,
-            should_stop,
-        )
+        self.dataset, self.out_dir, self.emit = dataset, out_dir, on_event
+        self.should_stop = should_stop
         self.vocab = dataset.vocab
         new_corpus = resume is not None and self._check_corpus(resume, allow_new_corpus)
         self.fresh = resume is None
         train_ids, self.val_ids = dataset.split("train"), dataset.split("val")
-        saved = resume.meta["state"] if resume else None
-        if saved:  # the streams are fixed by the run; the ranks share them out anew
-            streams = cfg.batch_size * int(saved.get("world_size", 1))
-            if streams % self.world.size:
-                raise InputError(
-                    f"the checkpoint's {streams} streams cannot be shared by {self.world.size} processes"
-                )
-            cfg = cfg.with_(batch_size=streams // self.world.size)
-        else:
-            b, s = fit_batch(len(train_ids), cfg.batch_size, cfg.seq_len, self.world.size)
-            if (b, s) != (cfg.batch_size, cfg.seq_len):
-                self.emit(
-                    Note(
-                        f"corpus too small for batch {cfg.batch_size} × seq-len "
-                        f"{cfg.seq_len}: using batch {b} × seq-len {s}"
-                    )
-                )
-                cfg = cfg.with_(batch_size=b, seq_len=s)
+        cfg = self._fit_batches(cfg, len(train_ids), resume)
         self.precision = resolve_precision(cfg.precision, self.device, model_cfg.cell)
         self.cfg, self.model_cfg = cfg, model_cfg
         self.batcher = StreamBatcher(
@@ -125,6 +104,28 @@ class Trainer:
                 self.progress.batch_in_epoch = 0
         self.last_path = out_dir / "last.ckpt"
         self.best_path = out_dir / "best.ckpt"
+
+    def _fit_batches(
+        self, cfg: TrainConfig, n: int, resume: checkpoint.Header | None
+    ) -> TrainConfig:
+        """Per-process batch size: a resumed run keeps its streams (shared out among however many
+        processes there are now); a new one shrinks batch × seq-len to fit a small corpus."""
+        if resume is not None:
+            streams = cfg.batch_size * int(resume.meta["state"].get("world_size", 1))
+            if streams % self.world.size:
+                raise InputError(
+                    f"the checkpoint's {streams} streams cannot be shared by {self.world.size} processes"
+                )
+            return cfg.with_(batch_size=streams // self.world.size)
+        b, s = fit_batch(n, cfg.batch_size, cfg.seq_len, self.world.size)
+        if (b, s) != (cfg.batch_size, cfg.seq_len):
+            self.emit(
+                Note(
+                    f"corpus too small for batch {cfg.batch_size} × seq-len {cfg.seq_len}: "
+                    f"using batch {b} × seq-len {s}"
+                )
+            )
+        return cfg.with_(batch_size=b, seq_len=s)
 
     # --- resume -------------------------------------------------------------------------------
     def _check_corpus(self, header: checkpoint.Header, allow_new: bool) -> bool:

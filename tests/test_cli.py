@@ -173,3 +173,12 @@ def test_default_stopping_rule_only_without_any() -> None:
     cfg = _train_config({"max_steps": 10}, None)
     assert (cfg.max_steps, cfg.time_budget, cfg.max_epochs) == (10, None, None)
     assert _train_config({"time_budget": "2h"}, None).time_budget == 7200
+
+
+def test_cli_model_defaults_are_the_model_configs() -> None:
+    from dataclasses import fields
+
+    from charrnn.cli_train import _M
+    from charrnn.model import ModelConfig
+
+    assert {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"} == _M

@@ -16,7 +16,10 @@ from charrnn.vocab import Vocab
 
 def test_adjust_logits_temperature_top_k_top_p() -> None:
     logits = torch.log(torch.tensor([[0.5, 0.25, 0.15, 0.1]]))
-    assert torch.allclose(adjust_logits(logits, 2.0), logits / 2)
+    scaled = torch.softmax(adjust_logits(logits, 2.0), -1)
+    assert torch.allclose(scaled, torch.softmax(logits / 2, -1))
+    tiny = torch.softmax(adjust_logits(logits, 1e-300), -1)  # overflows without the max shift
+    assert torch.equal(tiny, torch.nn.functional.one_hot(logits.argmax(-1), 4).float())
     k2 = adjust_logits(logits, 1.0, top_k=2)
     assert torch.isinf(k2[0, 2:]).all() and torch.isfinite(k2[0, :2]).all()
     p = adjust_logits(logits, 1.0, top_p=0.7)  # 0.5 < 0.7 <= 0.75: keep two
