@@ -51,13 +51,14 @@ def adjust_logits(
     t = max(temperature, torch.finfo(logits.dtype).tiny)  # below it the dtype would read 0
     out = (logits - logits.max(dim=-1, keepdim=True).values) / t
     if top_k and top_k < out.shape[-1]:
-        keep = torch.topk(out, top_k, dim=-1).indices  # exactly k, even among ties
+        keep = torch.topk(logits, top_k, dim=-1).indices  # on the raw logits: no rounding ties
         out = torch.full_like(out, float("-inf")).scatter(-1, keep, out.gather(-1, keep))
     if top_p is not None and top_p < 1:
         sorted_logits, order = torch.sort(out, dim=-1, descending=True)
         probs = torch.softmax(sorted_logits, dim=-1)
         before = torch.cumsum(probs, dim=-1) - probs  # mass of the strictly more likely ones
         drop = before >= top_p
+        drop[..., 0] = False  # the most likely always stays (top_p may round to 0 in the dtype)
         out = out.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     return out
 

@@ -4,12 +4,19 @@ small model trained once per session on tiny-shakespeare for the sampling and in
 from __future__ import annotations
 
 import io
+import os
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI runs a fixed set of examples (HYPOTHESIS_PROFILE=ci); elsewhere each run explores new ones.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("thorough", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from charrnn.sampler import adjust_logits, pick
@@ -59,7 +59,9 @@ sample_options = st.fixed_dictionaries(
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=min(settings().max_examples, 400),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(opts=sample_options, echo=st.booleans())
 def test_random_sample_options_never_crash(cli, trained: Path, opts: dict, echo: bool) -> None:
@@ -69,3 +71,57 @@ def test_random_sample_options_never_crash(cli, trained: Path, opts: dict, echo:
     assert "Traceback" not in r.err and "internal error" not in r.err
     if r.code == 2:
         assert r.out == "" and len(r.err.strip().splitlines()) == 1
+
+
+# Each option: values a user may give, and (second) values that must be refused with one line.
+TRAIN_OPTIONS = {
+    "--cell": (st.sampled_from(["lstm", "gru", "rnn"]), st.just("transformer")),
+    "--layers": (st.integers(1, 3), st.integers(-1, 0)),
+    "--hidden": (st.integers(1, 24), st.integers(-2, 0)),
+    "--embed": (st.integers(1, 8), st.integers(-1, 0)),
+    "--dropout": (st.floats(0, 0.9), st.floats(1, 1.5) | st.floats(-0.5, -0.01)),
+    "--batch-size": (st.integers(1, 40), st.integers(-1, 0)),
+    "--seq-len": (st.integers(1, 300), st.integers(-1, 0)),
+    "--lr": (st.floats(1e-5, 1) | st.just(1e30), st.floats(-1, 0)),
+    "--warmup": (st.integers(0, 5), st.just(-2)),
+    "--grad-clip": (st.floats(0, 10), st.just(-1.0)),
+    "--weight-decay": (st.floats(0, 1), st.just(-0.5)),
+    "--time-budget": (
+        st.sampled_from(["5s", "1m", "1h30m"]),
+        st.sampled_from(["0", "-3s", "soon"]),
+    ),
+    "--patience": (st.integers(1, 3), st.integers(-1, 0)),
+    "--eval-every": (st.integers(1, 4), st.integers(-1, 0)),
+    "--eval-chars": (st.integers(1, 500), st.integers(-5, 0)),
+    "--val-frac": (st.floats(0, 0.9), st.floats(1, 1.2) | st.floats(-0.2, -0.01)),
+    "--precision": (st.sampled_from(["auto", "fp32", "bf16"]), st.sampled_from(["fp16", "fp8"])),
+}
+
+
+@st.composite
+def train_options(draw: st.DrawFn) -> dict:
+    """Mostly valid combinations (so real runs happen), sometimes with one bad value among them."""
+    names = draw(st.lists(st.sampled_from(sorted(TRAIN_OPTIONS)), unique=True, max_size=8))
+    opts = {k: draw(TRAIN_OPTIONS[k][0]) for k in names}
+    if names and draw(st.booleans()):
+        bad = draw(st.sampled_from(names))
+        opts[bad] = draw(TRAIN_OPTIONS[bad][1])
+    return opts
+
+
+@settings(
+    max_examples=min(settings().max_examples, 60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(opts=train_options())
+def test_random_train_options_never_crash(cli, opts: dict) -> None:
+    """Any option combination on a small corpus: a run (exit 0, or 1 for a divergence) or one line."""
+    Path("toy.txt").write_text("the quick brown fox jumps over the lazy dog.\n" * 20)
+    args = [x for k, v in opts.items() for x in (k, str(v))]
+    r = cli("train", "toy.txt", "--max-steps", "3", "--out", "run", "--overwrite", "-q", *args)
+    event(f"exit {r.code}")
+    assert r.code in (0, 1, 2), r.err
+    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+    if r.code != 0:
+        assert r.out == "" and len(r.err.strip().splitlines()) == 1, r.err
