@@ -75,11 +75,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", default="10m")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--out", help="keep charrnn's run directory here (default: a temporary one)")
     args = ap.parse_args()
     from charrnn.train import parse_duration
 
     seconds = parse_duration(args.budget)
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or tmp
         cmd = [
             sys.executable,
             "-m",
@@ -92,6 +94,7 @@ def main() -> None:
             out,
             "--json",
             "--quiet",
+            "--overwrite",
         ]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     figures = {

@@ -68,7 +68,9 @@ def charrnn_cps(cell: str, ds, precision: str, steps: int, window: int) -> list[
         precision=precision,
     )
     with tempfile.TemporaryDirectory() as out:
-        model = ModelConfig(vocab_size=ds.vocab.size, cell=cell, layers=LAYERS, hidden=H, embed=E)
+        model = ModelConfig(
+            vocab_size=ds.vocab.size, cell=cell, layers=LAYERS, hidden=H, embed=E, dropout=0.0
+        )
         Trainer(ds, model, cfg, Path(out)).run()
         recs = [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     return [r["chars_per_sec"] for r in recs if "chars_per_sec" in r][1:]
@@ -77,7 +79,7 @@ def charrnn_cps(cell: str, ds, precision: str, steps: int, window: int) -> list[
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cells", default="lstm,gru")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--window", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()

@@ -210,7 +210,7 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
     row("steps", f"{t['steps']:,} ({t['epochs']} epochs, {t['chars_seen']:,} chars seen)")
     row(
         "time",
-        f"{duration(t['elapsed_seconds'])} on {t['device']} ({t['precision']}, {t['world_size']} process(es))",
+        f"{duration(t['elapsed_seconds'])} on {t['device']} ({t['precision']}, {_processes(t['world_size'])})",
     )
     if t["best_val_loss"] is not None:
         row(
@@ -245,3 +245,7 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
         for i, (ch, n) in enumerate(zip(v["chars"], counts, strict=True)):
             vt.add_row(str(i), escape(repr(ch)), f"U+{ord(ch):04X}", "" if n is None else f"{n:,}")
         console.print(vt)
+
+
+def _processes(n: int) -> str:
+    return "1 process" if n == 1 else f"{n} processes"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn.data import StreamBatcher, fit_batch, load_dataset, resolve_dataset
+from charrnn.data import RELEASE_EVERY, StreamBatcher, fit_batch, load_dataset, resolve_dataset
 from charrnn.errors import InputError
 from charrnn.prep import decode_chunks, id_dtype, prep
 
@@ -132,6 +132,16 @@ def test_stream_batcher_is_contiguous_tbptt() -> None:
     assert (y0 == x0 + 1).all() and (x1[:, 0] == x0[:, -1] + 1).all()
     r1 = StreamBatcher(ids, streams=4, seq_len=10, rank=1, world=2)
     assert r1.batch(3)[0].tolist() == b.batch(3)[0][2:].tolist()
+
+
+def test_memory_mapped_batches_survive_releasing_their_pages() -> None:
+    """Batches read from the memory map stay exact across the periodic unmapping of its pages."""
+    (np.arange(400_001) % 251).astype(np.uint8).tofile("ids.bin")
+    mapped = np.memmap("ids.bin", dtype=np.uint8, mode="r")
+    plain = np.fromfile("ids.bin", dtype=np.uint8)
+    a, b = StreamBatcher(mapped, 64, 100), StreamBatcher(plain, 64, 100)
+    for t in range(3 * RELEASE_EVERY):
+        assert np.array_equal(a.batch(t)[0], b.batch(t)[0])
 
 
 def test_fit_batch_shrinks_for_tiny_corpora() -> None:
