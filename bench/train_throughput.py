@@ -19,16 +19,23 @@ import torch
 from common import SHAKESPEARE, matmul_peaks, report
 from torch import nn
 
-B, S, H, E, LAYERS = 64, 100, 512, 64, 2
+B, S, H, E = 64, 100, 512, 64
 
 
-def baseline_cps(cell: str, ids: np.ndarray, vocab: int, steps: int, window: int) -> list[float]:
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def baseline_cps(
+    cell: str, ids: np.ndarray, vocab: int, steps: int, window: int, layers: int, device: str
+) -> list[float]:
     """The plain program, timed over windows of `window` steps after one warm-up window."""
     torch.manual_seed(0)
     emb, rnn, head = (
-        nn.Embedding(vocab, E),
-        getattr(nn, cell.upper())(E, H, LAYERS, batch_first=True),
-        nn.Linear(H, vocab),
+        nn.Embedding(vocab, E).to(device),
+        getattr(nn, cell.upper())(E, H, layers, batch_first=True).to(device),
+        nn.Linear(H, vocab).to(device),
     )
     params = [*emb.parameters(), *rnn.parameters(), *head.parameters()]
     opt = torch.optim.Adam(params, lr=2e-3)
@@ -37,7 +44,7 @@ def baseline_cps(cell: str, ids: np.ndarray, vocab: int, steps: int, window: int
     h = None
     rates, t0 = [], time.perf_counter()
     for step in range(steps + window):
-        w = torch.from_numpy(ids[starts + step * S + np.arange(S + 1)].astype(np.int64))
+        w = torch.from_numpy(ids[starts + step * S + np.arange(S + 1)].astype(np.int64)).to(device)
         out, h = rnn(emb(w[:, :-1]), h)
         loss = nn.functional.cross_entropy(head(out).flatten(0, 1), w[:, 1:].flatten())
         opt.zero_grad()
@@ -46,6 +53,7 @@ def baseline_cps(cell: str, ids: np.ndarray, vocab: int, steps: int, window: int
         opt.step()
         h = tuple(x.detach() for x in h) if isinstance(h, tuple) else h.detach()
         if (step + 1) % window == 0:
+            sync(device)
             now = time.perf_counter()
             if step + 1 > window:
                 rates.append(window * B * S / (now - t0))
@@ -53,7 +61,9 @@ def baseline_cps(cell: str, ids: np.ndarray, vocab: int, steps: int, window: int
     return rates
 
 
-def charrnn_cps(cell: str, ds, precision: str, steps: int, window: int) -> list[float]:
+def charrnn_cps(
+    cell: str, ds, precision: str, steps: int, window: int, layers: int, device: str
+) -> list[float]:
     from charrnn.model import ModelConfig
     from charrnn.train import TrainConfig
     from charrnn.trainer import Trainer
@@ -69,9 +79,9 @@ def charrnn_cps(cell: str, ds, precision: str, steps: int, window: int) -> list[
     )
     with tempfile.TemporaryDirectory() as out:
         model = ModelConfig(
-            vocab_size=ds.vocab.size, cell=cell, layers=LAYERS, hidden=H, embed=E, dropout=0.0
+            vocab_size=ds.vocab.size, cell=cell, layers=layers, hidden=H, embed=E, dropout=0.0
         )
-        Trainer(ds, model, cfg, Path(out)).run()
+        Trainer(ds, model, cfg, Path(out), device=device).run()
         recs = [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     return [r["chars_per_sec"] for r in recs if "chars_per_sec" in r][1:]
 
@@ -82,37 +92,44 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--window", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (both programs run there)")
+    ap.add_argument("--precisions", default="fp32,bf16", help="charrnn's; the baseline is fp32")
     args = ap.parse_args()
     from charrnn.data import resolve_dataset
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     ids = np.asarray(ds.split("train"))
-    peaks = matmul_peaks()
+    precisions = args.precisions.split(",")
+    peaks = matmul_peaks() if args.device == "cpu" else {}
     for cell in args.cells.split(","):
-        runs: dict[str, list[float]] = {"baseline_fp32": [], "fp32": [], "bf16": []}
+        runs: dict[str, list[float]] = {"baseline_fp32": []} | {p: [] for p in precisions}
         for _ in range(args.rounds):
-            runs["baseline_fp32"] += baseline_cps(cell, ids, ds.vocab.size, args.steps, args.window)
-            runs["fp32"] += charrnn_cps(cell, ds, "fp32", args.steps, args.window)
-            runs["bf16"] += charrnn_cps(cell, ds, "bf16", args.steps, args.window)
+            runs["baseline_fp32"] += baseline_cps(
+                cell, ids, ds.vocab.size, args.steps, args.window, args.layers, args.device
+            )
+            for p in precisions:
+                runs[p] += charrnn_cps(
+                    cell, ds, p, args.steps, args.window, args.layers, args.device
+                )
         med = {k: statistics.median(v) for k, v in runs.items()}
-        # training FLOPs per character: 3 × (2 × weights touched per character), embedding excluded
-        gates = {"lstm": 4, "gru": 3}[cell]
-        flops = 6 * (gates * H * (E + H) + (LAYERS - 1) * gates * H * 2 * H + H * ds.vocab.size)
-        report(
-            f"train_throughput_{cell}",
-            {
-                "model": f"{cell} {LAYERS}x{H} embed {E} batch {B} seq {S}",
-                "baseline_fp32_chars_per_sec": round(med["baseline_fp32"]),
-                "charrnn_fp32_chars_per_sec": round(med["fp32"]),
-                "charrnn_bf16_chars_per_sec": round(med["bf16"]),
-                "fp32_ratio": round(med["fp32"] / med["baseline_fp32"], 3),
-                "bf16_ratio": round(med["bf16"] / med["baseline_fp32"], 3),
-                "baseline_fraction_of_fp32_peak": round(
-                    med["baseline_fp32"] * flops / 1e9 / peaks["matmul_fp32_gflops"], 2
-                ),
-                **peaks,
-            },
-        )
+        figures = {
+            "model": f"{cell} {args.layers}x{H} embed {E} batch {B} seq {S}",
+            "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
+            "baseline_fp32_chars_per_sec": round(med["baseline_fp32"]),
+        }
+        for p in precisions:
+            figures[f"charrnn_{p}_chars_per_sec"] = round(med[p])
+            figures[f"{p}_ratio"] = round(med[p] / med["baseline_fp32"], 3)
+        if peaks:
+            # training FLOPs per character: 3 × (2 × weights touched per character), no embedding
+            gates = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+            per_char = gates * H * (E + H) + (args.layers - 1) * gates * H * 2 * H
+            flops = 6 * (per_char + H * ds.vocab.size)
+            figures["baseline_fraction_of_fp32_peak"] = round(
+                med["baseline_fp32"] * flops / 1e9 / peaks["matmul_fp32_gflops"], 2
+            )
+        report(f"train_throughput_{cell}", figures | peaks)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ def prep(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the dataset summary as JSON on stdout.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> None:
     """Encode text into a dataset directory (meta.json + id arrays) that [bold]train[/] memory-maps."""
     from charrnn.prep import corpus_name
@@ -104,6 +105,12 @@ def prep(
         inputs, target, val_frac=val_frac, test_frac=test_frac, errors=errors, glob=glob
     )
     meta = result.meta
+    if as_json:
+        _print_json(
+            {k: v for k, v in meta.items() if k not in ("vocab", "counts")} | {"path": str(target)}
+        )
+    if quiet:
+        return
     for path in result.skipped:
         console.print(f"[yellow]skipped binary file[/] {path}", highlight=False)
     from charrnn.vocab import Vocab
@@ -117,10 +124,6 @@ def prep(
         highlight=False,
         markup=False,
     )
-    if as_json:
-        _print_json(
-            {k: v for k, v in meta.items() if k not in ("vocab", "counts")} | {"path": str(target)}
-        )
 
 
 def _print_json(obj: object) -> None:

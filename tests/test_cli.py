@@ -182,3 +182,11 @@ def test_cli_model_defaults_are_the_model_configs() -> None:
     from charrnn.model import ModelConfig
 
     assert {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"} == _M
+
+
+def test_prep_json_on_stdout_and_quiet(cli) -> None:
+    Path("t.txt").write_text("héllo wörld\n" * 50, encoding="utf-8")
+    r = cli("prep", "t.txt", "-o", "ds", "--json", "--quiet")
+    assert r.code == 0 and r.err == ""
+    summary = json.loads(r.out)
+    assert summary["chars"] == 600 and summary["path"] == "ds" and summary["dtype"] == "uint8"
