@@ -63,6 +63,22 @@ class Dataset:
             )
         return diffs
 
+    def check_resume(self, ckpt: object, meta: dict, allow_new: bool) -> str:
+        """Whether a checkpoint may continue on this text: "" when it is the same corpus; what
+        differs when it is not but allow_new and the vocabularies agree; else an InputError."""
+        diffs = self.differences(meta["corpus"], meta["vocab"])
+        if not diffs:
+            return ""
+        same_vocab = meta["vocab"] == self.vocab.to_json()
+        if allow_new and same_vocab:
+            return "; ".join(diffs)
+        hint = (
+            "; pass --allow-new-corpus to continue on this text"
+            if same_vocab
+            else "; a model cannot continue on a different vocabulary"
+        )
+        raise InputError(f"{ckpt} was trained on other text: {'; '.join(diffs)}{hint}")
+
     def fingerprint(self) -> dict:
         """What a checkpoint records to recognise this corpus again (name, size, hash, splits)."""
         return {

@@ -114,3 +114,14 @@ def state_tensors(state: State) -> list[torch.Tensor]:
 
 def state_from_tensors(cell: str, tensors: list[torch.Tensor]) -> State:
     return (tensors[0], tensors[1]) if cell == "lstm" else tensors[0]
+
+
+def configure_adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: decaying biases and gains only hurts."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99))

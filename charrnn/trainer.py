@@ -23,6 +23,7 @@ from charrnn.evaluate import evaluate, unigram_entropy
 from charrnn.model import (
     CharRNN,
     ModelConfig,
+    configure_adamw,
     detach_state,
     parameter_count,
     state_tensors,
@@ -93,7 +94,7 @@ class Trainer:
         self.net: torch.nn.Module = self.model
         if self.world.size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
-        self.optimizer = _adamw(self.model, cfg)
+        self.optimizer = configure_adamw(self.model, cfg.lr, cfg.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.progress = Progress()
         self.history: dict[str, list] = {"train": [], "val": []}
@@ -129,21 +130,11 @@ class Trainer:
 
     # --- resume -------------------------------------------------------------------------------
     def _check_corpus(self, header: checkpoint.Header, allow_new: bool) -> bool:
-        """Refuse to continue on other text than the checkpoint's, saying what differs; with
-        allow_new and the same vocabulary, accept it (returns True for a new corpus)."""
-        diffs = self.dataset.differences(header.meta["corpus"], header.meta["vocab"])
-        if not diffs:
-            return False
-        same_vocab = header.meta["vocab"] == self.vocab.to_json()
-        if allow_new and same_vocab:
-            self.emit(Note(f"continuing on a new corpus: {'; '.join(diffs)}"))
-            return True
-        hint = (
-            "; pass --allow-new-corpus to continue on this text"
-            if same_vocab
-            else "; a model cannot continue on a different vocabulary"
-        )
-        raise InputError(f"{header.path} was trained on other text: {'; '.join(diffs)}{hint}")
+        """Refuse other text than the checkpoint's (True: a new corpus, allowed and announced)."""
+        diffs = self.dataset.check_resume(header.path, header.meta, allow_new)
+        if diffs:
+            self.emit(Note(f"continuing on a new corpus: {diffs}"))
+        return bool(diffs)
 
     def _restore(self, header: checkpoint.Header) -> None:
         per = self.cfg.batch_size
@@ -404,14 +395,3 @@ class Trainer:
         checkpoint.save(self.last_path, tensors, meta)
         if best:
             checkpoint.link(self.last_path, self.best_path)
-
-
-def _adamw(model: CharRNN, cfg: TrainConfig) -> torch.optim.AdamW:
-    """Weight decay on matrices only: decaying biases and gains only hurts."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": rest, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
