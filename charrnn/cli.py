@@ -339,8 +339,6 @@ def _run() -> int:
         return e.exit_code
     except (_Stop, typer.Abort) as e:
         return 128 + getattr(e, "signum", signal.SIGINT)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except Exception as e:
         if os.environ.get("CHARRNN_DEBUG"):
             raise

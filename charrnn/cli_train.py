@@ -258,9 +258,7 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
         )
         stopper.install()
         try:
-            result = trainer.run()
-            distributed.barrier(world)  # leave together: gloo aborts a rank whose peer is gone
-            return result, stopper.signum
+            return trainer.run(), stopper.signum
         finally:
             stopper.uninstall()
             distributed.shutdown(world)

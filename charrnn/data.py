@@ -63,7 +63,7 @@ class Dataset:
             )
         return diffs
 
-    def check_resume(self, ckpt: object, meta: dict, allow_new: bool) -> str:
+    def check_resume(self, ckpt: str | Path, meta: dict, allow_new: bool) -> str:
         """Whether a checkpoint may continue on this text: "" when it is the same corpus; what
         differs when it is not but allow_new and the vocabularies agree; else an InputError."""
         diffs = self.differences(meta["corpus"], meta["vocab"])

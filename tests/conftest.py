@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,33 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+
+
+CLI = [sys.executable, "-m", "charrnn"]
+# A model small enough that a real training process starts, steps and saves in about a second.
+TINY = [
+    "--hidden",
+    "32",
+    "--embed",
+    "8",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "16",
+    "--log-every",
+    "1",
+]
+
+
+def torchrun(processes: int) -> list[str]:
+    """The command prefix for `charrnn` under torchrun with this many local processes."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return [*launcher, "--nproc-per-node", str(processes), "-m", "charrnn"]
+
+
+def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """`charrnn ARGS...` in a real subprocess, output captured as text."""
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def shakespeare_text(n: int | None = None) -> str:

@@ -4,7 +4,6 @@ batch 2B, and the real CLI under torchrun. Both are time-limited so a hang fails
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import torch
 from charrnn import checkpoint
 from charrnn.prep import prep
 
-from .conftest import shakespeare_text
+from .conftest import TINY, run_cli, shakespeare_text, torchrun
 from .dist_worker import train_steps
 
 pytestmark = pytest.mark.timeout(240)
@@ -47,29 +46,15 @@ def test_two_ranks_match_one_process_with_twice_the_batch() -> None:
 def test_torchrun_cli_smoke_then_resume_in_one_process() -> None:
     Path("c.txt").write_text(shakespeare_text(40_000))
     cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "charrnn",
+        *torchrun(2),
         "train",
         "c.txt",
-        "--hidden",
-        "32",
-        "--embed",
-        "8",
-        "--batch-size",
-        "4",
-        "--seq-len",
-        "16",
+        *TINY,
         "--max-steps",
         "6",
         "--eval-every",
         "3",
-        "--out",
+        "-o",
         "run",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
@@ -78,31 +63,12 @@ def test_torchrun_cli_smoke_then_resume_in_one_process() -> None:
     h = checkpoint.read_header("run/last.ckpt")
     assert h.meta["state"]["world_size"] == 2 and h.meta["state"]["step"] == 6
     assert h.meta["train"]["batch_size"] == 4
-    one = subprocess.run(
-        [sys.executable, "-m", "charrnn", "train", "--resume", "run/last.ckpt", "--max-steps", "8"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    one = run_cli("train", "--resume", "run/last.ckpt", "--max-steps", "8")
     assert one.returncode == 0, one.stderr
     h = checkpoint.read_header("run/last.ckpt")
     assert h.meta["state"]["world_size"] == 1 and h.meta["train"]["batch_size"] == 8
     three = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "3",
-            "-m",
-            "charrnn",
-            "train",
-            "--resume",
-            "run/last.ckpt",
-            "--max-steps",
-            "9",
-        ],
+        [*torchrun(3), "train", "--resume", "run/last.ckpt", "--max-steps", "9"],
         capture_output=True,
         text=True,
         timeout=180,

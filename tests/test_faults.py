@@ -7,7 +7,6 @@ import random
 import resource
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,21 +14,7 @@ import pytest
 
 from charrnn import checkpoint, snapshot
 
-from .conftest import shakespeare_text
-
-CLI = [sys.executable, "-m", "charrnn"]
-TINY = [
-    "--hidden",
-    "32",
-    "--embed",
-    "8",
-    "--batch-size",
-    "4",
-    "--seq-len",
-    "16",
-    "--log-every",
-    "1",
-]
+from .conftest import CLI, TINY, run_cli, shakespeare_text
 
 
 def corpus(name: str = "c.txt", n: int = 40_000, offset: int = 0) -> str:
@@ -95,12 +80,7 @@ def test_kill_9_at_random_moments_then_resume() -> None:
             loads(ckpt)
     assert kills == 6 and (run / "last.ckpt").exists()
     step = loads(run / "last.ckpt")
-    done = subprocess.run(
-        [*CLI, "train", "--resume", "run/last.ckpt", "--max-steps", str(step + 3)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_cli("train", "--resume", "run/last.ckpt", "--max-steps", str(step + 3))
     assert done.returncode == 0, done.stderr
     assert loads(run / "last.ckpt") == step + 3
     assert temp_files(run) == []
@@ -120,13 +100,7 @@ def test_full_disk_keeps_previous_checkpoints_whole() -> None:
     def small_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    r = subprocess.run(
-        [*CLI, "train", "--resume", "run/last.ckpt", "--max-steps", "8"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=small_disk,
-    )
+    r = run_cli("train", "--resume", "run/last.ckpt", "--max-steps", "8", preexec_fn=small_disk)
     assert r.returncode == 1, r.stderr
     assert "could not save" in r.stderr and "the previous file is intact" in r.stderr
     assert "Traceback" not in r.stderr
@@ -207,12 +181,7 @@ def test_second_trainer_on_same_run_dir_is_refused() -> None:
         a.wait()
     # a dead holder does not hold the lock: the run resumes
     step = loads(Path("run/last.ckpt"))
-    r = subprocess.run(
-        [*CLI, "train", "--resume", "run/last.ckpt", "--max-steps", str(step + 2)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = run_cli("train", "--resume", "run/last.ckpt", "--max-steps", str(step + 2), timeout=60)
     assert r.returncode == 0, r.stderr
     assert loads(Path("run/last.ckpt")) == step + 2
 
