@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--out", help="keep charrnn's run directory here (default: a temporary one)")
     args = ap.parse_args()
+    from charrnn.checkpoint import read_header
     from charrnn.train import parse_duration
 
     seconds = parse_duration(args.budget)
@@ -97,12 +98,15 @@ def main() -> None:
             "--overwrite",
         ]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        m = read_header(result["best_path"]).meta["model"]
     figures = {
         "budget": args.budget,
         "command": f"charrnn train tinyshakespeare.txt --time-budget {args.budget}",
         "charrnn_val_loss": round(result["best_val_loss"], 4),
         "charrnn_val_bpc": round(result["best_val_loss"] / np.log(2), 4),
         "charrnn_steps": result["step"],
+        "charrnn_best_step": result["best_step"],
+        "charrnn_model": f"{m['cell']} {m['layers']}x{m['hidden']} dropout {m['dropout']}",
     }
     if not args.skip_baseline:
         base, steps = baseline(seconds)

@@ -20,7 +20,14 @@ import typer
 
 from charrnn.console import TrainView, console
 from charrnn.errors import InputError, Interrupted
-from charrnn.train import TrainConfig, parse_duration
+from charrnn.train import (
+    LONG_RUN_EPOCHS,
+    LONG_RUN_MODEL,
+    NOMINAL_CHARS_PER_SEC,
+    TrainConfig,
+    model_defaults,
+    parse_duration,
+)
 
 # ModelConfig's defaults, repeated rather than imported: importing the model would load torch for
 # `charrnn -h` (a test checks that the two agree).
@@ -58,7 +65,13 @@ def train(
         _opt(MODEL, "Recurrent cell (rnn = tanh RNN).", _M["cell"]),
     ] = None,
     layers: Annotated[
-        int | None, _opt(MODEL, "Stacked recurrent layers.", _M["layers"], min=1)
+        int | None,
+        _opt(
+            MODEL,
+            "Stacked recurrent layers.",
+            f"{_M['layers']}; {LONG_RUN_MODEL['layers']} for a long run (see --time-budget)",
+            min=1,
+        ),
     ] = None,
     hidden: Annotated[
         int | None, _opt(MODEL, "Hidden units per layer.", _M["hidden"], min=1)
@@ -68,7 +81,11 @@ def train(
     ] = None,
     dropout: Annotated[
         float | None,
-        _opt(MODEL, "Dropout between layers and before the head, in [0, 1).", _M["dropout"]),
+        _opt(
+            MODEL,
+            "Dropout between layers and before the head, in [0, 1).",
+            f"{_M['dropout']}; {LONG_RUN_MODEL['dropout']} for a long run",
+        ),
     ] = None,
     batch_size: Annotated[
         int | None, _opt(BATCH, "Parallel text streams per process.", _T.batch_size, min=1)
@@ -99,7 +116,10 @@ def train(
         str | None,
         _opt(
             STOP,
-            "Stop after this long: 90s, 10m, 2h; the LR schedule anneals to it.",
+            "Stop after this long: 90s, 10m, 2h; the LR schedule anneals to it. A run planned "
+            f"for more than {LONG_RUN_EPOCHS} epochs (a budget counted at "
+            f"{NOMINAL_CHARS_PER_SEC:,} chars/s) is long: its default model is "
+            f"{LONG_RUN_MODEL['layers']} layers, dropout {LONG_RUN_MODEL['dropout']}.",
             "10m if no stopping option",
         ),
     ] = None,
@@ -239,9 +259,16 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
                 f"note: resuming keeps the checkpoint's model; ignoring --{', --'.join(ignored)}"
             )
     else:
-        mcfg = ModelConfig(
-            vocab_size=dataset.vocab.size, **{k: given.get(k, d) for k, d in _M.items()}
-        )
+        longer = {
+            k: v
+            for k, v in model_defaults(tcfg, len(dataset.split("train")), world.size).items()
+            if k not in given
+        }
+        if longer and not quiet and world.main:
+            opts = ", ".join(f"--{k} {v}" for k, v in longer.items())
+            console.print(f"a long run: using {opts} (the long-run defaults)", markup=False)
+        chosen = {k: given.get(k, d) for k, d in (_M | longer).items()}
+        mcfg = ModelConfig(vocab_size=dataset.vocab.size, **chosen)
     stopper = _Signals()
     with TrainView(console, quiet=quiet or not world.main) as view:
         trainer = Trainer(

@@ -11,7 +11,7 @@ import pytest
 
 import charrnn
 
-from .conftest import SHAKESPEARE
+from .conftest import SHAKESPEARE, TINY, shakespeare_text
 
 SMALL = ["--hidden", "64", "--embed", "16", "--batch-size", "8", "--seq-len", "32"]
 
@@ -77,6 +77,7 @@ def test_end_to_end_on_tinyshakespeare(cli) -> None:
     assert (
         t["config"]["lr"] == 0.01 and info["model"]["hidden"] == 128 and info["vocab"]["size"] == 65
     )
+    assert (info["model"]["layers"], info["model"]["dropout"]) == (2, 0.3)  # a short run
     assert info["corpus"]["sha256"] == json.loads(Path("data/ts/meta.json").read_text())["sha256"]
     human = cli("inspect", "runs/ts/best.ckpt")
     assert human.code == 0 and "LSTM 2×128" in human.out and "best val" in human.out
@@ -173,6 +174,29 @@ def test_default_stopping_rule_only_without_any() -> None:
     cfg = _train_config({"max_steps": 10}, None)
     assert (cfg.max_steps, cfg.time_budget, cfg.max_epochs) == (10, None, None)
     assert _train_config({"time_budget": "2h"}, None).time_budget == 7200
+
+
+def test_long_runs_get_the_long_run_model_unless_chosen(cli) -> None:
+    # 1,500 characters: 21 epochs of a tiny model take a second, and count as a long run.
+    Path("c.txt").write_text(shakespeare_text(1_500), encoding="utf-8")
+    common = ["train", "c.txt", *TINY, "--quiet"]
+    assert cli(*common, "--max-epochs", "21", "--out", "long").code == 0
+    chosen = ["--dropout", "0.1", "--layers", "1"]
+    assert cli(*common, "--max-epochs", "21", *chosen, "--out", "chosen").code == 0
+    assert cli(*common, "--max-epochs", "20", "--out", "short").code == 0
+    model = {
+        run: json.loads(cli("inspect", f"{run}/last.ckpt", "--json").out)["model"]
+        for run in ("long", "chosen", "short")
+    }
+    assert (model["long"]["layers"], model["long"]["dropout"]) == (3, 0.5)
+    assert (model["chosen"]["layers"], model["chosen"]["dropout"]) == (1, 0.1)
+    assert (model["short"]["layers"], model["short"]["dropout"]) == (2, 0.3)
+
+
+def test_a_long_run_says_which_defaults_it_took(cli) -> None:
+    Path("c.txt").write_text(shakespeare_text(1_500), encoding="utf-8")
+    r = cli("train", "c.txt", *TINY, "--max-epochs", "21", "--layers", "2", "--out", "r")
+    assert r.code == 0 and "a long run: using --dropout 0.5 (the long-run defaults)" in r.err
 
 
 def test_cli_model_defaults_are_the_model_configs() -> None:

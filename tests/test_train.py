@@ -14,7 +14,15 @@ from charrnn.data import load_dataset
 from charrnn.errors import InputError
 from charrnn.model import ModelConfig
 from charrnn.prep import prep
-from charrnn.train import Progress, TrainConfig, bpc, lr_at, parse_duration, stop_reason
+from charrnn.train import (
+    Progress,
+    TrainConfig,
+    bpc,
+    lr_at,
+    model_defaults,
+    parse_duration,
+    stop_reason,
+)
 from charrnn.trainer import Trainer, unigram_entropy
 
 from .conftest import shakespeare_text
@@ -71,6 +79,27 @@ def test_config_rejects_out_of_range_values() -> None:
     for bad in ({"layers": 0}, {"hidden": -4}, {"dropout": 1.0}, {"cell": "transformer"}):
         with pytest.raises(InputError):
             ModelConfig(vocab_size=10, **bad)
+
+
+def test_long_runs_are_told_apart_by_every_limit() -> None:
+    n = 1_000_000  # tiny-shakespeare's training split: 156 steps of 64 × 100 per epoch
+
+    def long(cfg: TrainConfig, chars: int = n, world: int = 1) -> bool:
+        return model_defaults(cfg, chars, world) == {"layers": 3, "dropout": 0.5}
+
+    assert not long(TrainConfig(time_budget=600, max_epochs=50))  # the default stop: 7.8 epochs
+    assert not long(TrainConfig(time_budget=20 * 60))  # 15.6 epochs at the nominal rate
+    assert long(TrainConfig(time_budget=3600))  # 46.8
+    assert not long(TrainConfig(time_budget=3600), 10 * n)  # a 10 MB corpus: 4.7
+    assert long(TrainConfig(max_epochs=50))
+    assert not long(TrainConfig(max_epochs=20))
+    assert not long(TrainConfig(time_budget=3600, max_steps=1000))  # 6.4 epochs
+    assert long(TrainConfig(time_budget=3600, max_steps=4000))  # 25.6 epochs
+    # the same steps over a 100× larger corpus are fewer epochs; over more processes, more
+    assert not long(TrainConfig(max_steps=4000), 100 * n)
+    assert long(TrainConfig(max_steps=2000), n, world=2)
+    assert long(TrainConfig())  # no limit at all: as long as the user likes
+    assert model_defaults(TrainConfig(max_epochs=20), n) == {}
 
 
 def test_loss_falls_well_below_unigram_entropy() -> None:
