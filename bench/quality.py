@@ -1,7 +1,8 @@
 """Quality per CPU-minute: what `charrnn train tinyshakespeare.txt --time-budget B` (all defaults)
 reaches on the validation split (last 10 %, evaluated statefully over the whole split), against a plain
 2×512 LSTM (Adam 2e-3, no dropout, no schedule, fp32, batch 64 × seq 100) given the same wall budget
-and the same evaluation, best of evaluations every 250 steps. Run one at a time on an idle machine."""
+and the same evaluation, best of evaluations every 250 steps. Run one at a time on an idle machine.
+Options it does not know go to `charrnn train` (tuning runs, recorded as `quality_<budget>_tuning`)."""
 
 from __future__ import annotations
 
@@ -72,11 +73,11 @@ def baseline(budget: float) -> tuple[float, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(allow_abbrev=False)
     ap.add_argument("--budget", default="10m")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--out", help="keep charrnn's run directory here (default: a temporary one)")
-    args = ap.parse_args()
+    args, extra = ap.parse_known_args()  # anything else goes to `charrnn train` (tuning runs)
     from charrnn.checkpoint import read_header
     from charrnn.train import parse_duration
 
@@ -96,12 +97,15 @@ def main() -> None:
             "--json",
             "--quiet",
             "--overwrite",
+            *extra,
         ]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         m = read_header(result["best_path"]).meta["model"]
     figures = {
         "budget": args.budget,
-        "command": f"charrnn train tinyshakespeare.txt --time-budget {args.budget}",
+        "command": " ".join(
+            ["charrnn train tinyshakespeare.txt --time-budget", args.budget, *extra]
+        ),
         "charrnn_val_loss": round(result["best_val_loss"], 4),
         "charrnn_val_bpc": round(result["best_val_loss"] / np.log(2), 4),
         "charrnn_steps": result["step"],
@@ -115,7 +119,7 @@ def main() -> None:
             "baseline_steps": steps,
             "improvement_nats": round(base - result["best_val_loss"], 4),
         }
-    report(f"quality_{args.budget}", figures)
+    report(f"quality_{args.budget}" + ("_tuning" if extra else ""), figures)
 
 
 if __name__ == "__main__":
