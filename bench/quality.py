@@ -2,7 +2,8 @@
 reaches on the validation split (last 10 %, evaluated statefully over the whole split), against a plain
 2×512 LSTM (Adam 2e-3, no dropout, no schedule, fp32, batch 64 × seq 100) given the same wall budget
 and the same evaluation, best of evaluations every 250 steps. Run one at a time on an idle machine.
-Options it does not know go to `charrnn train` (tuning runs, recorded as `quality_<budget>_tuning`)."""
+`--rng-seed N` measures the defaults on another draw; options it does not know go to `charrnn train`
+(tuning runs, recorded as `quality_<budget>_tuning`)."""
 
 from __future__ import annotations
 
@@ -72,54 +73,48 @@ def baseline(budget: float) -> tuple[float, int]:
     return min(best, evaluate(model, val, torch.device("cpu"), World())[0]), step
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(allow_abbrev=False)
-    ap.add_argument("--budget", default="10m")
-    ap.add_argument("--skip-baseline", action="store_true")
-    ap.add_argument("--out", help="keep charrnn's run directory here (default: a temporary one)")
-    args, extra = ap.parse_known_args()  # anything else goes to `charrnn train` (tuning runs)
+def run_charrnn(budget: str, out: str | None, extra: list[str]) -> dict:
+    """Train with charrnn's defaults (plus `extra`) for `budget`; its best evaluation and model."""
     from charrnn.checkpoint import read_header
-    from charrnn.train import parse_duration
 
-    seconds = parse_duration(args.budget)
     with tempfile.TemporaryDirectory() as tmp:
-        out = args.out or tmp
-        cmd = [
-            sys.executable,
-            "-m",
-            "charrnn",
-            "train",
-            str(SHAKESPEARE),
-            "--time-budget",
-            args.budget,
-            "--out",
-            out,
-            "--json",
-            "--quiet",
-            "--overwrite",
-            *extra,
-        ]
+        cmd = [sys.executable, "-m", "charrnn", "train", str(SHAKESPEARE), "--time-budget", budget]
+        cmd += ["--out", out or tmp, "--json", "--quiet", "--overwrite", *extra]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         m = read_header(result["best_path"]).meta["model"]
-    figures = {
-        "budget": args.budget,
-        "command": " ".join(
-            ["charrnn train tinyshakespeare.txt --time-budget", args.budget, *extra]
-        ),
+    return {
         "charrnn_val_loss": round(result["best_val_loss"], 4),
         "charrnn_val_bpc": round(result["best_val_loss"] / np.log(2), 4),
         "charrnn_steps": result["step"],
         "charrnn_best_step": result["best_step"],
         "charrnn_model": f"{m['cell']} {m['layers']}x{m['hidden']} dropout {m['dropout']}",
     }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(allow_abbrev=False)
+    ap.add_argument("--budget", default="10m")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--skip-baseline", action="store_true")
+    which.add_argument("--skip-charrnn", action="store_true", help="measure the baseline alone")
+    ap.add_argument("--out", help="keep charrnn's run directory here (default: a temporary one)")
+    ap.add_argument("--rng-seed", type=int, help="charrnn's seed: the defaults on another draw")
+    args, extra = ap.parse_known_args()  # anything else goes to `charrnn train` (tuning runs)
+    from charrnn.train import parse_duration
+
+    extra += ["--rng-seed", str(args.rng_seed)] if args.rng_seed is not None else []
+    figures: dict = {"budget": args.budget}
+    if not args.skip_charrnn:
+        command = ["charrnn train tinyshakespeare.txt --time-budget", args.budget, *extra]
+        figures |= {"command": " ".join(command)} | run_charrnn(args.budget, args.out, extra)
     if not args.skip_baseline:
-        base, steps = baseline(seconds)
-        figures |= {
-            "baseline_val_loss": round(base, 4),
-            "baseline_steps": steps,
-            "improvement_nats": round(base - result["best_val_loss"], 4),
-        }
-    report(f"quality_{args.budget}" + ("_tuning" if extra else ""), figures)
+        base, steps = baseline(parse_duration(args.budget))
+        figures |= {"baseline_val_loss": round(base, 4), "baseline_steps": steps}
+        if "charrnn_val_loss" in figures:
+            figures["improvement_nats"] = round(base - figures["charrnn_val_loss"], 4)
+    tuning = any(a != "--rng-seed" and a.startswith("-") for a in extra)
+    kind = "_baseline" if args.skip_charrnn else "_tuning" if tuning else ""
+    report(f"quality_{args.budget}{kind}", figures)
 
 
 if __name__ == "__main__":
