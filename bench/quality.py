@@ -102,6 +102,7 @@ def main() -> None:
     args, extra = ap.parse_known_args()  # anything else goes to `charrnn train` (tuning runs)
     from charrnn.train import parse_duration
 
+    tuning = bool(extra)  # another seed alone still measures the defaults
     extra += ["--rng-seed", str(args.rng_seed)] if args.rng_seed is not None else []
     figures: dict = {"budget": args.budget}
     if not args.skip_charrnn:
@@ -112,7 +113,6 @@ def main() -> None:
         figures |= {"baseline_val_loss": round(base, 4), "baseline_steps": steps}
         if "charrnn_val_loss" in figures:
             figures["improvement_nats"] = round(base - figures["charrnn_val_loss"], 4)
-    tuning = any(a != "--rng-seed" and a.startswith("-") for a in extra)
     kind = "_baseline" if args.skip_charrnn else "_tuning" if tuning else ""
     report(f"quality_{args.budget}{kind}", figures)
 
