@@ -168,7 +168,7 @@ def test_usage_errors_exit_2_in_one_line(cli) -> None:
 
 
 def test_default_stopping_rule_only_without_any() -> None:
-    from charrnn.cli_train import _train_config
+    from charrnn.cli.train import _train_config
 
     assert (_train_config({}, None).time_budget, _train_config({}, None).max_epochs) == (600.0, 50)
     cfg = _train_config({"max_steps": 10}, None)
@@ -202,7 +202,7 @@ def test_a_long_run_says_which_defaults_it_took(cli) -> None:
 def test_cli_model_defaults_are_the_model_configs() -> None:
     from dataclasses import fields
 
-    from charrnn.cli_train import _M
+    from charrnn.cli.train import _M
     from charrnn.model import ModelConfig
 
     assert {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"} == _M

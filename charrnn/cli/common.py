@@ -1,0 +1,44 @@
+"""What the commands share: finding the checkpoint a command should use, JSON on stdout, shell escapes,
+and writing generated text to stdout so that a closed pipe ends the program quietly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from charrnn.console import console
+from charrnn.errors import InputError
+
+
+def print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def find_checkpoint(given: str | None) -> Path:
+    """The positional path, else $CHARRNN_CHECKPOINT, else the newest best.ckpt under ./runs."""
+    if given:
+        return Path(given)
+    env = os.environ.get("CHARRNN_CHECKPOINT")
+    if env:
+        console.print(f"using $CHARRNN_CHECKPOINT: {env}", highlight=False, markup=False)
+        return Path(env)
+    found = [p for p in Path("runs").glob("**/best.ckpt") if p.is_file()]
+    if not found:
+        raise InputError(
+            "no checkpoint given and none found under ./runs; train one with "
+            "`charrnn train corpus.txt`, or pass a path"
+        )
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    console.print(f"using {newest} (the newest under ./runs)", highlight=False, markup=False)
+    return newest
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\"}
+
+
+def unescape(text: str) -> str:
+    r"""Let shell users write \n, \t, \r, \0 and \\ in --seed, --separator and --stop."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), text, flags=re.S)
