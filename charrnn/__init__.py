@@ -1,12 +1,12 @@
 """charrnn: character-level recurrent language models, trained and sampled from the command line.
 
 Importing this package is cheap on purpose: torch and numpy load only when a function needs them,
-so `charrnn inspect` and `charrnn --help` answer instantly.
+so `charrnn inspect` and `charrnn --help` answer instantly, and sampling on CPU never loads torch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from charrnn.errors import CharRNNError, InputError
 
@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 __all__ = ["CharRNNError", "InputError", "Sampler", "__version__", "load"]
 
 
-def load(path: str, device: str = "cpu", **kwargs: Any) -> Sampler:
-    """Load a checkpoint for sampling: `charrnn.load("runs/x/best.ckpt").generate("ROMEO:", 200)`."""
+def load(path: str, device: str = "cpu", threads: int = 0) -> Sampler:
+    """Load a checkpoint for sampling: `charrnn.load("runs/x/best.ckpt").generate("ROMEO:", 200)`.
+
+    On CPU this never imports torch (the numpy engine); `device="cuda"` uses torch on the GPU.
+    `threads` caps the CPU threads (0: every core this process may use).
+    """
     from charrnn.sampler import Sampler
 
-    return Sampler.from_checkpoint(path, device=device, **kwargs)
+    return Sampler.from_checkpoint(path, device=device, threads=threads)

@@ -69,6 +69,7 @@ class Header:
     format_version: int
     meta: dict[str, Any]
     tensors: dict[str, TensorInfo]
+    data_start: int = 0  # byte offset of the tensor data (TensorInfo offsets count from here)
 
 
 def _bad(path: Path, why: str) -> InputError:
@@ -103,7 +104,7 @@ def read_header(path: str | os.PathLike) -> Header:
     version = _format_version(p, raw_meta)
     tensors = _tensor_index(p, doc, size - 8 - n)
     meta = _parse_meta(p, raw_meta)
-    return Header(p, size, version, meta, tensors)
+    return Header(p, size, version, meta, tensors, 8 + n)
 
 
 def _format_version(p: Path, raw_meta: dict) -> int:

@@ -6,54 +6,22 @@ state_dict keys. Fast single-character inference lives in `sampler`, built from 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Literal
-
 import torch
 from torch import nn
 
-from charrnn.errors import InputError
+from charrnn.architecture import CELLS, Cell, ModelConfig, expected_shapes
 
-Cell = Literal["lstm", "gru", "rnn"]
-CELLS: tuple[str, ...] = ("lstm", "gru", "rnn")
+__all__ = [
+    "CELLS",
+    "Cell",
+    "CharRNN",
+    "ModelConfig",
+    "State",
+    "expected_shapes",
+]
+
 # A state is (h, c) for an LSTM and h alone otherwise; each is layers × batch × hidden.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    vocab_size: int
-    cell: str = "lstm"
-    layers: int = 2
-    hidden: int = 512
-    embed: int = 64
-    dropout: float = 0.3
-
-    def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise InputError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        for name in ("vocab_size", "layers", "hidden", "embed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"model {name} must be a positive integer, got {value!r}")
-        if not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
-            raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
-
-    @classmethod
-    def from_dict(cls, d: object) -> ModelConfig:
-        """Rebuild from checkpoint JSON, rejecting unknown or missing fields."""
-        if not isinstance(d, dict):
-            raise InputError("model config must be a JSON object")
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise InputError(f"model config has unknown fields: {', '.join(sorted(unknown))}")
-        if "vocab_size" not in d:
-            raise InputError("model config lacks vocab_size")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class CharRNN(nn.Module):
@@ -80,21 +48,6 @@ class CharRNN(nn.Module):
     def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         h = torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device)
         return (h, torch.zeros_like(h)) if self.cfg.cell == "lstm" else h
-
-
-def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The state_dict shapes of CharRNN(cfg), computed without building it (so a checkpoint can be
-    checked before anything is allocated, and without touching torch's meta-device machinery)."""
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell] * cfg.hidden
-    shapes: dict[str, tuple[int, ...]] = {"embed.weight": (cfg.vocab_size, cfg.embed)}
-    for i in range(cfg.layers):
-        shapes[f"rnn.weight_ih_l{i}"] = (gates, cfg.embed if i == 0 else cfg.hidden)
-        shapes[f"rnn.weight_hh_l{i}"] = (gates, cfg.hidden)
-        shapes[f"rnn.bias_ih_l{i}"] = (gates,)
-        shapes[f"rnn.bias_hh_l{i}"] = (gates,)
-    shapes["head.weight"] = (cfg.vocab_size, cfg.hidden)
-    shapes["head.bias"] = (cfg.vocab_size,)
-    return shapes
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -1,169 +1,138 @@
-"""Sampling: logits adjustment (temperature / top-k / top-p), a fast single-character step, and the
-`Sampler` that turns a checkpoint into text (`charrnn.load(path).generate(...)`).
+"""Sampling policies on top of the inference engine: seeded streams, the writer's controls, stop
+strings, records. `charrnn.load(path)` returns a `Sampler`.
 
-The fast step rearranges the trained weights once — the first layer's input projection becomes a
-vocab × gates table, each layer one matrix product per character, no autograd — because calling the
-nn.LSTM module per character spends most of its time outside arithmetic. Its logits match the module's
-forward to float rounding (tested). It does not print; the CLI decides where text goes.
+Every sample has its own seed and its own random generator, and the engine's arithmetic per stream does
+not depend on the batch, so sample i of a batch is exactly the sample its seed gives alone. A draw is
+inverse-CDF sampling of one uniform number from the sample's generator (numpy's PCG64). It does not
+print: the CLI decides where text goes. It does not know the model's arithmetic (`engine`), the
+distribution's adjustments (`logits`) or the constraints' rules (`controls`).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from charrnn import checkpoint, snapshot
+from charrnn.controls import Guard, Rules
+from charrnn.engine import Engine
 from charrnn.errors import InputError
-from charrnn.model import CharRNN, State, state_tensors
+from charrnn.logits import Filters, adjust, draw, probabilities, redirect
 from charrnn.vocab import Unknown, Vocab
 
-PRIME_CHUNK = 4096
+MAX_SEED = 2**63
 
 
-def check_options(
-    temperature: float, top_k: int | None, top_p: float | None, length: int = 0, num: int = 1
-) -> None:
-    """Reject impossible sampling options with a message naming the flag."""
-    if length < 0:
-        raise InputError(f"--length must be >= 0, got {length}")
-    if num < 1:
-        raise InputError(f"--num-samples must be >= 1, got {num}")
-    if not temperature >= 0:  # also rejects NaN
-        raise InputError(f"--temp must be >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and top_k < 0:
-        raise InputError(f"--top-k must be >= 0 (0 = off), got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise InputError(f"--top-p must be in (0, 1], got {top_p}")
+def seed_of(rng_seed: int, i: int) -> int:
+    """Sample i's seed: the run's seed plus i (so sample 0 is the seed itself, and sample i can be
+    reproduced alone with --rng-seed S+i)."""
+    return (rng_seed + i) % MAX_SEED
 
 
-def adjust_logits(
-    logits: torch.Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None
-) -> torch.Tensor:
-    """Scale by 1/temperature and set every excluded entry to -inf (rows are independent).
-
-    top-k keeps the k largest; top-p keeps the smallest set of most likely characters whose
-    probability reaches p (always at least one). temperature must be > 0 here. The row maximum is
-    subtracted first (softmax does not change), so a tiny temperature gives 0 and -inf, never inf.
-    """
-    t = max(temperature, torch.finfo(logits.dtype).tiny)  # below it the dtype would read 0
-    out = (logits - logits.max(dim=-1, keepdim=True).values) / t
-    if top_k and top_k < out.shape[-1]:
-        keep = torch.topk(logits, top_k, dim=-1).indices  # on the raw logits: no rounding ties
-        out = torch.full_like(out, float("-inf")).scatter(-1, keep, out.gather(-1, keep))
-    if top_p is not None and top_p < 1:
-        sorted_logits, order = torch.sort(out, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        before = torch.cumsum(probs, dim=-1) - probs  # mass of the strictly more likely ones
-        drop = before >= top_p
-        drop[..., 0] = False  # the most likely always stays (top_p may round to 0 in the dtype)
-        out = out.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-    return out
+def new_seed() -> int:
+    return secrets.randbits(31)
 
 
-def pick(
-    logits: torch.Tensor,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Draw one id per row; temperature 0 is greedy argmax."""
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(adjust_logits(logits.float(), temperature, top_k, top_p), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+@dataclass(frozen=True)
+class Options:
+    """Everything that decides a sample besides the prime and the seed."""
+
+    length: int = 2000
+    filters: Filters = field(default_factory=Filters)
+    rules: Rules = field(default_factory=Rules)
+    stop: str | None = None
+    unknown: Unknown = "error"
+
+    def check(self) -> None:
+        if self.length < 0:
+            raise InputError(f"--length must be >= 0, got {self.length}")
+        self.filters.check()
+        self.rules.check()
+
+    def to_json(self) -> dict:
+        f = self.filters
+        return {
+            "length": self.length,
+            "temperature": f.temperature,
+            "top_k": f.top_k,
+            "top_p": f.top_p,
+            "min_p": f.min_p,
+            **{k: v for k, v in self.rules.to_json().items() if k != "record"},
+            "stop": self.stop,
+        }
 
 
-class FastStep:
-    """Advance a batch of streams by one character: ids (B,) → logits (B, vocab)."""
+@dataclass
+class Sample:
+    """One finished sample: its text (without the prime), seed, and why it ended: `length` (the
+    cap), `stop` (the --stop string), `until` (the boundary), `dead_end` (the controls left no
+    character possible)."""
 
-    def __init__(self, model: CharRNN) -> None:
-        cfg = model.cfg
-        self.cell, self.layers, self.hidden = cfg.cell, cfg.layers, cfg.hidden
-        rnn = model.rnn
-        with torch.inference_mode():
-            w = {k: v.detach().float() for k, v in rnn.named_parameters()}
-            emb = model.embed.weight.detach().float()
-            self.table = emb @ w["weight_ih_l0"].T + w["bias_ih_l0"]  # vocab × gates
-            self.w_hh = [w[f"weight_hh_l{i}"].T.contiguous() for i in range(cfg.layers)]
-            self.b_hh = [w[f"bias_hh_l{i}"] for i in range(cfg.layers)]
-            self.w_ih = [None] + [w[f"weight_ih_l{i}"].T.contiguous() for i in range(1, cfg.layers)]
-            self.b_ih = [None] + [w[f"bias_ih_l{i}"] for i in range(1, cfg.layers)]
-            if cfg.cell != "gru":  # one product per layer: [x, h] @ [W_ih; W_hh] with b_ih + b_hh
-                self.table = self.table + self.b_hh[0]
-                self.w_cat = [None] + [
-                    torch.cat([self.w_ih[i], self.w_hh[i]], 0).contiguous()
-                    for i in range(1, cfg.layers)
-                ]
-                self.b_cat = [None] + [self.b_ih[i] + self.b_hh[i] for i in range(1, cfg.layers)]
-            self.w_out = model.head.weight.detach().float().T.contiguous()
-            self.b_out = model.head.bias.detach().float()
-        self.h: list[torch.Tensor] = []
-        self.c: list[torch.Tensor] = []
+    text: str
+    rng_seed: int
+    finish_reason: str
 
-    def set_state(self, state: State) -> None:
-        """Take the module's state (layers × B × H tensors) after a prime."""
-        ts = state_tensors(state)
-        self.h = [ts[0][i].float().contiguous() for i in range(self.layers)]
-        self.c = [ts[1][i].float().contiguous() for i in range(self.layers)] if len(ts) > 1 else []
 
-    @torch.inference_mode()
-    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.table[ids]
-        H = self.hidden
-        for i in range(self.layers):
-            h = self.h[i]
-            if self.cell == "gru":
-                gi = x if i == 0 else torch.addmm(self.b_ih[i], x, self.w_ih[i])
-                gh = torch.addmm(self.b_hh[i], h, self.w_hh[i])
-                rz = torch.sigmoid(gi[:, : 2 * H] + gh[:, : 2 * H])
-                n = torch.tanh(torch.addcmul(gi[:, 2 * H :], rz[:, :H], gh[:, 2 * H :]))
-                h = torch.lerp(n, h, rz[:, H:])  # (1 - z) n + z h
-            else:
-                if i == 0:
-                    g = torch.addmm(x, h, self.w_hh[0])
-                else:
-                    g = torch.addmm(self.b_cat[i], torch.cat([x, h], 1), self.w_cat[i])
-                if self.cell == "rnn":
-                    h = torch.tanh(g)
-                else:
-                    s = torch.sigmoid(g)
-                    c = torch.addcmul(
-                        s[:, H : 2 * H] * self.c[i], s[:, :H], torch.tanh(g[:, 2 * H : 3 * H])
-                    )
-                    self.c[i] = c
-                    h = s[:, 3 * H :] * torch.tanh(c)
-            self.h[i] = h
-            x = h
-        return torch.addmm(self.b_out, x, self.w_out)
+class _Stream:
+    """One sample being written: its generator, constraints, and text held back for --stop."""
+
+    def __init__(self, seed: int, guard: Guard, stop: str | None) -> None:
+        self.seed, self.rng = seed, np.random.Generator(np.random.PCG64(seed))
+        self.guard, self.stop = guard, stop or ""
+        self.held, self.out, self.reason = "", [], None
+
+    def emit(self, ch: str) -> str:
+        """Take ch into the text; return what may be shown now (text that might begin the stop
+        string is held back until it is known not to)."""
+        self.guard.accept(ch)
+        if not self.stop:
+            self.out.append(ch)
+            return ch
+        self.held += ch
+        if self.held.endswith(self.stop):
+            self.held = self.held[: -len(self.stop)]
+            self.reason = "stop"
+            return self.flush()
+        keep = next(
+            k
+            for k in range(min(len(self.held), len(self.stop) - 1), -1, -1)
+            if self.held.endswith(self.stop[:k])
+        )
+        shown, self.held = self.held[: len(self.held) - keep], self.held[len(self.held) - keep :]
+        self.out.append(shown)
+        return shown
+
+    def flush(self) -> str:
+        shown, self.held = self.held, ""
+        self.out.append(shown)
+        return shown
 
 
 class Sampler:
-    """A trained model ready to write text. Build with `charrnn.load(path)` or from a live model."""
+    """A trained model ready to write text. Build with `charrnn.load(path)` or from an engine."""
 
-    def __init__(self, model: CharRNN, vocab: Vocab, device: torch.device | str = "cpu") -> None:
-        self.device = torch.device(device)
-        self.model = model
-        self.vocab = vocab
-        self.step = FastStep(model)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.vocab: Vocab = engine.vocab
         self.last_seed: int | None = None
-        self.header: checkpoint.Header | None = None  # set when loaded from a file
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Sampler:
-        header = checkpoint.read_header(path)
-        vocab = Vocab.from_json(header.meta["vocab"], header.meta["vocab_counts"] or None)
-        model = snapshot.build_model(header)
-        if device != "cpu":
-            model = model.to(device)
-        sampler = cls(model, vocab, device)
-        sampler.header = header
-        return sampler
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", threads: int = 0) -> Sampler:
+        """CPU: the numpy engine (no torch). cuda / mps: the torch engine on that device."""
+        if device == "cpu":
+            return cls(Engine.load(path, threads))
+        from charrnn.engine_torch import TorchEngine
 
-    # --- public API ---------------------------------------------------------------------------
+        return cls(TorchEngine.load(path, device))  # type: ignore[arg-type]
+
+    @property
+    def header(self):
+        return self.engine.header
+
+    # --- the simple API -----------------------------------------------------------------------
     def generate(
         self,
         prime: str = "",
@@ -185,98 +154,139 @@ class Sampler:
         top_p: float | None = None,
         **kw: object,
     ) -> Iterator[str]:
-        """Yield the continuation character by character as it is generated."""
-        for pieces in self.stream_batch(prime, length, temperature, top_k, top_p, 1, **kw):
-            yield from pieces[0]
+        """Yield the continuation piece by piece as it is generated."""
+        opts, seed = self._options(length, temperature, top_k, top_p, kw)
+        for pieces in self.run(prime, opts, [seed]):
+            if pieces[0]:
+                yield pieces[0]
 
-    def generate_batch(self, prime: str, length: int, num_samples: int, **kw: object) -> list[str]:
-        parts: list[list[str]] = [[] for _ in range(num_samples)]
-        for pieces in self.stream_batch(prime, length, num_samples=num_samples, **kw):
-            for part, piece in zip(parts, pieces, strict=True):
-                part.append(piece)
-        return ["".join(p) for p in parts]
-
-    def stream_batch(
+    def generate_batch(
         self,
-        prime: str = "",
-        length: int = 2000,
+        prime: str,
+        length: int,
+        num_samples: int,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
-        num_samples: int = 1,
-        *,
-        rng_seed: int | None = None,
-        stop: str | None = None,
-        unknown: Unknown = "error",
-    ) -> Iterator[list[str]]:
-        """Generate num_samples continuations together; yields one string per sample per step
-        (empty once a sample has hit `stop`, which is not included)."""
-        check_options(temperature, top_k, top_p, length, num_samples)
-        self.last_seed = secrets.randbits(63) if rng_seed is None else rng_seed
-        gen = torch.Generator(self.device).manual_seed(self.last_seed)
+        **kw: object,
+    ) -> list[str]:
+        """num_samples continuations generated together; sample i uses seed rng_seed + i."""
+        opts, seed = self._options(length, temperature, top_k, top_p, kw)
+        return [s.text for s in self.samples(prime, opts, seed, num_samples)]
+
+    def _options(self, length, temperature, top_k, top_p, kw) -> tuple[Options, int]:
+        seed = kw.pop("rng_seed", None)
+        filters = Filters(temperature, top_k, top_p, kw.pop("min_p", None))
+        rule_kw = {k: kw.pop(k) for k in list(kw) if k in Rules.__dataclass_fields__}
+        if isinstance(rule_kw.get("ban"), str):
+            raise InputError("ban takes a list of strings")
+        rule_kw["ban"] = tuple(rule_kw.get("ban") or ())
+        rules = Rules(**rule_kw)
+        opts = Options(length, filters, rules, kw.pop("stop", None), kw.pop("unknown", "error"))
+        if kw:
+            raise TypeError(f"unknown sampling options: {', '.join(kw)}")
+        opts.check()
+        return opts, new_seed() if seed is None else int(seed)
+
+    def samples(self, prime: str, opts: Options, rng_seed: int, n: int = 1) -> list[Sample]:
+        """n finished samples (seeds rng_seed + i)."""
+        return self.samples_for(prime, opts, [seed_of(rng_seed, i) for i in range(n)])
+
+    def samples_for(self, prime: str, opts: Options, seeds: list[int]) -> list[Sample]:
+        run = self.run(prime, opts, seeds)
+        for _ in run:
+            pass
+        return run.results
+
+    # --- the engine loop ----------------------------------------------------------------------
+    def run(self, prime: str, opts: Options, seeds: list[int]) -> _Run:
+        """Generate one stream per seed together; iterate for the pieces each stream shows per
+        step, then read `.results`."""
+        opts.check()
+        self.last_seed = seeds[0] if seeds else None
+        return _Run(self, prime, opts, seeds)
+
+    def prime_state(self, prime: str, unknown: Unknown = "error"):
+        """(logits after the prime, or None with no prime and no newline in the vocabulary; the
+        state after it, one stream)."""
         ids = self.vocab.encode(prime, unknown)
-        if length == 0:
-            return
-        logits, first = self._prime(ids, num_samples, gen)
-        stops = [_Stop(stop) for _ in range(num_samples)]
-        chars = self.vocab.chars
-        nxt = first if first is not None else pick(logits, temperature, top_k, top_p, gen)
-        for n in range(length):
-            out = [s.feed(chars[i]) for s, i in zip(stops, nxt.tolist(), strict=True)]
-            yield out
-            if all(s.done for s in stops):
-                return
-            if n + 1 < length:
-                nxt = pick(self.step(nxt), temperature, top_k, top_p, gen)
-        yield [s.flush() for s in stops]
-
-    # --- internals ----------------------------------------------------------------------------
-    @torch.inference_mode()
-    def _prime(
-        self, ids: list[int], batch: int, gen: torch.Generator
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Run the prime through the module (fast for long primes) and leave the fast step's state
-        after it; returns (logits for the next character, None). With no prime, start from a
-        newline, or if there is none, return (None, a first character drawn from the corpus's
-        character frequencies), which is both the first output and the next input."""
         if not ids and "\n" in self.vocab:
-            ids = [self.vocab.chars.index("\n")]
-        state = self.model.init_state(batch, self.device)
+            ids = [self.vocab.index("\n")]
         if not ids:
-            counts = torch.tensor(self.vocab.counts or [1] * self.vocab.size, dtype=torch.float)
-            first = torch.multinomial(counts, batch, replacement=True, generator=gen)
-            self.step.set_state(state)
-            return None, first.to(self.device)
-        was_training = self.model.training
-        self.model.eval()  # a preview during training must not drop out while priming
-        seq = torch.tensor(ids, dtype=torch.long, device=self.device)
-        for start in range(0, len(ids), PRIME_CHUNK):
-            out, state = self.model(seq[start : start + PRIME_CHUNK].expand(batch, -1), state)
-        self.model.train(was_training)
-        self.step.set_state(state)
-        return out[:, -1], None
+            return None, self.engine.initial_state(1)
+        fwd = self.engine.forward(ids, last_only=True)
+        return fwd.logits[-1], fwd.state
 
 
-class _Stop:
-    """Hold back text that might be the start of the stop string; end the sample when it appears."""
+class _Run:
+    """Iterating yields, per step, the piece each stream shows (empty once it has ended)."""
 
-    def __init__(self, stop: str | None) -> None:
-        self.stop, self.buf, self.done = stop or "", "", False
+    def __init__(self, sampler: Sampler, prime: str, opts: Options, seeds: list[int]) -> None:
+        self.sampler, self.opts, self.prime = sampler, opts, prime
+        self.streams = [
+            _Stream(s, Guard(opts.rules, sampler.vocab, prime), opts.stop) for s in seeds
+        ]
+        self.results: list[Sample] = []
 
-    def feed(self, ch: str) -> str:
-        if self.done:
-            return ""
-        if not self.stop:
-            return ch
-        self.buf += ch
-        if self.buf.endswith(self.stop):
-            self.done, out, self.buf = True, self.buf[: -len(self.stop)], ""
-            return out
-        longest = min(len(self.buf), len(self.stop) - 1)
-        keep = next(k for k in range(longest, -1, -1) if self.buf.endswith(self.stop[:k]))
-        out, self.buf = self.buf[: len(self.buf) - keep], self.buf[len(self.buf) - keep :]
-        return out
+    def __iter__(self) -> Iterator[list[str]]:
+        sampler, opts, vocab = self.sampler, self.opts, self.sampler.vocab
+        streams = self.streams
+        logits0, state0 = sampler.prime_state(self.prime, opts.unknown)
+        live = [i for i, s in enumerate(streams) if opts.length > 0]
+        state = state0.select([0] * len(live))
+        logits = None if logits0 is None else np.repeat(logits0[None], len(live), axis=0)
+        for _ in range(opts.length):
+            pieces = [""] * len(streams)
+            nxt, keep = [], []
+            for row, i in enumerate(live):
+                s = streams[i]
+                ch = self._draw(s, None if logits is None else logits[row])
+                if ch is None:
+                    s.reason = "dead_end"
+                elif s.guard.ends_before(vocab.chars[ch]):
+                    s.reason = "until"
+                else:
+                    pieces[i] = s.emit(vocab.chars[ch])
+                if s.reason is None:
+                    nxt.append(ch)
+                    keep.append(row)
+                else:
+                    pieces[i] += s.flush()
+            yield pieces
+            live = [live[r] for r in keep]
+            if not live:
+                break
+            state = state.select(keep) if len(keep) != state.batch else state
+            logits = sampler.engine.step(np.array(nxt), state)
+        tail = [""] * len(streams)
+        for i in live:
+            streams[i].reason = streams[i].reason or "length"
+            tail[i] = streams[i].flush()
+        if any(tail):
+            yield tail
+        self.results = [Sample("".join(s.out), s.seed, s.reason or "length") for s in streams]
 
-    def flush(self) -> str:
-        out, self.buf = ("" if self.done else self.buf), ""
-        return out
+    def _draw(self, s: _Stream, logits: np.ndarray | None) -> int | None:
+        """One draw for one stream: masks, filters, the --max-words redirect, then u."""
+        vocab, filters = self.sampler.vocab, self.opts.filters
+        u = s.rng.random()
+        banned = s.guard.banned()
+        if logits is None:  # no prime and no newline: the corpus's character frequencies
+            counts = np.array(vocab.counts or [1] * vocab.size, dtype=np.float64)
+            logits = np.log(np.maximum(counts, 1e-300))
+            filters = replace(filters, temperature=1.0 if filters.temperature else 0.0)
+        p = probabilities(adjust(logits, filters, banned))
+        if p is None:
+            return None
+        moved = s.guard.redirect()
+        if moved is not None:
+            source, target = moved
+            if banned is not None:
+                target = target & ~banned
+            weights = np.exp(np.asarray(logits, np.float64) - np.max(logits))
+            p = redirect(p, source, target, weights)
+            if p.sum() <= 0:
+                return None
+            if filters.temperature == 0:
+                return int(np.argmax(p))
+        return draw(p, u)

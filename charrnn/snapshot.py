@@ -11,25 +11,10 @@ from __future__ import annotations
 import torch
 
 from charrnn import checkpoint
+from charrnn.architecture import model_config
 from charrnn.checkpoint import Header
 from charrnn.errors import InputError
-from charrnn.model import CharRNN, ModelConfig, State, expected_shapes, state_from_tensors
-
-
-def model_config(header: Header) -> ModelConfig:
-    """The model a checkpoint describes, checked against its tensor shapes without allocating."""
-    cfg = ModelConfig.from_dict(header.meta["model"])
-    if cfg.vocab_size != len(header.meta["vocab"]):
-        raise InputError(
-            f"{header.path}: corrupt checkpoint (vocabulary size disagrees with model)"
-        )
-    expected = {f"model.{k}": v for k, v in expected_shapes(cfg).items()}
-    found = {k: v.shape for k, v in header.tensors.items() if k.startswith("model.")}
-    if found != expected:
-        diff = sorted(set(found.items()) ^ set(expected.items()))[:1]
-        what = f": {diff[0][0]}" if diff else ""
-        raise InputError(f"{header.path}: corrupt checkpoint (tensors disagree with config{what})")
-    return cfg
+from charrnn.model import CharRNN, State, state_from_tensors
 
 
 def build_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) -> CharRNN:

@@ -63,6 +63,10 @@ class Vocab:
     def __contains__(self, ch: object) -> bool:
         return ch in self._index
 
+    def index(self, ch: str) -> int:
+        """The id of a character of the vocabulary (KeyError otherwise)."""
+        return self._index[ch]
+
     def code_points(self) -> list[int]:
         return [ord(c) for c in self.chars]
 

@@ -1,7 +1,10 @@
-"""`charrnn sample`: generate text from a checkpoint; the text alone goes to stdout, streamed."""
+"""`charrnn sample`: generate text from a checkpoint; the text alone goes to stdout, streamed (or JSON
+Lines with `--json`). A thin shell: options are checked and turned into `sampler.Options`, and the
+library does the work. On CPU nothing here imports torch."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Annotated, Literal
@@ -10,6 +13,9 @@ import typer
 
 from charrnn.cli.common import find_checkpoint, unescape
 from charrnn.console import console
+from charrnn.errors import InputError
+
+CONTROLS, OUTPUT, RUN = "Controls", "Output", "Runtime"
 
 
 def sample(
@@ -21,109 +27,288 @@ def sample(
         ),
     ] = None,
     seed: Annotated[
-        str,
-        typer.Option(
-            "--seed", "-s", help="Prime text the sample continues; - reads it from stdin."
-        ),
+        str, typer.Option("--seed", "-s", help="Prime text the sample continues; - reads stdin.")
     ] = "",
     temp: Annotated[
-        float, typer.Option("--temp", "-t", help="Temperature; lower is safer, 0 is greedy.")
-    ] = 1.0,
-    top_k: Annotated[
-        int | None, typer.Option(help="Sample only from the k most likely characters (0 = off).")
-    ] = None,
-    top_p: Annotated[
         float | None,
-        typer.Option(help="Sample from the smallest set holding this probability mass."),
+        typer.Option("--temp", "-t", help="Temperature; lower is safer, 0 is greedy \\[1.0]."),
+    ] = None,
+    top_k: Annotated[int | None, typer.Option(help="Keep the k most likely characters.")] = None,
+    top_p: Annotated[
+        float | None, typer.Option(help="Keep the smallest set holding this probability.")
+    ] = None,
+    min_p: Annotated[
+        float | None, typer.Option(help="Keep characters at least P × the most likely one.")
     ] = None,
     length: Annotated[
-        int, typer.Option("--length", "-n", help="Characters to generate per sample.")
+        int, typer.Option("--length", "-n", help="Characters per sample (a hard cap).")
     ] = 2000,
     num_samples: Annotated[
-        int, typer.Option(help="Samples to generate together as one batch.")
-    ] = 1,
-    separator: Annotated[
-        str, typer.Option(help="Printed between samples (escapes like \\n understood).")
-    ] = "\\n\\n",
-    stop: Annotated[
-        str | None, typer.Option(help="End a sample where this string appears (not printed).")
+        int | None, typer.Option(help="Samples generated together; sample i uses seed S+i.")
     ] = None,
+    no_repeat: Annotated[
+        int | None,
+        typer.Option(
+            help="Never complete an N-character sequence the text already holds.",
+            rich_help_panel=CONTROLS,
+        ),
+    ] = None,
+    ban: Annotated[
+        list[str] | None,
+        typer.Option(help="Never write this string (repeatable).", rich_help_panel=CONTROLS),
+    ] = None,
+    until: Annotated[
+        Literal["sentence", "line", "paragraph"] | None,
+        typer.Option(help="End at this boundary.", rich_help_panel=CONTROLS),
+    ] = None,
+    min_words: Annotated[
+        int | None,
+        typer.Option(help="With --until: at least this many words.", rich_help_panel=CONTROLS),
+    ] = None,
+    max_words: Annotated[
+        int | None,
+        typer.Option(help="With --until: at most this many words.", rich_help_panel=CONTROLS),
+    ] = None,
+    beam: Annotated[
+        int | None,
+        typer.Option(
+            help="Beam search with K beams: the most likely continuation.", rich_help_panel=CONTROLS
+        ),
+    ] = None,
+    stop: Annotated[
+        str | None,
+        typer.Option(
+            help="End a sample where this string appears (not printed).", rich_help_panel=CONTROLS
+        ),
+    ] = None,
+    records: Annotated[
+        int | None,
+        typer.Option(
+            help="Write N items, one per line, each from a line start to a newline.",
+            rich_help_panel=CONTROLS,
+        ),
+    ] = None,
+    unique: Annotated[
+        bool,
+        typer.Option(
+            "--unique",
+            help="Records: no repeats and no line of the training text.",
+            rich_help_panel=CONTROLS,
+        ),
+    ] = False,
+    novelty: Annotated[
+        bool,
+        typer.Option(
+            "--novelty",
+            help="Report the longest verbatim copy from the training "
+            "text and the share of new 20-character windows (stderr, or --json).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    corpus: Annotated[
+        str | None,
+        typer.Option(
+            help="The training text for --novelty / --unique, if the "
+            "checkpoint's dataset is not found.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="JSON Lines on stdout, one object per sample.", rich_help_panel=OUTPUT
+        ),
+    ] = False,
+    separator: Annotated[
+        str,
+        typer.Option(
+            help="Printed between samples (escapes like \\n understood).", rich_help_panel=OUTPUT
+        ),
+    ] = "\\n\\n",
     rng_seed: Annotated[
-        int | None, typer.Option(help="Same seed, same text; drawn and shown on stderr if omitted.")
+        int | None, typer.Option(help="Same seed, same text; drawn and shown if omitted.", min=0)
     ] = None,
     no_echo: Annotated[
-        bool, typer.Option("--no-echo", help="Do not print the prime before the sample.")
+        bool,
+        typer.Option(
+            "--no-echo", help="Do not print the prime before the sample.", rich_help_panel=OUTPUT
+        ),
     ] = False,
     unknown: Annotated[
         Literal["error", "skip"], typer.Option(help="Prime characters not in the vocabulary.")
     ] = "error",
-    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "cpu",
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda, mps or auto.", rich_help_panel=RUN)
+    ] = "cpu",
     threads: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="CPU threads \\[default: 1 for one sample, all for a batch].",
+            help="CPU threads \\[default: every core].",
             show_default=False,
+            rich_help_panel=RUN,
         ),
     ] = None,
 ) -> None:
     """Generate text from a checkpoint; the text alone goes to stdout, streamed as it is written."""
-    import secrets
+    from charrnn.controls import Rules
+    from charrnn.logits import Filters
+    from charrnn.sampler import Options, new_seed
 
-    from charrnn.sampler import check_options
-
-    check_options(temp, top_k, top_p, length, num_samples)  # before any slow loading
+    drawing = {
+        "--temp": temp,
+        "--top-k": top_k,
+        "--top-p": top_p,
+        "--min-p": min_p,
+        "--num-samples": num_samples,
+        "--records": records,
+    }
+    if beam is not None:
+        clash = [k for k, v in drawing.items() if v is not None]
+        if clash:
+            raise InputError(
+                f"--beam finds the most likely text; it does not combine with {clash[0]}"
+            )
+        if beam < 1:
+            raise InputError(f"--beam must be >= 1, got {beam}")
+    if num_samples is not None and num_samples < 1:
+        raise InputError(f"--num-samples must be >= 1, got {num_samples}")
+    if records is not None and records < 1:
+        raise InputError(f"--records must be >= 1, got {records}")
+    if unique and records is None:
+        raise InputError("--unique applies to --records")
+    if records is not None and (until or num_samples):
+        raise InputError(
+            "--records writes lines; it does not combine with --until or --num-samples"
+        )
+    opts = Options(
+        length,
+        Filters(1.0 if temp is None else temp, top_k, top_p, min_p),
+        Rules(tuple(unescape(b) for b in ban or ()), no_repeat, until, min_words, max_words),
+        unescape(stop) if stop else None,
+        unknown,
+    )
+    opts.check()  # before any slow loading
     path = find_checkpoint(checkpoint)
     prime = sys.stdin.read() if seed == "-" else unescape(seed)
-    sep, stop = unescape(separator), unescape(stop) if stop else None
-    import torch
-
-    from charrnn.runtime import resolve_device
     from charrnn.sampler import Sampler
 
-    dev = resolve_device(device)
-    if threads or (dev.type == "cpu" and num_samples == 1):
-        torch.set_num_threads(threads or 1)  # one thread: tiny matrix-vector work, robust to load
-    sampler = Sampler.from_checkpoint(path, device=str(dev))
+    sampler = Sampler.from_checkpoint(path, device=_device(device), threads=threads or 0)
     if unknown == "error":
         sampler.vocab.encode(prime)  # fail before printing anything
-    if rng_seed is None:
-        rng_seed = secrets.randbits(31)
-        console.print(f"rng seed: {rng_seed}", highlight=False)
-    options = {
-        "length": length,
-        "temperature": temp,
-        "top_k": top_k,
-        "top_p": top_p,
-        "num_samples": num_samples,
-        "rng_seed": rng_seed,
-        "stop": stop,
-        "unknown": unknown,
-    }
-    _write_samples(sampler, prime, sep, not no_echo, options)
-
-
-def _write_samples(sampler, prime: str, sep: str, echo: bool, options: dict) -> None:
-    """Stream the first sample as it is generated; the others follow it, separated."""
-    out = sys.stdout
-    if out.encoding.lower().replace("-", "") != "utf8":
-        out.reconfigure(encoding="utf-8")
-    rest: list[list[str]] = [[] for _ in range(options["num_samples"] - 1)]
+    index = _corpus_index(sampler, corpus) if novelty or unique else None
+    if rng_seed is None and beam is None:
+        rng_seed = new_seed()
+        n = records or num_samples or 1
+        shown = f"{rng_seed}" if n == 1 else f"{rng_seed} (sample i: {rng_seed} + i)"
+        console.print(f"rng seed: {shown}", highlight=False)
+    out = _Out(unescape(separator), prime if not no_echo and not records else "", as_json, opts)
     try:
-        if echo:
-            out.write(prime)
-        for pieces in sampler.stream_batch(prime, **options):
-            if pieces[0]:
-                out.write(pieces[0])
-                out.flush()
-            for buf, piece in zip(rest, pieces[1:], strict=True):
-                buf.append(piece)
-        for buf in rest:
-            out.write(sep + (prime if echo else "") + "".join(buf))
-        if out.isatty():
-            out.write("\n")
-        out.flush()
+        if beam is not None:
+            from charrnn.beam import beam_search
+
+            out.finished(beam_search(sampler, prime, opts, beam), index, streamed=False)
+        elif records is not None:
+            from charrnn.records import records as make_records
+
+            found = 0
+            for rec in make_records(
+                sampler, prime, opts, rng_seed, records, index if unique else None
+            ):
+                out.record(rec, index if novelty else None)
+                found += 1
+            if found < records:
+                console.print(
+                    f"found {found} unique records of {records} asked for", highlight=False
+                )
+        else:
+            out.stream(sampler, prime, opts, rng_seed, num_samples or 1, index if novelty else None)
+        if sys.stdout.isatty() and not as_json:
+            sys.stdout.write("\n")
+        sys.stdout.flush()
     except BrokenPipeError:
         # The reader (e.g. `head`) has gone: stop quietly, and keep Python's exit-time flush quiet.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
+
+
+def _device(name: str) -> str:
+    if name == "cpu":
+        return name
+    from charrnn.runtime import resolve_device
+
+    return str(resolve_device(name))
+
+
+def _corpus_index(sampler, corpus: str | None):
+    from charrnn.novelty import CorpusIndex
+
+    index = CorpusIndex.for_checkpoint(sampler.header, corpus)
+    if not getattr(index, "matches_checkpoint", True):
+        console.print("note: --corpus differs from the text the checkpoint was trained on")
+    return index
+
+
+class _Out:
+    """Where samples go: text streamed to stdout (sample 0 as it is written, the rest after it), or
+    one JSON object per sample."""
+
+    def __init__(self, sep: str, echo: str, as_json: bool, opts) -> None:
+        self.sep, self.echo, self.as_json, self.opts = sep, echo, as_json, opts
+        self.out = sys.stdout
+        if self.out.encoding.lower().replace("-", "") != "utf8":
+            self.out.reconfigure(encoding="utf-8")
+        self.count = 0
+
+    def stream(self, sampler, prime, opts, rng_seed: int, n: int, index) -> None:
+        from charrnn.sampler import seed_of
+
+        run = sampler.run(prime, opts, [seed_of(rng_seed, i) for i in range(n)])
+        if not self.as_json:
+            self.out.write(self.echo)
+        for pieces in run:
+            if pieces[0] and not self.as_json:
+                self.out.write(pieces[0])
+                self.out.flush()
+        for i, s in enumerate(run.results):
+            self.finished(s, index, streamed=i == 0)
+
+    def finished(self, s, index, streamed: bool) -> None:
+        """A sample is done: its JSON line, or its text if it was not streamed, and --novelty."""
+        nov = index.novelty(s.text) if index is not None else None
+        if self.as_json:
+            obj = {
+                "text": s.text,
+                "rng_seed": s.rng_seed if s.rng_seed >= 0 else None,
+                "finish_reason": s.finish_reason,
+                "options": self.opts.to_json(),
+            }
+            if nov is not None:
+                obj["novelty"] = nov.to_json()
+            self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        else:
+            if not streamed:
+                self.out.write((self.sep if self.count else "") + self.echo + s.text)
+            if nov is not None:
+                console.print(
+                    f"sample {self.count}: longest copy {nov.longest_copy} chars "
+                    f"({nov.longest_copy_text!r}), new 20-char windows {nov.new_share:.1%}",
+                    highlight=False,
+                    markup=False,
+                )
+        self.count += 1
+        self.out.flush()
+
+    def record(self, s, index) -> None:
+        if self.as_json:
+            self.finished(s, index, streamed=True)
+            return
+        self.out.write(s.text + "\n")
+        self.out.flush()
+        if index is not None:
+            nov = index.novelty(s.text)
+            console.print(
+                f"{s.text!r}: longest copy {nov.longest_copy}, new {nov.new_share:.1%}",
+                highlight=False,
+                markup=False,
+            )

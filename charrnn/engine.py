@@ -1,0 +1,386 @@
+"""Inference in numpy: a checkpoint's weights → logits, log-probabilities and hidden states for a batch
+of character streams (LSTM, GRU or tanh RNN), without torch.
+
+Every stream's arithmetic is its own. Each row's matrix products are one-row BLAS products, never a
+batched product whose rounding depends on the other rows (BLAS rounds a row of a many-row product
+differently from the same row alone), so a stream gives bit-identical logits alone or in any batch, and
+rows can be dropped or reordered between steps: seeded samples, beams and a server's batches rely on
+it. Batches stay fast because the products run one column block at a time, each block sized to stay
+in the L2 cache while every row passes over it, and large batches are split between threads.
+
+The weights are rearranged once: the first layer's input projection becomes a vocab × gates table (a
+lookup per character), sigmoid gates are pre-scaled by 1/2 so that one tanh serves every gate
+(sigmoid(x) = (1 + tanh(x/2)) / 2; scaling by a power of two is exact), and the hidden-to-hidden
+matrices are transposed and cut into column blocks. It does not draw characters or know any policy:
+that is the sampler's job.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charrnn import checkpoint
+from charrnn.architecture import ModelConfig, model_config
+from charrnn.errors import InputError
+from charrnn.vocab import Vocab
+
+F32 = np.float32
+BLOCK_BYTES = (
+    1 << 20
+)  # a column block of a weight matrix: fits in L2 beside the rows passing over it
+MIN_ROWS_PER_THREAD = 8  # below this a thread's share is not worth the hand-off
+PRIME_CHUNK = 4096  # characters per input-projection product while priming (bounds memory)
+_NP_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "BF16": "<u2"}
+
+
+@dataclass
+class State:
+    """Hidden state of a batch of streams: per layer, h (and for an LSTM, c) of shape batch × hidden."""
+
+    h: list[np.ndarray]
+    c: list[np.ndarray] | None = None
+
+    @property
+    def batch(self) -> int:
+        return self.h[0].shape[0]
+
+    def select(self, rows: Sequence[int] | np.ndarray) -> State:
+        """A new state holding these rows in this order (repeats allowed): beams, compaction."""
+        idx = np.asarray(rows, dtype=np.intp)
+        return State([h[idx] for h in self.h], [c[idx] for c in self.c] if self.c else None)
+
+    def copy(self) -> State:
+        return self.select(np.arange(self.batch))
+
+
+@dataclass
+class Forward:
+    """What a run over a sequence returns: logits per position (or only the last), the final state,
+    and optionally every layer's hidden (and cell) state per position (for scoring and viz)."""
+
+    logits: np.ndarray  # T × vocab, or 1 × vocab with last_only
+    state: State
+    hidden: list[np.ndarray] | None = None  # per layer, T × hidden
+    cells: list[np.ndarray] | None = None  # per LSTM layer, T × hidden
+
+
+class _Matrix:
+    """A weight matrix (in × out) for one-row products, stored as contiguous column blocks."""
+
+    def __init__(self, w: np.ndarray) -> None:
+        self.w = w = np.ascontiguousarray(w, dtype=F32)
+        self.rows, self.cols = w.shape
+        width = max(16, (BLOCK_BYTES // (4 * max(1, self.rows))) // 16 * 16)
+        self.blocks = [
+            (j, min(j + width, self.cols), np.ascontiguousarray(w[:, j : j + width]))
+            for j in range(0, self.cols, width)
+        ]
+
+    def product(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """out[r] = x[r] @ W for every row r, each row on its own (a stack of one-row products).
+
+        One row reads the whole matrix once (BLAS may use every core for it); several rows go block
+        by block. Both are the same one-row product per column, so they round identically (tested).
+        """
+        if len(x) == 1:
+            return np.matmul(x[0], self.w, out=out[0])[None]
+        xs, os3 = x[:, None, :], out[:, None, :]
+        for j0, j1, block in self.blocks:
+            np.matmul(xs, block, out=os3[:, :, j0:j1])
+        return out
+
+
+class Engine:
+    """A model ready for inference. `Engine.load(path)`; then `initial_state`, `step`, `forward`."""
+
+    def __init__(
+        self, cfg: ModelConfig, vocab: Vocab, tensors: Mapping[str, np.ndarray], threads: int = 0
+    ) -> None:
+        self.cfg, self.vocab = cfg, vocab
+        self.cell, self.layers, self.hidden = cfg.cell, cfg.layers, cfg.hidden
+        self.threads = threads or default_threads()
+        self._pool: ThreadPoolExecutor | None = None
+        self.header: checkpoint.Header | None = None  # set when loaded from a file
+        self._tuner = _ThreadTuner(self.threads)
+        w = {k.removeprefix("model."): np.asarray(v, dtype=F32) for k, v in tensors.items()}
+        H = cfg.hidden
+        # Which gate columns are sigmoids (pre-scaled by 1/2) rather than tanh.
+        half = np.ones({"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell] * H, dtype=F32)
+        if cfg.cell == "lstm":
+            half[: 2 * H] = half[3 * H :] = 0.5  # i, f, g, o: all but g
+        elif cfg.cell == "gru":
+            half[: 2 * H] = 0.5  # r, z, n: r and z
+        emb = w["embed.weight"]
+        self.w_ih: list[_Matrix | None] = [None]
+        self.w_hh: list[_Matrix] = []
+        self.b_ih: list[np.ndarray] = []
+        self.b_hh: list[np.ndarray] = []
+        for i in range(cfg.layers):
+            wih, whh = w[f"rnn.weight_ih_l{i}"], w[f"rnn.weight_hh_l{i}"]
+            bih, bhh = w[f"rnn.bias_ih_l{i}"], w[f"rnn.bias_hh_l{i}"]
+            if cfg.cell == "gru":  # n's hidden part is multiplied by r: its bias cannot be folded
+                self.b_ih.append(bih * half)
+                self.b_hh.append(bhh * half)
+            else:
+                self.b_ih.append((bih + bhh) * half)
+                self.b_hh.append(np.zeros_like(bhh))
+            if i > 0:
+                self.w_ih.append(_Matrix(wih.T * half))
+            self.w_hh.append(_Matrix(whh.T * half))
+        # Layer 0's input projection (and its biases) for every character: one lookup per step.
+        self.table = np.ascontiguousarray((emb @ (w["rnn.weight_ih_l0"].T * half)) + self.b_ih[0])
+        self.head = _Matrix(w["head.weight"].T)
+        self.head_bias = w["head.bias"].astype(F32)
+
+    # --- loading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike, threads: int = 0) -> Engine:
+        """Read a checkpoint's model tensors as data (header validated first; nothing executed)."""
+        header = checkpoint.read_header(path)
+        cfg = model_config(header)
+        vocab = Vocab.from_json(header.meta["vocab"], header.meta["vocab_counts"] or None)
+        engine = cls(cfg, vocab, read_model_tensors(header), threads)
+        engine.header = header
+        return engine
+
+    # --- state --------------------------------------------------------------------------------
+    def initial_state(self, batch: int = 1) -> State:
+        """All zeros, as training starts every stream."""
+        zeros = [np.zeros((batch, self.hidden), dtype=F32) for _ in range(self.layers)]
+        cells = [z.copy() for z in zeros] if self.cell == "lstm" else None
+        return State(zeros, cells)
+
+    # --- one character per stream -------------------------------------------------------------
+    def step(self, ids: np.ndarray | Sequence[int], state: State) -> np.ndarray:
+        """Advance every stream by its character; returns logits (batch × vocab). Updates `state`."""
+        ids = np.asarray(ids, dtype=np.intp)
+        out = np.empty((len(ids), self.vocab.size), dtype=F32)
+        parts = self._split(len(ids))
+        if len(parts) == 1:
+            t0 = time.perf_counter()
+            self._step_rows(ids, state, slice(None), out)
+            self._tuner.measured(time.perf_counter() - t0)
+            return out
+        pool = self._pool or ThreadPoolExecutor(self.threads, thread_name_prefix="charrnn")
+        self._pool = pool
+        _blas_threads(1)  # the threads share the cores; BLAS must not spawn more on top
+        for f in [pool.submit(self._step_rows, ids[p], state, p, out[p]) for p in parts]:
+            f.result()
+        return out
+
+    def _split(self, batch: int) -> list[slice]:
+        n = min(self.threads, batch // MIN_ROWS_PER_THREAD)
+        if n <= 1:
+            _blas_threads(self._tuner.choose())
+            return [slice(None)]
+        cuts = [batch * k // n for k in range(n + 1)]
+        return [slice(a, b) for a, b in itertools.pairwise(cuts)]
+
+    def _step_rows(self, ids: np.ndarray, state: State, rows: slice, out: np.ndarray) -> None:
+        x = self.table[ids]
+        for i in range(self.layers):
+            h = state.h[i][rows]
+            c = state.c[i][rows] if state.c else None
+            gi = x if i == 0 else self._input(i, x)
+            h_new = self._cell(i, gi, h, c)
+            state.h[i][rows] = h_new
+            x = h_new
+        self.head.product(x, out)
+        out += self.head_bias
+
+    def _input(self, i: int, x: np.ndarray) -> np.ndarray:
+        w = self.w_ih[i]
+        assert w is not None  # layers above the first have an input matrix
+        gi = w.product(x, np.empty((len(x), w.cols), dtype=F32))
+        gi += self.b_ih[i]
+        return gi
+
+    def _cell(self, i: int, gi: np.ndarray, h: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+        """One recurrence step of layer i for a block of rows; c is updated in place (LSTM)."""
+        H = self.hidden
+        gh = self.w_hh[i].product(h, np.empty((len(h), self.w_hh[i].cols), dtype=F32))
+        if self.cell == "gru":
+            gh += self.b_hh[i]
+            rz = gi[:, : 2 * H] + gh[:, : 2 * H]
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            n = gh[:, 2 * H :] * rz[:, :H]
+            n += gi[:, 2 * H :]
+            np.tanh(n, out=n)
+            z = rz[:, H:]
+            return n + z * (h - n)  # (1 - z) n + z h
+        gh += gi
+        np.tanh(gh, out=gh)
+        if self.cell == "rnn":
+            return gh
+        sig = gh[:, : 2 * H]
+        sig *= 0.5
+        sig += 0.5
+        o = gh[:, 3 * H :]
+        o *= 0.5
+        o += 0.5
+        c *= gh[:, H : 2 * H]
+        c += gh[:, :H] * gh[:, 2 * H : 3 * H]
+        return o * np.tanh(c)
+
+    # --- a whole sequence on one stream -------------------------------------------------------
+    def forward(
+        self,
+        ids: Sequence[int] | np.ndarray,
+        state: State | None = None,
+        *,
+        last_only: bool = False,
+        keep_states: bool = False,
+    ) -> Forward:
+        """Run one stream over a sequence, layer by layer: each layer's input projection for a
+        chunk is one matrix product and only the recurrence steps per character."""
+        state = (state or self.initial_state(1)).copy()
+        if state.batch != 1:
+            raise InputError("forward runs one stream; use step for a batch")
+        seq = np.asarray(ids, dtype=np.intp)
+        hidden: list[list[np.ndarray]] = [[] for _ in range(self.layers)]
+        cells: list[list[np.ndarray]] = [[] for _ in range(self.layers)]
+        logits: list[np.ndarray] = []
+        for start in range(0, len(seq), PRIME_CHUNK):
+            chunk = seq[start : start + PRIME_CHUNK]
+            x = self.table[chunk]
+            for i in range(self.layers):
+                gi = x if i == 0 else self._project(i, x)
+                hs, cs = self._recur(i, gi, state)
+                if keep_states:
+                    hidden[i].append(hs)
+                    if cs is not None:
+                        cells[i].append(cs)
+                x = hs
+            top = x[-1:] if last_only else x
+            if not last_only or start + PRIME_CHUNK >= len(seq):
+                logits.append(top @ self.head.w + self.head_bias)
+        out = np.concatenate(logits) if logits else np.empty((0, self.vocab.size), F32)
+        fwd = Forward(out, state)
+        if keep_states:
+            fwd.hidden = [np.concatenate(h) for h in hidden]
+            fwd.cells = [np.concatenate(c) for c in cells] if self.cell == "lstm" else None
+        return fwd
+
+    def _project(self, i: int, x: np.ndarray) -> np.ndarray:
+        """Layer i's input projection for a whole chunk: one matrix product (plus its bias)."""
+        w = self.w_ih[i]
+        assert w is not None
+        return x @ w.w + self.b_ih[i]
+
+    def _recur(self, i: int, gi: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray | None]:
+        hs = np.empty((len(gi), self.hidden), dtype=F32)
+        cs = np.empty_like(hs) if self.cell == "lstm" else None
+        h = state.h[i]
+        c = state.c[i] if state.c else None
+        for t in range(len(gi)):
+            h = self._cell(i, gi[t : t + 1].copy(), h, c)
+            hs[t] = h[0]
+            if cs is not None:
+                cs[t] = c[0]
+        state.h[i] = np.ascontiguousarray(h)
+        return hs, cs
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def read_model_tensors(header: checkpoint.Header) -> dict[str, np.ndarray]:
+    """The `model.*` tensors of a validated header as float32 arrays, read straight from the file
+    at the offsets the header check already bounded (no pickle, no code, optimizer state skipped)."""
+    out: dict[str, np.ndarray] = {}
+    try:
+        with Path(header.path).open("rb") as f:
+            for name, info in header.tensors.items():
+                if not name.startswith("model."):
+                    continue
+                if info.dtype not in _NP_DTYPES:
+                    raise InputError(f"{header.path}: tensor {name} has dtype {info.dtype}")
+                f.seek(header.data_start + info.start)
+                raw = f.read(info.end - info.start)
+                arr = np.frombuffer(raw, dtype=_NP_DTYPES[info.dtype]).reshape(info.shape)
+                if info.dtype == "BF16":  # numpy has no bf16: widen the bits into float32
+                    arr = (arr.astype(np.uint32) << 16).view(F32)
+                out[name] = arr.astype(F32)
+    except OSError as e:
+        raise InputError(f"{header.path}: cannot read ({e.strerror})") from None
+    if len(out) and not all(np.isfinite(a).all() for a in out.values()):
+        raise InputError(f"{header.path}: corrupt checkpoint (non-finite weights)")
+    return out
+
+
+def default_threads() -> int:
+    """All the cores this process may use: measured faster for one stream and for batches, and,
+    with another program busy on the other core, no slower than one thread (README, Performance)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _ThreadTuner:
+    """Chooses BLAS's thread count for small batches by timing the steps themselves.
+
+    Every core is fastest on an idle machine, but BLAS threads that must wait for a core another
+    program keeps busy can make a step thirty times slower. So the choice is re-measured now and then:
+    a few steps with each candidate, keep the faster, and probe less often while the choice holds.
+    The thread count never changes the arithmetic's result (one-row products split by column; tested).
+    """
+
+    PROBE = 4  # steps timed per candidate
+    FIRST, LONGEST = 256, 16384  # steps between probes, growing while the choice holds
+
+    def __init__(self, most: int) -> None:
+        self.candidates = [most, 1] if most > 1 else [1]
+        self.best, self.period, self.until = most, self.FIRST, 0
+        self.times: dict[int, list[float]] = {}
+        self.current = most
+
+    def choose(self) -> int:
+        """The thread count for the next step."""
+        if len(self.candidates) == 1:
+            return 1
+        if self.until > 0:
+            self.until -= 1
+            self.current = self.best
+            return self.best
+        for c in self.candidates:  # probing: fill each candidate's timings in turn
+            if len(self.times.setdefault(c, [])) < self.PROBE:
+                self.current = c
+                return c
+        self._decide()
+        return self.choose()
+
+    def measured(self, seconds: float) -> None:
+        if self.until == 0 and len(self.candidates) > 1:
+            self.times.setdefault(self.current, []).append(seconds)
+
+    def _decide(self) -> None:
+        median = {c: sorted(t)[len(t) // 2] for c, t in self.times.items()}
+        best = min(median, key=median.__getitem__)
+        self.period = min(self.LONGEST, self.period * 2) if best == self.best else self.FIRST
+        self.best, self.until, self.times = best, self.period, {}
+
+
+_blas_now: list[int] = []
+
+
+def _blas_threads(n: int) -> None:
+    """Set BLAS's thread count, only when it changes (the call itself costs ~0.1 ms)."""
+    if _blas_now and _blas_now[0] == n:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n, user_api="blas")
+    _blas_now[:] = [n]
