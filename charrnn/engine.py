@@ -87,11 +87,9 @@ class _Matrix:
     def product(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out[r] = x[r] @ W for every row r, each row on its own (a stack of one-row products).
 
-        One row reads the whole matrix once (BLAS may use every core for it); several rows go block
-        by block. Both are the same one-row product per column, so they round identically (tested).
+        Every batch size makes the same BLAS calls on the same blocks, so a row rounds identically
+        alone or in a batch (a whole-matrix product can round differently from a block of it).
         """
-        if len(x) == 1:
-            return np.matmul(x[0], self.w, out=out[0])[None]
         xs, os3 = x[:, None, :], out[:, None, :]
         for j0, j1, block in self.blocks:
             np.matmul(xs, block, out=os3[:, :, j0:j1])

@@ -5,9 +5,8 @@ string occur?" with one binary search; matching statistics turn that into the lo
 the share of new windows with O(len(text)) searches. The array is built once and cached beside the
 dataset, keyed by its hash; a cache file is data (read with allow_pickle=False) and checked before use.
 
-It deliberately does not judge near-copies (paraphrase, edit distance), count how often a span occurs,
-or say where in the corpus it came from; it never imports torch, prints, or exits: the CLI decides what
-to show.
+It deliberately does not judge near-copies (paraphrase, edit distance), count how often a span occurs
+or say where it came from; it never imports torch, prints or exits: the CLI decides what to show.
 """
 
 from __future__ import annotations
@@ -34,9 +33,8 @@ if TYPE_CHECKING:
     from charrnn.checkpoint import Header
 
 INDEX_VERSION = 1  # part of the cache file name: a change to how the corpus is laid out renames it
-_CHUNK = (
-    1 << 24
-)  # characters decoded (or bytes validated) at a time, so memory stays near the corpus size
+# Characters decoded (or bytes validated) at a time, so memory stays near the corpus size.
+_CHUNK = 1 << 24
 _INT32_MAX = np.iinfo(np.int32).max
 _SPOT_CHECKS, _SPOT_BYTES = 64, 64
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -202,10 +200,7 @@ class CorpusIndex:
 
     def has_line(self, line: str) -> bool:
         """Whether `line` is a whole line of the corpus: between newlines, or at its start or end.
-
-        A CRLF corpus counts too ("line" matches "line\\r\\n"), so callers need not keep the "\\r".
-        A string holding a newline is never one line.
-        """
+        CRLF counts too ("a" matches "a\\r\\n"); a string holding a newline is never one line."""
         if "\n" in line:
             return False
         raw, data = line.encode("utf-8", "surrogatepass"), self.data

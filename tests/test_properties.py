@@ -5,40 +5,54 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from charrnn.sampler import adjust_logits, pick
+from charrnn.logits import Filters, adjust, draw, probabilities
 
 logit_rows = st.lists(st.floats(-20, 20, allow_nan=False), min_size=2, max_size=40, unique=True)
 
 
-@given(logit_rows, st.integers(1, 40), st.floats(0.05, 3.0), st.integers(0, 2**31))
-def test_never_outside_top_k(row: list[float], k: int, temperature: float, seed: int) -> None:
-    logits = torch.tensor([row])
-    allowed = set(torch.topk(logits, min(k, len(row)), dim=-1).indices[0].tolist())
-    g = torch.Generator().manual_seed(seed)
-    draws = {pick(logits, temperature, k, None, g).item() for _ in range(20)}
-    assert draws <= allowed
+def pick(row: list[float], filters: Filters, u: float) -> int:
+    return draw(probabilities(adjust(np.array(row), filters)), u)
+
+
+@given(
+    logit_rows,
+    st.integers(1, 40),
+    st.floats(0.05, 3.0),
+    st.lists(st.floats(0, 0.999999), min_size=1, max_size=20),
+)
+def test_never_outside_top_k(row: list[float], k: int, temperature: float, us: list[float]) -> None:
+    allowed = set(np.argsort(-np.array(row))[: min(k, len(row))].tolist())
+    assert {pick(row, Filters(temperature, top_k=k), u) for u in us} <= allowed
 
 
 @given(logit_rows, st.floats(0.01, 1.0))
 def test_top_p_keeps_the_smallest_set_reaching_p(row: list[float], p: float) -> None:
-    logits = torch.tensor([row], dtype=torch.float64)
-    kept = torch.isfinite(adjust_logits(logits, 1.0, top_p=p))[0]
-    probs = torch.softmax(logits, -1)[0]
-    mass = probs[kept].sum().item()
+    kept = np.isfinite(adjust(np.array(row), Filters(1.0, top_p=p)))
+    x = np.array(row, dtype=np.float64)
+    probs = np.exp(x - x.max()) / np.exp(x - x.max()).sum()
+    mass = probs[kept].sum()
     assert mass >= p - 1e-9 or kept.all()
-    smallest_kept = probs[kept].min().item()
+    smallest_kept = probs[kept].min()
     assert mass - smallest_kept < p + 1e-9  # dropping any kept character would fall below p
-    assert probs[~kept].max().item() <= smallest_kept if (~kept).any() else True
+    assert probs[~kept].max() <= smallest_kept if (~kept).any() else True
 
 
-@given(logit_rows)
-def test_temperature_zero_is_argmax(row: list[float]) -> None:
-    logits = torch.tensor([row])
-    assert pick(logits, 0.0, None, None, torch.Generator()).item() == int(torch.argmax(logits))
+@given(logit_rows, st.floats(0.0, 1.0))
+def test_min_p_keeps_those_near_the_most_likely(row: list[float], m: float) -> None:
+    kept = np.isfinite(adjust(np.array(row), Filters(1.0, min_p=m)))
+    x = np.array(row, dtype=np.float64)
+    ratio = np.exp(x - x.max())
+    assert kept[np.argmax(x)] and (ratio[kept] >= m * (1 - 1e-9)).all()
+    assert (ratio[~kept] < m * (1 + 1e-9)).all()
+
+
+@given(logit_rows, st.floats(0, 0.999999))
+def test_temperature_zero_is_argmax(row: list[float], u: float) -> None:
+    assert pick(row, Filters(0.0), u) == int(np.argmax(row))
 
 
 sample_options = st.fixed_dictionaries(
@@ -54,6 +68,14 @@ sample_options = st.fixed_dictionaries(
         "--rng-seed": st.integers(0, 2**31),
         "--separator": st.text(max_size=4),
         "--unknown": st.sampled_from(["error", "skip", "bogus"]),
+        "--min-p": st.floats(-0.5, 1.5, allow_nan=False),
+        "--no-repeat": st.integers(-1, 6),
+        "--ban": st.text(max_size=3),
+        "--until": st.sampled_from(["sentence", "line", "paragraph", "word"]),
+        "--min-words": st.integers(-1, 5),
+        "--max-words": st.integers(-1, 8),
+        "--beam": st.integers(-1, 3),
+        "--records": st.integers(-1, 3),
     },
 )
 

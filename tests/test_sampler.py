@@ -1,91 +1,179 @@
-"""Sampling: logits adjustment, the fast step against the module, seeds, greedy, stop strings."""
+"""Sampling on a real trained model: seeds, the writer's controls, beam search, records, stop."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 
 import charrnn
+from charrnn.beam import beam_search
+from charrnn.controls import Rules, count_words
 from charrnn.errors import InputError
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.sampler import FastStep, Sampler, adjust_logits, pick
-from charrnn.vocab import Vocab
+from charrnn.logits import Filters, log_softmax
+from charrnn.sampler import Options
+
+from .conftest import shakespeare_text
 
 
-def test_adjust_logits_temperature_top_k_top_p() -> None:
-    logits = torch.log(torch.tensor([[0.5, 0.25, 0.15, 0.1]]))
-    scaled = torch.softmax(adjust_logits(logits, 2.0), -1)
-    assert torch.allclose(scaled, torch.softmax(logits / 2, -1))
-    tiny = torch.softmax(adjust_logits(logits, 1e-300), -1)  # overflows without the max shift
-    assert torch.equal(tiny, torch.nn.functional.one_hot(logits.argmax(-1), 4).float())
-    k2 = adjust_logits(logits, 1.0, top_k=2)
-    assert torch.isinf(k2[0, 2:]).all() and torch.isfinite(k2[0, :2]).all()
-    p = adjust_logits(logits, 1.0, top_p=0.7)  # 0.5 < 0.7 <= 0.75: keep two
-    assert torch.isfinite(p[0, :2]).all() and torch.isinf(p[0, 2:]).all()
-    assert torch.isfinite(adjust_logits(logits, 1.0, top_p=0.3)[0]).sum() == 1  # always one
-    assert torch.isfinite(adjust_logits(logits, 1.0, top_p=1.0)).all()
-    g = torch.Generator().manual_seed(0)
-    assert pick(logits, 0.0, None, None, g).item() == 0
+@pytest.fixture(scope="module")
+def model(trained: Path):
+    return charrnn.load(str(trained))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_fast_step_matches_module_forward(cell: str) -> None:
-    torch.manual_seed(0)
-    model = CharRNN(ModelConfig(vocab_size=37, cell=cell, layers=3, hidden=64, embed=16)).eval()
-    ids = torch.randint(0, 37, (4, 30))
-    with torch.no_grad():
-        ref, _ = model(ids)
-        _, state = model(ids[:, :10])
-    step = FastStep(model)
-    step.set_state(state)
-    for t in range(10, 30):
-        got = step(ids[:, t])
-        assert torch.allclose(got, ref[:, t], atol=1e-4, rtol=0), (cell, t)
+def test_sample_i_of_a_batch_is_its_seed_alone(model) -> None:
+    batch = model.generate_batch("ROMEO:", 120, 5, temperature=0.9, rng_seed=40)
+    alone = [model.generate("ROMEO:", 120, 0.9, rng_seed=40 + i) for i in range(5)]
+    assert batch == alone and len(set(batch)) == 5
+    assert model.generate("ROMEO:", 120, 0.9, rng_seed=41) == batch[1]
 
 
-def small_sampler(text: str = "abc\nabd\n") -> Sampler:
-    torch.manual_seed(1)
-    vocab = Vocab.from_text(text)
-    return Sampler(CharRNN(ModelConfig(vocab_size=vocab.size, hidden=16, embed=8)).eval(), vocab)
+def test_greedy_is_top_k_1_and_seed_free(model) -> None:
+    g = model.generate("KING", 80, 0.0, rng_seed=1)
+    assert (
+        g == model.generate("KING", 80, 0.0, rng_seed=2) == model.generate("KING", 80, 1.3, top_k=1)
+    )
 
 
-def test_same_seed_same_text_and_greedy_equals_top_k_1() -> None:
-    s = small_sampler()
-    a = s.generate("ab", 200, 1.0, rng_seed=5)
-    assert a == s.generate("ab", 200, 1.0, rng_seed=5) and len(a) == 200
-    assert a != s.generate("ab", 200, 1.0, rng_seed=6)
-    greedy = s.generate("ab", 100, 0.0, rng_seed=1)
-    assert greedy == s.generate("ab", 100, 0.0, rng_seed=2) == s.generate("ab", 100, 1.3, top_k=1)
-    batch = s.generate_batch("ab", 50, 3, rng_seed=9)
-    assert len(batch) == 3 and all(len(b) == 50 for b in batch)
+def test_a_banned_string_never_appears_in_100_samples(model) -> None:
+    texts = model.generate_batch("", 200, 100, temperature=1.0, rng_seed=5, ban=["the", "e "])
+    plain = model.generate_batch("", 200, 100, temperature=1.0, rng_seed=5)
+    assert sum("the" in t or "e " in t for t in plain) > 50  # the model does want to write them
+    assert not any("the" in t or "e " in t for t in texts)
 
 
-def test_stop_strings_and_priming() -> None:
-    s = small_sampler()
-    text = s.generate("a", 500, 1.0, rng_seed=3)
+def test_no_repeat_never_completes_a_sequence_twice(model) -> None:
+    n = 6
+    for text in model.generate_batch("ROMEO:", 300, 10, temperature=0.7, rng_seed=3, no_repeat=n):
+        full = "ROMEO:" + text
+        grams = [full[i : i + n] for i in range(len(full) - n + 1)]
+        assert len(grams) == len(set(grams))
+
+
+def test_until_sentence_ends_a_sentence_within_the_word_bounds(model) -> None:
+    opts = Options(400, Filters(0.8), Rules(until="sentence", min_words=3, max_words=12))
+    done = model.samples("The ", opts, rng_seed=11, n=20)
+    for s in done:
+        assert s.finish_reason == "until", s
+        assert s.text.rstrip("\"')]}").endswith((".", "!", "?")), s.text
+        assert 3 <= count_words(s.text) <= 12, s.text
+    assert [s.text for s in model.samples("The ", opts, rng_seed=11, n=20)] == [
+        s.text for s in done
+    ]
+
+
+def test_until_line_and_paragraph(model) -> None:
+    for s in model.samples("ROMEO:\n", Options(300, Filters(0.8), Rules(until="line")), 2, 10):
+        assert "\n" not in s.text and s.finish_reason in ("until", "length")
+    par = model.samples("ROMEO:\n", Options(800, Filters(0.8), Rules(until="paragraph")), 2, 5)
+    assert all("\n\n" not in s.text for s in par)
+
+
+def test_words_count_cjk_characters_one_by_one() -> None:
+    assert count_words("to be  or\nnot") == 4 and count_words("我爱你 ok") == 4
+
+
+def test_controls_that_leave_nothing_end_the_sample(model) -> None:
+    every = list(model.vocab.chars)
+    s = model.samples("A", Options(50, Filters(1.0), Rules(ban=tuple(every))), 1)[0]
+    assert s.text == "" and s.finish_reason == "dead_end"
+
+
+def test_min_p_keeps_only_likely_characters(model) -> None:
+    strict = model.generate("ROMEO:", 300, 1.0, rng_seed=4, min_p=0.9)
+    loose = model.generate("ROMEO:", 300, 1.0, rng_seed=4)
+    assert strict != loose and len(set(strict)) < len(set(loose))
+
+
+def total_logprob(model, prime: str, text: str) -> float:
+    ids = model.vocab.encode(prime + text)
+    fwd = model.engine.forward(ids[:-1])
+    lp = log_softmax(fwd.logits)
+    return float(sum(lp[len(prime) - 1 + i, ids[len(prime) + i]] for i in range(len(text))))
+
+
+def test_beam_is_deterministic_and_beats_greedy_on_average(model) -> None:
+    text = shakespeare_text(200_000)
+    primes = [text[i : i + 20] for i in range(0, 200_000, 10_000)]
+    opts = Options(30)
+    beams, greedy = [], []
+    for p in primes:
+        b = beam_search(model, p, opts, 4)
+        assert b.text == beam_search(model, p, opts, 4).text and len(b.text) == 30
+        g = model.generate(p, 30, 0.0)
+        beams.append(total_logprob(model, p, b.text))
+        greedy.append(total_logprob(model, p, g))
+    assert np.mean(beams) >= np.mean(greedy)
+
+
+def test_beam_with_until_ends_at_the_boundary(model) -> None:
+    s = beam_search(
+        model, "The king ", Options(200, rules=Rules(until="sentence", max_words=5, ban=("the",))), 3
+    )
+    assert s.finish_reason == "until" and s.text.endswith((".", "!", "?")) and "the" not in s.text
+
+
+def test_fifty_unique_records_none_a_corpus_line(cli, trained: Path) -> None:
+    r = cli("sample", trained, "--records", "50", "--unique", "--rng-seed", "1", "-n", "60")
+    assert r.code == 0, r.err
+    lines = r.out.split("\n")
+    assert lines[-1] == "" and len(lines[:-1]) == 50
+    items = lines[:-1]
+    corpus_lines = set(shakespeare_text().split("\n"))
+    assert len(set(items)) == 50 and all(i and i not in corpus_lines for i in items)
+
+
+def test_json_lines_parse_with_seeds_and_novelty(cli, trained: Path) -> None:
+    r = cli(
+        "sample",
+        trained,
+        "-s",
+        "ROMEO:",
+        "-n",
+        "60",
+        "--num-samples",
+        "3",
+        "--rng-seed",
+        "9",
+        "--json",
+        "--novelty",
+        "--until",
+        "sentence",
+    )
+    assert r.code == 0, r.err
+    objs = [json.loads(line) for line in r.out.splitlines()]
+    assert [o["rng_seed"] for o in objs] == [9, 10, 11]
+    for o in objs:
+        assert o["finish_reason"] in ("until", "length") and o["options"]["until"] == "sentence"
+        nov = o["novelty"]
+        assert nov["longest_copy"] == len(nov["longest_copy_text"]) and 0 <= nov["new_share"] <= 1
+        assert nov["longest_copy_text"] in shakespeare_text()
+
+
+def test_stop_strings_and_unknown_characters(model) -> None:
+    text = model.generate("a", 500, 1.0, rng_seed=3)
     cut = text.find("\n")
-    assert cut >= 0
-    assert s.generate("a", 500, 1.0, rng_seed=3, stop="\n") == text[:cut]
-    assert "".join(s.stream("", 20, 1.0, rng_seed=4)) == s.generate("", 20, 1.0, rng_seed=4)
-    with pytest.raises(InputError, match="'z'"):
-        s.generate("az", 5)
-    assert len(s.generate("azzz", 5, unknown="skip")) == 5
-    assert s.generate("a", 0) == ""
+    assert cut >= 0 and model.generate("a", 500, 1.0, rng_seed=3, stop="\n") == text[:cut]
+    assert "".join(model.stream("", 20, 1.0, rng_seed=4)) == model.generate("", 20, 1.0, rng_seed=4)
+    with pytest.raises(InputError, match="'~'"):
+        model.generate("a~", 5)
+    assert len(model.generate("a~~", 5, unknown="skip")) == 5 and model.generate("a", 0) == ""
 
 
-def test_prime_without_newline_in_vocab_draws_first_char() -> None:
-    s = small_sampler("xyz" * 5)
-    out = s.generate("", 30, 1.0, rng_seed=0)
-    assert len(out) == 30 and set(out) <= set("xyz")
-
-
-def test_long_prime_and_long_output_stream(trained: Path) -> None:
-    s = charrnn.load(str(trained))
-    prime = ("To be, or not to be: that is the question.\n" * 2400)[:100_000]
-    assert len(s.generate(prime, 10, 0.8, rng_seed=1)) == 10
-    stream = s.stream("A", 10**8, 1.0, rng_seed=1)
-    first = [next(stream) for _ in range(2000)]
-    assert len(first) == 2000
-    stream.close()
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--beam", "3", "--temp", "0.5"], "--beam"),
+        (["--beam", "3", "--num-samples", "2"], "--num-samples"),
+        (["--min-p", "2"], "--min-p"),
+        (["--unique"], "--records"),
+        (["--max-words", "3"], "--until"),
+        (["--until", "sentence", "--min-words", "5", "--max-words", "2"], "--min-words"),
+        (["--no-repeat", "0"], "--no-repeat"),
+    ],
+)
+def test_bad_control_values_get_one_line(cli, trained: Path, args, message) -> None:
+    r = cli("sample", trained, *args)
+    assert r.code == 2 and r.out == "" and message in r.err and len(r.err.strip().splitlines()) == 1

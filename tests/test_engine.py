@@ -1,0 +1,125 @@
+"""The numpy inference engine against the torch module, its batch invariance, and its loading."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from charrnn import engine as engine_module
+from charrnn.engine import Engine
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.vocab import Vocab
+
+
+def module_and_engine(cell: str, **kw) -> tuple[CharRNN, Engine]:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=37, cell=cell, **{"layers": 3, "hidden": 64, "embed": 16} | kw)
+    model = CharRNN(cfg).eval()
+    vocab = Vocab(tuple(chr(65 + i) for i in range(37)))
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    return model, Engine(cfg, vocab, weights, threads=1)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_engine_matches_module_forward_after_a_long_prime(cell: str) -> None:
+    model, eng = module_and_engine(cell)
+    ids = torch.randint(0, 37, (1, 1100), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(ids)[0][0].numpy()
+    fwd = eng.forward(ids[0, :1000].numpy())
+    assert np.abs(fwd.logits - ref[:1000]).max() < 1e-4
+    state = fwd.state
+    for t in range(1000, 1100):  # then character by character, as sampling does
+        got = eng.step([ids[0, t].item()], state)[0]
+        assert np.abs(got - ref[t]).max() < 1e-4, (cell, t)
+
+
+def test_engine_matches_trained_weights(trained: Path) -> None:
+    from charrnn import checkpoint, snapshot
+
+    model = snapshot.build_model(checkpoint.read_header(trained))
+    eng = Engine.load(trained)
+    ids = torch.tensor(
+        [eng.vocab.encode(("To be, or not to be: that is the question.\n" * 30)[:1000])]
+    )
+    with torch.no_grad():
+        ref = model(ids)[0][0].numpy()
+    fwd = eng.forward(ids[0, :900].numpy())
+    assert np.abs(fwd.logits - ref[:900]).max() < 1e-4
+    for t in range(900, 1000):
+        assert np.abs(eng.step([ids[0, t].item()], fwd.state)[0] - ref[t]).max() < 1e-4
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_stream_is_the_same_alone_or_in_any_batch(cell: str, monkeypatch) -> None:
+    """Bit for bit, with products cut into several column blocks and the batch split over threads."""
+    monkeypatch.setattr(engine_module, "BLOCK_BYTES", 16 * 1024)
+    _, eng = module_and_engine(cell, layers=2, hidden=75)
+    eng.threads = 2
+    rng = np.random.default_rng(3)
+    seqs = rng.integers(0, 37, (21, 40))
+    batch = eng.initial_state(21)
+    outs = [eng.step(seqs[:, t], batch) for t in range(40)]
+    for row in (0, 7, 20):
+        alone = eng.initial_state(1)
+        for t in range(40):
+            assert np.array_equal(eng.step(seqs[row : row + 1, t], alone)[0], outs[t][row])
+    eng.threads = 1  # and the thread count never changes the arithmetic
+    again = eng.initial_state(21)
+    for t in range(40):
+        assert np.array_equal(eng.step(seqs[:, t], again), outs[t])
+
+
+def test_state_select_reorders_streams() -> None:
+    _, eng = module_and_engine("lstm", layers=1, hidden=8)
+    st = eng.initial_state(3)
+    eng.step([1, 2, 3], st)
+    picked = st.select([2, 2, 0])
+    assert np.array_equal(picked.h[0][0], st.h[0][2]) and np.array_equal(picked.c[0][2], st.c[0][0])
+
+
+def test_bf16_checkpoints_load(tmp_path: Path) -> None:
+    from charrnn import checkpoint
+    from charrnn.engine import read_model_tensors
+
+    w = torch.randn(4, 3)
+    checkpoint.save(tmp_path / "x.ckpt", {"model.w": w.to(torch.bfloat16)}, _meta())
+    got = read_model_tensors(checkpoint.read_header(tmp_path / "x.ckpt"))["model.w"]
+    assert np.array_equal(got, w.to(torch.bfloat16).float().numpy())
+
+
+def _meta() -> dict:
+    return {
+        k: v
+        for k, v in {
+            "model": {},
+            "train": {},
+            "vocab": [],
+            "vocab_counts": [],
+            "corpus": {},
+            "state": {},
+            "optim": {},
+            "history": {},
+            "parameters": 0,
+            "versions": {},
+        }.items()
+    }
+
+
+def test_cpu_sampling_never_imports_torch(trained: Path) -> None:
+    code = (
+        "import sys, charrnn\n"
+        f"s = charrnn.load({str(trained)!r})\n"
+        "s.generate('ROMEO:', 50, 0.8, rng_seed=1)\n"
+        "from charrnn.cli import main\n"
+        f"sys.argv = ['charrnn', 'sample', {str(trained)!r}, '-n', '20', '--rng-seed', '1']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
