@@ -23,6 +23,21 @@ def test_version_and_help(cli) -> None:
     assert r.code == 0 and "--time-budget" in r.out and "--resume" in r.out
 
 
+def test_help_shows_flags_without_a_value(cli) -> None:
+    """`--overwrite <bool>` reads as "pass true or false": no command's help says <bool>."""
+    import typer
+
+    from charrnn.cli import app
+
+    commands = sorted(typer.main.get_command(app).commands)
+    assert {"prep", "train", "sample", "inspect"} <= set(commands)
+    for args in ([], *([c] for c in commands)):
+        r = cli(*args, "-h")
+        assert r.code == 0 and "--help" in r.out, args
+        assert "<bool>" not in r.out and "bool" not in r.out.lower(), args
+    assert "--overwrite " in cli("train", "-h").out and "--no-echo " in cli("sample", "-h").out
+
+
 def test_end_to_end_on_tinyshakespeare(cli) -> None:
     r = cli("prep", SHAKESPEARE, "-o", "data/ts")
     assert r.code == 0 and r.out == "" and "1,115,394 chars" in r.err and "vocab 65" in r.err

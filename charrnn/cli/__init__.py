@@ -14,12 +14,39 @@ import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from charrnn import __version__
 from charrnn.console import console, error
 from charrnn.errors import CharRNNError
 
+
+class _FlagsTakeNoValue:
+    """Help shows a boolean flag without a value placeholder.
+
+    Typer 0.29's rich help prints `--overwrite <bool>` (from `TyperOption.display_type_rich`), which
+    reads as "pass true or false"; an empty metavar makes the flag show bare, for every command's
+    options including --help and --version.
+    """
+
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for p in params:  # Typer vendors click privately: recognise a flag by its attributes
+            if getattr(p, "is_flag", False) and not getattr(p, "count", False) and not p.metavar:
+                p.metavar = ""
+        return params
+
+
+class _Group(_FlagsTakeNoValue, TyperGroup):
+    pass
+
+
+class _Command(_FlagsTakeNoValue, TyperCommand):
+    pass
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -66,7 +93,7 @@ from charrnn.cli.sample import sample  # noqa: E402
 from charrnn.cli.train import train  # noqa: E402
 
 for command in (prep, train, sample, inspect):
-    app.command()(command)
+    app.command(cls=_Command)(command)
 
 
 def main() -> None:
