@@ -110,7 +110,10 @@ def test_beam_is_deterministic_and_beats_greedy_on_average(model) -> None:
 
 def test_beam_with_until_ends_at_the_boundary(model) -> None:
     s = beam_search(
-        model, "The king ", Options(200, rules=Rules(until="sentence", max_words=5, ban=("the",))), 3
+        model,
+        "The king ",
+        Options(200, rules=Rules(until="sentence", max_words=5, ban=("the",))),
+        3,
     )
     assert s.finish_reason == "until" and s.text.endswith((".", "!", "?")) and "the" not in s.text
 
