@@ -39,7 +39,7 @@ def test_a_validation_split_is_kept_when_asked_for_or_big_enough(cli) -> None:
     fast = [*TINY, "--max-steps", "2", "--dropout", "0.2"]
     r = cli("train", "t.txt", *fast, "--val-frac", "0.1", "-o", "explicit")
     assert r.code == 0 and splits("explicit")["val"] == 3 and "too few" not in r.err
-    r = cli("train", "t.txt", "--max-steps", "4", "--resume", "explicit/last.ckpt")
+    r = cli("train", "t.txt", *fast, "--max-steps", "4", "--resume", "explicit/last.ckpt")
     assert r.code == 0 and splits("explicit")["val"] == 3  # a resumed run keeps its splits
     assert cli("prep", "t.txt", "-o", "ds").code == 0  # prep's own splits are obeyed too
     r = cli("train", "ds", *fast, "-o", "from-ds")

@@ -197,21 +197,27 @@ def train(
     """Train a model; checkpoints and metrics.jsonl go to the run directory."""
     given = {k: v for k, v in locals().items() if v is not None}
     from charrnn import checkpoint, distributed
+    from charrnn.cli.resume import check_unchanged, resumed_model
     from charrnn.model import ModelConfig
     from charrnn.runtime import RunLock, resolve_device
 
     header = checkpoint.read_header(resume) if resume else None
     if header is not None and not header.meta["state"]:
         raise InputError(f"{resume}: holds no training state to resume")
+    world = distributed.from_env()
+    if header is not None:
+        check_unchanged(given, header.meta, world.size)
     tcfg = _train_config(given, header)
-    if header is None:  # check the model options before spending time on the corpus
+    # check the model options before spending time on the corpus
+    if header is None:
         ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
+    else:
+        ModelConfig.from_dict(resumed_model(header.meta, given))
     corpus = corpus or (header.meta["corpus"].get("path") if header else None)
     if not corpus:
         raise InputError("missing CORPUS: the text file or dataset to train on")
     if corpus != "-" and not Path(corpus).exists():
         raise InputError(f"{corpus}: no such file or directory")
-    world = distributed.from_env()
     dev = resolve_device(device, world)
     distributed.init(world, dev)  # every rank trains into the directory rank 0 chose
     out_dir = distributed.broadcast(
@@ -244,7 +250,7 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
     import torch
 
     from charrnn import distributed
-    from charrnn.cli.resume import resumed_val_frac
+    from charrnn.cli.resume import resumed_model, resumed_val_frac
     from charrnn.data import is_dataset, resolve_dataset
     from charrnn.model import ModelConfig
     from charrnn.trainer import Trainer
@@ -266,12 +272,7 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
     if say and "val_frac" not in given and not is_dataset(Path(corpus)):
         _say_if_all_text(corpus, int(dataset.meta["chars"]))
     if header:
-        mcfg = ModelConfig.from_dict(header.meta["model"])
-        ignored = [k for k in _M if k in given and given[k] != getattr(mcfg, k)]
-        if ignored and say:
-            console.print(
-                f"note: resuming keeps the checkpoint's model; ignoring --{', --'.join(ignored)}"
-            )
+        mcfg = ModelConfig.from_dict(resumed_model(header.meta, given))
     else:
         mcfg = _new_model(dataset, given, tcfg, world.size, say)
     stopper = _Signals()
@@ -341,14 +342,11 @@ def _train_config(given: dict, header) -> TrainConfig:
         if not {"max_epochs", "max_steps", "time_budget"} & changes.keys():
             changes |= DEFAULT_STOP  # about ten minutes on a ~1 MB corpus, never endless
         return TrainConfig(**changes)
-    base = TrainConfig.from_dict(header.meta["train"])
-    fixed = {"batch_size", "seq_len"} & changes.keys()
-    if fixed:
-        raise InputError(
-            f"--{' and --'.join(sorted(f.replace('_', '-') for f in fixed))} cannot "
-            "change on resume: the data streams are part of the run"
-        )
-    return base.with_(**changes)
+    # the streams are the checkpoint's (check_unchanged refused any real change); its per-process
+    # batch size is what the trainer shares out among this run's processes
+    for fixed in ("batch_size", "seq_len"):
+        changes.pop(fixed, None)
+    return TrainConfig.from_dict(header.meta["train"]).with_(**changes)
 
 
 class _Signals:
