@@ -25,6 +25,7 @@ from charrnn.train import (
     LONG_RUN_EPOCHS,
     LONG_RUN_MODEL,
     NOMINAL_CHARS_PER_SEC,
+    WARMUP_FRACTION,
     TrainConfig,
     model_defaults,
     parse_duration,
@@ -87,7 +88,7 @@ def train(
         _opt(
             MODEL,
             "Dropout between layers and before the head, in [0, 1).",
-            f"{_M['dropout']}; {LONG_RUN_MODEL['dropout']} for a long run",
+            f"{_M['dropout']}; {LONG_RUN_MODEL['dropout']} for a long run; 0 with no validation split",
         ),
     ] = None,
     batch_size: Annotated[
@@ -97,7 +98,15 @@ def train(
         int | None, _opt(BATCH, "Characters per stream per step (BPTT length).", _T.seq_len, min=1)
     ] = None,
     lr: Annotated[float | None, _opt(OPTIM, "Peak learning rate (AdamW).", _T.lr)] = None,
-    warmup: Annotated[int | None, _opt(OPTIM, "Linear warmup steps.", _T.warmup, min=0)] = None,
+    warmup: Annotated[
+        int | None,
+        _opt(
+            OPTIM,
+            "Linear warmup steps.",
+            f"{_T.warmup}, at most {WARMUP_FRACTION:.0%} of the planned steps",
+            min=0,
+        ),
+    ] = None,
     min_lr: Annotated[
         float | None, _opt(OPTIM, "Cosine floor as a fraction of --lr.", _T.min_lr)
     ] = None,
@@ -184,7 +193,7 @@ def train(
         _opt(
             DATA,
             "Validation fraction when preparing raw text.",
-            f"{DEFAULT_VAL_FRAC}; 0 where that is under {MIN_VAL_CHARS:,} chars",
+            f"{DEFAULT_VAL_FRAC}; 0 where that would be under {MIN_VAL_CHARS:,} chars",
         ),
     ] = None,
     errors: Annotated[
