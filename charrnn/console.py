@@ -156,10 +156,12 @@ class TrainView:
             )
 
     def _finished(self, e: Finished) -> None:
+        # without a validation split, evaluations (and best.ckpt) follow the training loss
+        what = "train" if self.last_val is not None and self.last_val.source != "val" else "val"
         best = (
             (
-                f"; best val {e.best_val_loss:.4f} nats/char ({e.best_val_loss / 0.6931471805599453:.4f} bpc)"
-                f" at step {e.best_step}"
+                f"; best {what} {e.best_val_loss:.4f} nats/char "
+                f"({e.best_val_loss / 0.6931471805599453:.4f} bpc) at step {e.best_step}"
             )
             if e.best_val_loss is not None
             else ""

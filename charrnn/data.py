@@ -136,12 +136,13 @@ def cache_dir() -> Path:
 def resolve_dataset(
     corpus: str,
     *,
-    val_frac: float = 0.1,
+    val_frac: float | None = None,
     test_frac: float = 0.0,
     errors: Errors = "strict",
     glob: str | None = None,
 ) -> tuple[Dataset, bool]:
-    """A dataset directory as is, or raw text prepared into the cache keyed by content hash.
+    """A dataset directory as is (its splits obeyed), or raw text prepared into the cache keyed by
+    content hash; val_frac None lets the text's size choose (`prep.auto_val_frac`).
 
     Returns (dataset, prepared_now). The key covers the bytes and every prep option, so editing the
     corpus or changing --val-frac prepares again and an unchanged corpus is never prepared twice.

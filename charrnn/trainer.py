@@ -41,6 +41,8 @@ from charrnn.train import (
     Started,
     TrainConfig,
     bpc,
+    fit_warmup,
+    has_validation,
     lr_at,
     progress_of,
     stop_reason,
@@ -89,6 +91,10 @@ class Trainer:
             self.world.size,
         )
         self.horizon = total_steps(cfg, self.batcher.steps_per_epoch)
+        cfg, shortened = fit_warmup(cfg, self.batcher.steps_per_epoch, self.world.size)
+        if shortened:
+            self.emit(Note(shortened))
+        self.cfg = cfg  # with the capped warmup, which the checkpoint records for a resumed run
         torch.manual_seed(cfg.rng_seed)
         self.model = CharRNN(model_cfg).to(self.device)
         self.net: torch.nn.Module = self.model
@@ -213,19 +219,20 @@ class Trainer:
             lr = lr_at(p.step, progress_of(p.step, p.elapsed, self.horizon, cfg.time_budget), cfg)
             acc += self._step(lr)
             n_acc += 1
-            if p.step % cfg.log_every == 0 or p.step == cfg.max_steps:
-                loss = distributed.all_sum(self.world, [acc.item() / n_acc], self.device)[0]
-                busy += time.perf_counter() - t_step
-                self._log(loss / self.world.size, lr, n_acc, busy, time.monotonic() - t0)
-                acc.zero_()
+            evaluate_now = p.step % cfg.eval_every == 0
+            # an evaluation without a validation split scores the latest training loss: log it first
+            if p.step % cfg.log_every == 0 or p.step == cfg.max_steps or evaluate_now:
+                self._log(acc, n_acc, lr, busy, t_step, t0)
                 n_acc, busy = 0, 0.0
             else:
                 busy += time.perf_counter() - t_step
-            if p.step % cfg.eval_every == 0:
+            if evaluate_now:
                 self._evaluate_and_save()
                 last_eval = p.step
             if cfg.sample_every and p.step % cfg.sample_every == 0 and self.world.main:
                 self._preview()
+        if n_acc and reason != "interrupted":  # one process stops at any step; others at log steps
+            self._log(acc, n_acc, lr, busy, time.perf_counter(), t0)
         p.elapsed = time.monotonic() - t0
         p.stop_reason = reason
         if reason == "interrupted":
@@ -285,11 +292,19 @@ class Trainer:
                 resumed_step=self.progress.step,
             )
         )
-        if len(self.val_ids) < 2:
-            self.emit(Note("validation split too small to hold anything: using the training loss"))
+        if not has_validation(len(self.val_ids)):
+            self.emit(Note("no validation split: best.ckpt follows the training loss"))
 
-    def _log(self, loss: float, lr: float, steps: int, busy: float, elapsed: float) -> None:
+    def _log(self, acc, steps: int, lr: float, busy: float, t_step: float, t0: float) -> None:
+        """Log the mean training loss of the steps since the last record (all ranks together);
+        reading it waits for the device, so that wait counts as step time from t_step."""
         p = self.progress
+        loss = (
+            distributed.all_sum(self.world, [acc.item() / steps], self.device)[0] / self.world.size
+        )
+        acc.zero_()
+        busy += time.perf_counter() - t_step
+        elapsed = time.monotonic() - t0
         if not math.isfinite(loss):
             raise self._diverged(f"the training loss is {loss}")
         p.last_train_loss = loss
@@ -311,7 +326,7 @@ class Trainer:
 
     def _evaluate_and_save(self) -> None:
         p = self.progress
-        if len(self.val_ids) >= 2:
+        if has_validation(len(self.val_ids)):
             ids = self.val_ids[: self.cfg.eval_chars + 1]
             loss, _ = evaluate(self.model, ids, self.device, self.world)
             source = "val"

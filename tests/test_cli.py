@@ -194,7 +194,7 @@ def test_default_stopping_rule_only_without_any() -> None:
 def test_long_runs_get_the_long_run_model_unless_chosen(cli) -> None:
     # 1,500 characters: 21 epochs of a tiny model take a second, and count as a long run.
     Path("c.txt").write_text(shakespeare_text(1_500), encoding="utf-8")
-    common = ["train", "c.txt", *TINY, "--quiet"]
+    common = ["train", "c.txt", *TINY, "--quiet", "--val-frac", "0.1"]  # 150 val chars: kept
     assert cli(*common, "--max-epochs", "21", "--out", "long").code == 0
     chosen = ["--dropout", "0.1", "--layers", "1"]
     assert cli(*common, "--max-epochs", "21", *chosen, "--out", "chosen").code == 0
@@ -210,17 +210,19 @@ def test_long_runs_get_the_long_run_model_unless_chosen(cli) -> None:
 
 def test_a_long_run_says_which_defaults_it_took(cli) -> None:
     Path("c.txt").write_text(shakespeare_text(1_500), encoding="utf-8")
-    r = cli("train", "c.txt", *TINY, "--max-epochs", "21", "--layers", "2", "--out", "r")
+    r = cli("train", "c.txt", *TINY, "--max-epochs", "21", "--layers", "2", "--val-frac", "0.1")
     assert r.code == 0 and "a long run: using --dropout 0.5 (the long-run defaults)" in r.err
 
 
 def test_cli_model_defaults_are_the_model_configs() -> None:
     from dataclasses import fields
 
-    from charrnn.cli.train import _M
+    from charrnn import prep
+    from charrnn.cli.train import _M, DEFAULT_VAL_FRAC, MIN_VAL_CHARS
     from charrnn.model import ModelConfig
 
     assert {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"} == _M
+    assert (DEFAULT_VAL_FRAC, MIN_VAL_CHARS) == (prep.DEFAULT_VAL_FRAC, prep.MIN_VAL_CHARS)
 
 
 def test_prep_json_on_stdout_and_quiet(cli) -> None:

@@ -74,3 +74,29 @@ def test_torchrun_cli_smoke_then_resume_in_one_process() -> None:
         timeout=180,
     )
     assert three.returncode != 0 and "cannot be shared by 3 processes" in three.stderr
+
+
+def test_the_same_command_resumes_after_torchrun_and_streams_are_counted_whole() -> None:
+    Path("c.txt").write_text(shakespeare_text(40_000))
+    model = ["--hidden", "32", "--embed", "8", "--seq-len", "16", "--log-every", "1"]
+    args = ["train", "c.txt", *model, "--batch-size", "4", "-o", "run"]  # per process
+
+    def two(*more: str) -> subprocess.CompletedProcess:
+        cmd = [*torchrun(2), *args, *more]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+    assert two("--max-steps", "4").returncode == 0
+    again = two("--max-steps", "6", "--resume", "run/last.ckpt")  # the same options: silent
+    assert again.returncode == 0 and "cannot change" not in again.stderr, again.stderr[-2000:]
+    assert checkpoint.read_header("run/last.ckpt").meta["state"]["step"] == 6
+    one = run_cli(*args, "--max-steps", "8", "--resume", "run/last.ckpt")
+    assert one.returncode == 2 and one.stderr == (
+        "charrnn: error: --batch-size cannot change on resume: the checkpoint's run has 8 streams "
+        "(4 per process × 2 processes); --batch-size 4 in one process would make 4: "
+        "leave --batch-size out when resuming\n"
+    )
+    whole = ["train", "c.txt", *model, "--batch-size", "8", "-o", "run"]  # 8 streams in one
+    ok = run_cli(*whole, "--max-steps", "8", "--resume", "run/last.ckpt")
+    assert ok.returncode == 0, ok.stderr
+    h = checkpoint.read_header("run/last.ckpt")
+    assert h.meta["state"]["world_size"] == 1 and h.meta["state"]["step"] == 8

@@ -18,9 +18,11 @@ from charrnn.train import (
     Progress,
     TrainConfig,
     bpc,
+    effective_warmup,
     lr_at,
     model_defaults,
     parse_duration,
+    planned_steps,
     stop_reason,
 )
 from charrnn.trainer import Trainer, unigram_entropy
@@ -44,6 +46,21 @@ def test_schedule_warmup_then_cosine_to_floor() -> None:
     assert lr_at(900, 3.0, cfg) == pytest.approx(1e-4)
     assert lr_at(900, None, cfg) == pytest.approx(1e-3)
     assert bpc(math.log(2)) == pytest.approx(1.0)
+
+
+def test_warmup_is_capped_to_fit_the_plan() -> None:
+    spe = 156  # tiny-shakespeare's steps per epoch at batch 64 × seq-len 100
+    ten_minutes = TrainConfig(time_budget=600, max_epochs=50)  # the default stop
+    assert planned_steps(ten_minutes, spe) == 1219  # 600 s at 13,000 chars/s, 6,400 chars a step
+    assert effective_warmup(ten_minutes, spe) == 100  # the tuned default run keeps its warmup
+    toy = TrainConfig(max_epochs=100, batch_size=1, seq_len=31)  # the textbook toy: 1 step/epoch
+    assert planned_steps(toy, 1) == 100 and effective_warmup(toy, 1) == 25
+    assert effective_warmup(TrainConfig(time_budget=120), spe) == 61  # 244 planned
+    assert effective_warmup(TrainConfig(time_budget=120), spe, world_size=2) == 30  # 122
+    assert effective_warmup(TrainConfig(max_steps=200, max_epochs=1), spe) == 39  # the nearer
+    assert effective_warmup(TrainConfig(max_steps=20, warmup=3), spe) == 3  # a short one stays
+    assert effective_warmup(TrainConfig(max_steps=3), spe) == 0
+    assert planned_steps(TrainConfig(), spe) is None and effective_warmup(TrainConfig(), spe) == 100
 
 
 def test_durations_and_stopping_rules() -> None:
@@ -85,7 +102,10 @@ def test_long_runs_are_told_apart_by_every_limit() -> None:
     n = 1_000_000  # tiny-shakespeare's training split: 156 steps of 64 × 100 per epoch
 
     def long(cfg: TrainConfig, chars: int = n, world: int = 1) -> bool:
-        return model_defaults(cfg, chars, world) == {"layers": 3, "dropout": 0.5}
+        return model_defaults(cfg, chars, n // 9, world) == (
+            "long-run",
+            {"layers": 3, "dropout": 0.5},
+        )
 
     assert not long(TrainConfig(time_budget=600, max_epochs=50))  # the default stop: 7.8 epochs
     assert not long(TrainConfig(time_budget=20 * 60))  # 15.6 epochs at the nominal rate
@@ -99,7 +119,14 @@ def test_long_runs_are_told_apart_by_every_limit() -> None:
     assert not long(TrainConfig(max_steps=4000), 100 * n)
     assert long(TrainConfig(max_steps=2000), n, world=2)
     assert long(TrainConfig())  # no limit at all: as long as the user likes
-    assert model_defaults(TrainConfig(max_epochs=20), n) == {}
+    assert model_defaults(TrainConfig(max_epochs=20), n, n // 9) == ("", {})
+
+
+def test_all_text_for_training_means_no_dropout_and_no_long_run() -> None:
+    for val in (0, 1):  # no split, or one too small to score a prediction
+        for cfg in (TrainConfig(max_epochs=100), TrainConfig(max_epochs=5), TrainConfig()):
+            assert model_defaults(cfg, 35, val) == ("all-text", {"dropout": 0.0})
+    assert model_defaults(TrainConfig(max_epochs=100), 35, 2)[0] == "long-run"
 
 
 def test_loss_falls_well_below_unigram_entropy() -> None:
@@ -169,7 +196,7 @@ def test_toy_corpus_shrinks_batch_and_uses_train_loss() -> None:
     ).run()
     assert r.step == 5 and r.best_val_loss is not None
     assert any(n and "using batch 1 × seq-len 24" in n for n in notes)
-    assert any(n and "validation split too small" in n for n in notes)
+    assert any(n and "no validation split: best.ckpt follows the training loss" in n for n in notes)
     assert checkpoint.read_header("toy/best.ckpt").meta["train"]["batch_size"] == 1
 
 

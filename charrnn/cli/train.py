@@ -18,12 +18,14 @@ from typing import Annotated, Literal
 
 import typer
 
+from charrnn.cli.rundir import label, refuse_clobber, run_dir
 from charrnn.console import TrainView, console
 from charrnn.errors import InputError, Interrupted
 from charrnn.train import (
     LONG_RUN_EPOCHS,
     LONG_RUN_MODEL,
     NOMINAL_CHARS_PER_SEC,
+    WARMUP_FRACTION,
     TrainConfig,
     model_defaults,
     parse_duration,
@@ -33,6 +35,8 @@ from charrnn.train import (
 # `charrnn -h` (a test checks that the two agree).
 _M = {"cell": "lstm", "layers": 2, "hidden": 512, "embed": 64, "dropout": 0.3}
 _T = TrainConfig()
+# prep's validation split rule, repeated for the help text (prep imports numpy; a test checks them)
+DEFAULT_VAL_FRAC, MIN_VAL_CHARS = 0.1, 1_000
 # Without any stopping option a run stops by itself: after 10 minutes (the schedule anneals to it),
 # or 50 epochs for a small corpus, whichever comes first.
 DEFAULT_STOP = {"time_budget": 600.0, "max_epochs": 50}
@@ -84,7 +88,7 @@ def train(
         _opt(
             MODEL,
             "Dropout between layers and before the head, in [0, 1).",
-            f"{_M['dropout']}; {LONG_RUN_MODEL['dropout']} for a long run",
+            f"{_M['dropout']}; {LONG_RUN_MODEL['dropout']} for a long run; 0 with no validation split",
         ),
     ] = None,
     batch_size: Annotated[
@@ -94,7 +98,15 @@ def train(
         int | None, _opt(BATCH, "Characters per stream per step (BPTT length).", _T.seq_len, min=1)
     ] = None,
     lr: Annotated[float | None, _opt(OPTIM, "Peak learning rate (AdamW).", _T.lr)] = None,
-    warmup: Annotated[int | None, _opt(OPTIM, "Linear warmup steps.", _T.warmup, min=0)] = None,
+    warmup: Annotated[
+        int | None,
+        _opt(
+            OPTIM,
+            "Linear warmup steps.",
+            f"{_T.warmup}, at most {WARMUP_FRACTION:.0%} of the planned steps",
+            min=0,
+        ),
+    ] = None,
     min_lr: Annotated[
         float | None, _opt(OPTIM, "Cosine floor as a fraction of --lr.", _T.min_lr)
     ] = None,
@@ -177,8 +189,13 @@ def train(
         int | None, _opt(RUNTIME, "Random seed: same seed, same CPU run.", _T.rng_seed, min=0)
     ] = None,
     val_frac: Annotated[
-        float, _opt(DATA, "Validation fraction when preparing raw text.", 0.1)
-    ] = 0.1,
+        float | None,
+        _opt(
+            DATA,
+            "Validation fraction when preparing raw text.",
+            f"{DEFAULT_VAL_FRAC}; 0 where that would be under {MIN_VAL_CHARS:,} chars",
+        ),
+    ] = None,
     errors: Annotated[
         Literal["strict", "replace"], _opt(DATA, "Invalid UTF-8 in raw text.", "strict")
     ] = "strict",
@@ -189,31 +206,37 @@ def train(
     """Train a model; checkpoints and metrics.jsonl go to the run directory."""
     given = {k: v for k, v in locals().items() if v is not None}
     from charrnn import checkpoint, distributed
+    from charrnn.cli.resume import check_unchanged, resumed_model
     from charrnn.model import ModelConfig
     from charrnn.runtime import RunLock, resolve_device
 
     header = checkpoint.read_header(resume) if resume else None
     if header is not None and not header.meta["state"]:
         raise InputError(f"{resume}: holds no training state to resume")
+    world = distributed.from_env()
+    if header is not None:
+        check_unchanged(given, header.meta, world.size)
     tcfg = _train_config(given, header)
-    if header is None:  # check the model options before spending time on the corpus
+    # check the model options before spending time on the corpus
+    if header is None:
         ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
+    else:
+        ModelConfig.from_dict(resumed_model(header.meta, given))
     corpus = corpus or (header.meta["corpus"].get("path") if header else None)
     if not corpus:
         raise InputError("missing CORPUS: the text file or dataset to train on")
     if corpus != "-" and not Path(corpus).exists():
         raise InputError(f"{corpus}: no such file or directory")
-    world = distributed.from_env()
     dev = resolve_device(device, world)
     distributed.init(world, dev)  # every rank trains into the directory rank 0 chose
     out_dir = distributed.broadcast(
-        world, _run_dir(out, _label(corpus), resume) if world.main else None
+        world, run_dir(out, label(corpus), resume) if world.main else None
     )
     created = not out_dir.exists()
     try:
         with RunLock(out_dir) if world.main else contextlib.nullcontext():
             if world.main:
-                _refuse_clobber(out_dir, overwrite, resume)
+                refuse_clobber(out_dir, overwrite, resume)
             result, signum = _train_locked(
                 corpus, given, header, tcfg, out_dir, world, dev, allow_new_corpus
             )
@@ -236,7 +259,8 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
     import torch
 
     from charrnn import distributed
-    from charrnn.data import resolve_dataset
+    from charrnn.cli.resume import resumed_model, resumed_val_frac
+    from charrnn.data import is_dataset, resolve_dataset
     from charrnn.model import ModelConfig
     from charrnn.trainer import Trainer
 
@@ -244,31 +268,22 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
     if given.get("threads"):
         torch.set_num_threads(given["threads"])
     prep_opts = {k: given.get(k) for k in ("val_frac", "errors", "glob")}
+    if header and "val_frac" not in given:
+        prep_opts["val_frac"] = resumed_val_frac(header.meta)
+    say = not quiet and world.main
     if world.main:  # prepare once; the other ranks find it in the cache
         dataset, fresh = resolve_dataset(corpus, **prep_opts)
-        if fresh and not quiet:
+        if fresh and say:
             console.print(f"prepared {corpus} → {dataset.path}", highlight=False, markup=False)
     distributed.barrier(world)
     if not world.main:
         dataset, _ = resolve_dataset(corpus, **prep_opts)
+    if say and "val_frac" not in given and not is_dataset(Path(corpus)):
+        _say_if_all_text(corpus, int(dataset.meta["chars"]))
     if header:
-        mcfg = ModelConfig.from_dict(header.meta["model"])
-        ignored = [k for k in _M if k in given and given[k] != getattr(mcfg, k)]
-        if ignored and not quiet:
-            console.print(
-                f"note: resuming keeps the checkpoint's model; ignoring --{', --'.join(ignored)}"
-            )
+        mcfg = ModelConfig.from_dict(resumed_model(header.meta, given))
     else:
-        longer = {
-            k: v
-            for k, v in model_defaults(tcfg, len(dataset.split("train")), world.size).items()
-            if k not in given
-        }
-        if longer and not quiet and world.main:
-            opts = ", ".join(f"--{k} {v}" for k, v in longer.items())
-            console.print(f"a long run: using {opts} (the long-run defaults)", markup=False)
-        chosen = {k: given.get(k, d) for k, d in (_M | longer).items()}
-        mcfg = ModelConfig(vocab_size=dataset.vocab.size, **chosen)
+        mcfg = _new_model(dataset, given, tcfg, world.size, say)
     stopper = _Signals()
     with TrainView(console, quiet=quiet or not world.main) as view:
         trainer = Trainer(
@@ -291,6 +306,41 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
             distributed.shutdown(world)
 
 
+def _say_if_all_text(corpus: str, chars: int) -> None:
+    """Say when raw text prepared without --val-frac was too small for a validation split."""
+    from charrnn.prep import auto_val_frac
+
+    if not auto_val_frac(chars):
+        val = int(chars * DEFAULT_VAL_FRAC)
+        console.print(
+            f"{corpus}: {chars:,} chars, too few for a validation split ({DEFAULT_VAL_FRAC:.0%} "
+            f"would be {val:,}, under {MIN_VAL_CHARS:,}): training on all of it",
+            highlight=False,
+            markup=False,
+        )
+
+
+_RULES = {
+    "long-run": "a long run: using {} (the long-run defaults)",
+    "all-text": "all of the text is for training: using {} (nothing is held out, so fitting the "
+    "text is the goal; the long-run defaults do not apply)",
+}
+
+
+def _new_model(dataset, given: dict, tcfg: TrainConfig, world_size: int, say: bool):
+    """A fresh run's model: the options given, else the defaults this data and plan call for."""
+    from charrnn.model import ModelConfig
+
+    n_train, n_val = len(dataset.split("train")), len(dataset.split("val"))
+    rule, values = model_defaults(tcfg, n_train, n_val, world_size)
+    chosen = {k: v for k, v in values.items() if k not in given}
+    if chosen and say:
+        opts = ", ".join(f"--{k} {v:g}" for k, v in chosen.items())
+        console.print(_RULES[rule].format(opts), markup=False, highlight=False)
+    merged = {k: given.get(k, chosen.get(k, d)) for k, d in _M.items()}
+    return ModelConfig(vocab_size=dataset.vocab.size, **merged)
+
+
 def _train_config(given: dict, header) -> TrainConfig:
     """Defaults, or the checkpoint's config, with the options the user gave on top."""
     names = {f.name for f in fields(TrainConfig)}
@@ -301,55 +351,11 @@ def _train_config(given: dict, header) -> TrainConfig:
         if not {"max_epochs", "max_steps", "time_budget"} & changes.keys():
             changes |= DEFAULT_STOP  # about ten minutes on a ~1 MB corpus, never endless
         return TrainConfig(**changes)
-    base = TrainConfig.from_dict(header.meta["train"])
-    fixed = {"batch_size", "seq_len"} & changes.keys()
-    if fixed:
-        raise InputError(
-            f"--{' and --'.join(sorted(f.replace('_', '-') for f in fixed))} cannot "
-            "change on resume: the data streams are part of the run"
-        )
-    return base.with_(**changes)
-
-
-def _label(corpus: str) -> str:
-    """The corpus's short name for runs/<name>: a dataset's recorded name, else the file's stem."""
-    from charrnn.data import is_dataset
-    from charrnn.prep import corpus_name
-
-    meta = Path(corpus) / "meta.json"
-    if is_dataset(Path(corpus)):
-        try:
-            return str(json.loads(meta.read_text(encoding="utf-8"))["name"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    return corpus_name([corpus])
-
-
-def _run_dir(out: Path | None, name: str, resume: Path | None) -> Path:
-    """--out as given, else the resumed run's directory, else a fresh runs/<name>, runs/<name>-2,
-    ... so that no earlier run is ever overwritten by default."""
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise InputError(f"--out {out}: is a file, not a directory")
-        return out
-    if resume is not None:
-        return resume.parent
-    base, n = Path("runs") / name, 2
-    cand = base
-    while cand.exists() and any(cand.iterdir()):
-        cand, n = Path(f"{base}-{n}"), n + 1
-    return cand
-
-
-def _refuse_clobber(out: Path, overwrite: bool, resume: Path | None) -> None:
-    """A fresh run never replaces another's checkpoints unless asked to (checked under the lock)."""
-    held = [f for f in ("last.ckpt", "best.ckpt") if (out / f).exists()]
-    same = resume is not None and resume.resolve().parent == out.resolve()
-    if held and not (overwrite or same):
-        raise InputError(
-            f"{out} already holds a run; continue it with --resume {out / held[0]}, "
-            "start over with --overwrite, or choose another --out"
-        )
+    # the streams are the checkpoint's (check_unchanged refused any real change); its per-process
+    # batch size is what the trainer shares out among this run's processes
+    for fixed in ("batch_size", "seq_len"):
+        changes.pop(fixed, None)
+    return TrainConfig.from_dict(header.meta["train"]).with_(**changes)
 
 
 class _Signals:

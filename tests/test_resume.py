@@ -1,0 +1,76 @@
+"""Resuming with the first command plus --resume: options equal to the checkpoint's pass silently, a
+real change to the model's shape or the data streams is refused in one line, and training choices
+(--lr, --dropout, stopping rules) may change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from charrnn import checkpoint
+
+from .conftest import shakespeare_text
+
+FIRST = ["c.txt", "--batch-size", "16", "--seq-len", "50", "--hidden", "32", "--embed", "8"]
+
+
+def test_the_same_command_resumes(cli) -> None:
+    Path("c.txt").write_text(shakespeare_text(20_000))
+    args = ["train", *FIRST, "--cell", "gru", "--layers", "1", "--out", "r"]
+    assert cli(*args, "--max-steps", "4").code == 0
+    r = cli(*args, "--max-steps", "8", "--resume", "r/last.ckpt")
+    assert r.code == 0, r.err
+    assert "cannot change" not in r.err and "note: resuming" not in r.err
+    assert checkpoint.read_header("r/last.ckpt").meta["state"]["step"] == 8
+
+
+def test_the_same_command_resumes_where_a_small_corpus_shrank_the_batch(cli) -> None:
+    Path("t.txt").write_text("hello world, this is a sample text.")
+    args = ["train", "t.txt", "--batch-size", "64", "--seq-len", "100", "--hidden", "16", "-o", "t"]
+    assert cli(*args, "--max-epochs", "3").code == 0
+    assert checkpoint.read_header("t/last.ckpt").meta["train"]["batch_size"] == 1
+    r = cli(*args, "--max-epochs", "6", "--resume", "t/last.ckpt")
+    assert r.code == 0, r.err
+    assert checkpoint.read_header("t/last.ckpt").meta["state"]["step"] == 6
+
+
+def test_a_real_change_is_refused_naming_both_values(cli) -> None:
+    Path("c.txt").write_text(shakespeare_text(20_000))
+    assert cli("train", *FIRST, "--max-steps", "2", "--out", "r").code == 0
+    before = Path("r/last.ckpt").read_bytes()
+    resume = ["train", *FIRST, "--max-steps", "4", "--resume", "r/last.ckpt"]
+    for change, message in (
+        (
+            ["--batch-size", "32"],
+            "--batch-size cannot change on resume: the checkpoint's run has 16 streams; "
+            "--batch-size 32 in one process would make 32: leave --batch-size out when resuming",
+        ),
+        (
+            ["--seq-len", "25"],
+            "--seq-len cannot change on resume: the checkpoint has 50, this asks for 25; "
+            "leave --seq-len out when resuming",
+        ),
+        (
+            ["--hidden", "64"],
+            "--hidden cannot change on resume: the checkpoint's model has 32, this asks for 64; "
+            "leave --hidden out when resuming",
+        ),
+        (["--embed", "16"], "--embed cannot change on resume: the checkpoint's model has 8,"),
+        (["--layers", "3"], "--layers cannot change on resume: the checkpoint's model has 2,"),
+        (["--cell", "rnn"], "--cell cannot change on resume: the checkpoint's model has lstm,"),
+    ):
+        r = cli(*resume, *change)
+        assert r.code == 2, (change, r.err)
+        assert r.err == f"charrnn: error: {message}" + r.err.split(message, 1)[1], change
+        assert r.err.count("\n") == 1 and r.out == "", change
+    assert Path("r/last.ckpt").read_bytes() == before
+
+
+def test_dropout_may_change_on_resume_like_the_learning_rate(cli) -> None:
+    Path("c.txt").write_text(shakespeare_text(20_000))
+    assert cli("train", *FIRST, "--max-steps", "2", "--out", "r").code == 0
+    r = cli("train", *FIRST, "--max-steps", "4", "--resume", "r/last.ckpt", "--dropout", "0.1")
+    assert r.code == 0, r.err
+    h = checkpoint.read_header("r/last.ckpt")
+    assert h.meta["model"]["dropout"] == 0.1 and h.meta["state"]["step"] == 4
+    r = cli("train", *FIRST, "--max-steps", "6", "--resume", "r/last.ckpt", "--dropout", "1.5")
+    assert r.code == 2 and "dropout must be in [0, 1)" in r.err
