@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from charrnn.controls import Guard
-from charrnn.logits import log_softmax
+from charrnn.logits import log_softmax, redirect
 from charrnn.sampler import Options, Sample, Sampler
 
 
@@ -34,8 +34,11 @@ def beam_search(sampler: Sampler, prime: str, opts: Options, width: int) -> Samp
             if banned is not None:
                 row[banned] = -np.inf
             moved = guard.redirect()
-            if moved is not None:  # at --max-words only an ending may follow
-                row[moved[0]] = -np.inf
+            if moved is not None:  # at --max-words: where a word would end, the text ends
+                source, target = moved
+                p = np.exp(row)
+                with np.errstate(divide="ignore"):
+                    row = np.log(redirect(p, source, target & np.isfinite(row), p))
             for c in np.argsort(-row, kind="stable")[: width * 2]:
                 if np.isfinite(row[c]):
                     cands.append((score + float(row[c]), b, int(c)))

@@ -341,7 +341,8 @@ class _ThreadTuner:
 
     def __init__(self, most: int) -> None:
         self.candidates = [most, 1] if most > 1 else [1]
-        self.best, self.period, self.until = most, self.FIRST, 0
+        # Start on every core and first probe after FIRST steps: a short sample never pays for it.
+        self.best, self.period, self.until = most, self.FIRST, self.FIRST
         self.times: dict[int, list[float]] = {}
         self.current = most
 
@@ -371,7 +372,17 @@ class _ThreadTuner:
         self.best, self.until, self.times = best, self.period, {}
 
 
-_blas_now: list[int] = []
+def _blas_default() -> list[int]:
+    """What BLAS uses before anyone sets it: OpenBLAS takes every core unless told otherwise, so
+    only a changed count needs threadpoolctl (whose import and library scan cost start-up time)."""
+    if any(
+        os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    ):
+        return []
+    return [default_threads()]
+
+
+_blas_now: list[int] = _blas_default()
 
 
 def _blas_threads(n: int) -> None:
