@@ -90,12 +90,15 @@ def _word_step(ch: str, in_word: bool) -> tuple[bool, int]:
 
 @dataclass
 class Guard:
-    """One stream's constraints as it is written. `text` is the prime plus what was generated."""
+    """One stream's constraints as it is written. `text` is the end of the prime plus what was
+    generated, `generated` the end of what was generated: as much as any rule looks back (a sample
+    may be endless), with `count` the characters generated."""
 
     rules: Rules
     vocab: Vocab
     text: str
     generated: str = ""
+    count: int = 0
     words: int = 0
     in_word: bool = False
     followers: dict[str, set[int]] = field(default_factory=dict)
@@ -107,6 +110,10 @@ class Guard:
                 self._remember(self.text[end - n : end])
         tables = _tables(self.vocab)
         self._terminal, self._space, self._newline, self._cjk = tables
+        r = self.rules
+        self._memory = max([64, r.no_repeat or 0, *(len(b) for b in r.ban)])
+        self.text = self.text[-self._memory :]
+        self._free = not (r.ban or r.no_repeat or r.boundary)
 
     def copy(self) -> Guard:
         g = Guard.__new__(Guard)
@@ -117,6 +124,8 @@ class Guard:
     # --- before a draw ------------------------------------------------------------------------
     def banned(self) -> np.ndarray | None:
         """Characters the next draw must not take (None: no constraint)."""
+        if self._free:
+            return None
         mask = np.zeros(self.vocab.size, dtype=bool)
         for s in self.rules.ban:
             if s[-1] in self.vocab and self.text.endswith(s[:-1]):
@@ -128,7 +137,7 @@ class Guard:
         boundary = self.rules.boundary
         if boundary and self.words < (self.rules.min_words or 0):
             mask |= self._ending_chars(boundary)
-        if self.rules.record and not self.generated:
+        if self.rules.record and not self.count:
             mask |= self._newline  # a record has at least one character
         return mask if mask.any() else None
 
@@ -173,8 +182,9 @@ class Guard:
 
     def accept(self, ch: str) -> None:
         """Record a character that became part of the text."""
-        self.text += ch
-        self.generated += ch
+        self.text = (self.text + ch)[-self._memory :]
+        self.generated = (self.generated + ch)[-self._memory :]
+        self.count += 1
         self.in_word, added = _word_step(ch, self.in_word)
         self.words += added
         n = self.rules.no_repeat

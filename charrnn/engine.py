@@ -83,13 +83,27 @@ class _Matrix:
             (j, min(j + width, self.cols), np.ascontiguousarray(w[:, j : j + width]))
             for j in range(0, self.cols, width)
         ]
+        self.whole_ok = len(self.blocks) == 1 or self._rounds_alike()
+
+    def _rounds_alike(self) -> bool:
+        """Whether one row times the whole matrix rounds exactly as the blocks do, on this machine's
+        BLAS and this shape. The order of a product's additions does not depend on the numbers, so
+        agreement on random rows means the same additions; then a lone stream may use the whole
+        matrix (BLAS spreads it over every core), and otherwise it takes the blocks like a batch."""
+        x = np.random.default_rng(0).standard_normal((2, self.rows)).astype(F32)
+        blocked = self.product(x, np.empty((2, self.cols), dtype=F32))
+        return all(np.array_equal(x[r] @ self.w, blocked[r]) for r in range(2))
 
     def product(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out[r] = x[r] @ W for every row r, each row on its own (a stack of one-row products).
 
-        Every batch size makes the same BLAS calls on the same blocks, so a row rounds identically
-        alone or in a batch (a whole-matrix product can round differently from a block of it).
+        Several rows go block by block (each block stays in the L2 cache while every row passes
+        over it); a single row uses the whole matrix only where that was checked to round exactly
+        as the blocks do, so a row's result never depends on the batch it is in.
         """
+        if len(x) == 1 and getattr(self, "whole_ok", False):
+            np.matmul(x[0], self.w, out=out[0])
+            return out
         xs, os3 = x[:, None, :], out[:, None, :]
         for j0, j1, block in self.blocks:
             np.matmul(xs, block, out=os3[:, :, j0:j1])

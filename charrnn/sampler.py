@@ -79,17 +79,18 @@ class Sample:
 class _Stream:
     """One sample being written: its generator, constraints, and text held back for --stop."""
 
-    def __init__(self, seed: int, guard: Guard, stop: str | None) -> None:
+    def __init__(self, seed: int, guard: Guard, stop: str | None, keep: bool = True) -> None:
         self.seed, self.rng = seed, np.random.Generator(np.random.PCG64(seed))
         self.guard, self.stop = guard, stop or ""
-        self.held, self.out, self.reason = "", [], None
+        self.held, self.out, self.reason, self.keep = "", [], None, keep
 
     def emit(self, ch: str) -> str:
         """Take ch into the text; return what may be shown now (text that might begin the stop
         string is held back until it is known not to)."""
         self.guard.accept(ch)
         if not self.stop:
-            self.out.append(ch)
+            if self.keep:
+                self.out.append(ch)
             return ch
         self.held += ch
         if self.held.endswith(self.stop):
@@ -102,12 +103,14 @@ class _Stream:
             if self.held.endswith(self.stop[:k])
         )
         shown, self.held = self.held[: len(self.held) - keep], self.held[len(self.held) - keep :]
-        self.out.append(shown)
+        if self.keep:
+            self.out.append(shown)
         return shown
 
     def flush(self) -> str:
         shown, self.held = self.held, ""
-        self.out.append(shown)
+        if self.keep:
+            self.out.append(shown)
         return shown
 
 
@@ -156,7 +159,7 @@ class Sampler:
     ) -> Iterator[str]:
         """Yield the continuation piece by piece as it is generated."""
         opts, seed = self._options(length, temperature, top_k, top_p, kw)
-        for pieces in self.run(prime, opts, [seed]):
+        for pieces in self.run(prime, opts, [seed], keep_first=False):
             if pieces[0]:
                 yield pieces[0]
 
@@ -199,12 +202,13 @@ class Sampler:
         return run.results
 
     # --- the engine loop ----------------------------------------------------------------------
-    def run(self, prime: str, opts: Options, seeds: list[int]) -> _Run:
+    def run(self, prime: str, opts: Options, seeds: list[int], keep_first: bool = True) -> _Run:
         """Generate one stream per seed together; iterate for the pieces each stream shows per
-        step, then read `.results`."""
+        step, then read `.results`. keep_first=False: the caller takes the first stream's text
+        from the pieces as they come, and its result holds no text (an endless stream stays small)."""
         opts.check()
         self.last_seed = seeds[0] if seeds else None
-        return _Run(self, prime, opts, seeds)
+        return _Run(self, prime, opts, seeds, keep_first)
 
     def prime_state(self, prime: str, unknown: Unknown = "error"):
         """(logits after the prime, or None with no prime and no newline in the vocabulary; the
@@ -221,10 +225,13 @@ class Sampler:
 class _Run:
     """Iterating yields, per step, the piece each stream shows (empty once it has ended)."""
 
-    def __init__(self, sampler: Sampler, prime: str, opts: Options, seeds: list[int]) -> None:
+    def __init__(
+        self, sampler: Sampler, prime: str, opts: Options, seeds: list[int], keep_first: bool
+    ) -> None:
         self.sampler, self.opts, self.prime = sampler, opts, prime
         self.streams = [
-            _Stream(s, Guard(opts.rules, sampler.vocab, prime), opts.stop) for s in seeds
+            _Stream(s, Guard(opts.rules, sampler.vocab, prime), opts.stop, keep_first or i > 0)
+            for i, s in enumerate(seeds)
         ]
         self.results: list[Sample] = []
 

@@ -56,10 +56,11 @@ def test_engine_matches_trained_weights(trained: Path) -> None:
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_a_stream_is_the_same_alone_or_in_any_batch(cell: str, monkeypatch) -> None:
+@pytest.mark.parametrize("hidden", [75, 96])
+def test_a_stream_is_the_same_alone_or_in_any_batch(cell: str, hidden: int, monkeypatch) -> None:
     """Bit for bit, with products cut into several column blocks and the batch split over threads."""
     monkeypatch.setattr(engine_module, "BLOCK_BYTES", 16 * 1024)
-    _, eng = module_and_engine(cell, layers=2, hidden=75)
+    _, eng = module_and_engine(cell, layers=2, hidden=hidden)
     eng.threads = 2
     rng = np.random.default_rng(3)
     seqs = rng.integers(0, 37, (21, 40))

@@ -263,7 +263,8 @@ class _Out:
     def stream(self, sampler, prime, opts, rng_seed: int, n: int, index) -> None:
         from charrnn.sampler import seed_of
 
-        run = sampler.run(prime, opts, [seed_of(rng_seed, i) for i in range(n)])
+        keep = self.as_json or index is not None  # else sample 0 is only streamed, never held
+        run = sampler.run(prime, opts, [seed_of(rng_seed, i) for i in range(n)], keep)
         if not self.as_json:
             self.out.write(self.echo)
         for pieces in run:
