@@ -12,6 +12,7 @@ QUICK = [
     "matmul.py",
     "startup.py",
     "sample_speed.py",
+    "novelty_speed.py",
     "prep_speed.py",
     "train_throughput.py",
     "bf16_quality.py",
