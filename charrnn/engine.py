@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import numpy as np
 from charrnn import checkpoint
 from charrnn.architecture import ModelConfig, model_config
 from charrnn.errors import InputError
+from charrnn.threads import ThreadTuner, blas_threads, default_threads
 from charrnn.vocab import Vocab
 
 F32 = np.float32
@@ -121,7 +121,7 @@ class Engine:
         self.threads = threads or default_threads()
         self._pool: ThreadPoolExecutor | None = None
         self.header: checkpoint.Header | None = None  # set when loaded from a file
-        self._tuner = _ThreadTuner(self.threads)
+        self._tuner = ThreadTuner(self.threads)
         w = {k.removeprefix("model."): np.asarray(v, dtype=F32) for k, v in tensors.items()}
         H = cfg.hidden
         # Which gate columns are sigmoids (pre-scaled by 1/2) rather than tanh.
@@ -177,13 +177,11 @@ class Engine:
         out = np.empty((len(ids), self.vocab.size), dtype=F32)
         parts = self._split(len(ids))
         if len(parts) == 1:
-            t0 = time.perf_counter()
             self._step_rows(ids, state, slice(None), out)
-            self._tuner.measured(time.perf_counter() - t0)
             return out
         pool = self._pool or ThreadPoolExecutor(self.threads, thread_name_prefix="charrnn")
         self._pool = pool
-        _blas_threads(1)  # the threads share the cores; BLAS must not spawn more on top
+        blas_threads(1)  # the threads share the cores; BLAS must not spawn more on top
         for f in [pool.submit(self._step_rows, ids[p], state, p, out[p]) for p in parts]:
             f.result()
         return out
@@ -191,7 +189,7 @@ class Engine:
     def _split(self, batch: int) -> list[slice]:
         n = min(self.threads, batch // MIN_ROWS_PER_THREAD)
         if n <= 1:
-            _blas_threads(self._tuner.choose())
+            blas_threads(self._tuner.choose())
             return [slice(None)]
         cuts = [batch * k // n for k in range(n + 1)]
         return [slice(a, b) for a, b in itertools.pairwise(cuts)]
@@ -330,80 +328,3 @@ def read_model_tensors(header: checkpoint.Header) -> dict[str, np.ndarray]:
     if len(out) and not all(np.isfinite(a).all() for a in out.values()):
         raise InputError(f"{header.path}: corrupt checkpoint (non-finite weights)")
     return out
-
-
-def default_threads() -> int:
-    """All the cores this process may use: measured faster for one stream and for batches, and,
-    with another program busy on the other core, no slower than one thread (README, Performance)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-class _ThreadTuner:
-    """Chooses BLAS's thread count for small batches by timing the steps themselves.
-
-    Every core is fastest on an idle machine, but BLAS threads that must wait for a core another
-    program keeps busy can make a step thirty times slower. So the choice is re-measured now and then:
-    a few steps with each candidate, keep the faster, and probe less often while the choice holds.
-    The thread count never changes the arithmetic's result (one-row products split by column; tested).
-    """
-
-    PROBE = 4  # steps timed per candidate
-    FIRST, LONGEST = 256, 16384  # steps between probes, growing while the choice holds
-
-    def __init__(self, most: int) -> None:
-        self.candidates = [most, 1] if most > 1 else [1]
-        # Start on every core and first probe after FIRST steps: a short sample never pays for it.
-        self.best, self.period, self.until = most, self.FIRST, self.FIRST
-        self.times: dict[int, list[float]] = {}
-        self.current = most
-
-    def choose(self) -> int:
-        """The thread count for the next step."""
-        if len(self.candidates) == 1:
-            return 1
-        if self.until > 0:
-            self.until -= 1
-            self.current = self.best
-            return self.best
-        for c in self.candidates:  # probing: fill each candidate's timings in turn
-            if len(self.times.setdefault(c, [])) < self.PROBE:
-                self.current = c
-                return c
-        self._decide()
-        return self.choose()
-
-    def measured(self, seconds: float) -> None:
-        if self.until == 0 and len(self.candidates) > 1:
-            self.times.setdefault(self.current, []).append(seconds)
-
-    def _decide(self) -> None:
-        median = {c: sorted(t)[len(t) // 2] for c, t in self.times.items()}
-        best = min(median, key=median.__getitem__)
-        self.period = min(self.LONGEST, self.period * 2) if best == self.best else self.FIRST
-        self.best, self.until, self.times = best, self.period, {}
-
-
-def _blas_default() -> list[int]:
-    """What BLAS uses before anyone sets it: OpenBLAS takes every core unless told otherwise, so
-    only a changed count needs threadpoolctl (whose import and library scan cost start-up time)."""
-    if any(
-        os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    ):
-        return []
-    return [default_threads()]
-
-
-_blas_now: list[int] = _blas_default()
-
-
-def _blas_threads(n: int) -> None:
-    """Set BLAS's thread count, only when it changes (the call itself costs ~0.1 ms)."""
-    if _blas_now and _blas_now[0] == n:
-        return
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(n, user_api="blas")
-    _blas_now[:] = [n]

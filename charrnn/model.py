@@ -1,7 +1,7 @@
 """The model: embedding → stacked fused RNN (LSTM, GRU or tanh RNN) → linear head over characters.
 
 Deliberately plain, so the cuDNN / oneDNN fused kernels do the work and checkpoints hold only standard
-state_dict keys. Fast single-character inference lives in `sampler`, built from these weights.
+state_dict keys. Inference lives in `engine` (numpy, CPU) and `engine_torch` (GPU), built from these weights.
 """
 
 from __future__ import annotations

@@ -124,3 +124,18 @@ def test_cpu_sampling_never_imports_torch(trained: Path) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_torch_path_agrees_with_the_numpy_engine(trained: Path) -> None:
+    """The --device cuda/mps path, run here on the CPU: same logits, and the sampler runs on it."""
+    from charrnn.engine_torch import TorchEngine
+    from charrnn.sampler import Sampler
+
+    tor, eng = TorchEngine.load(trained, "cpu"), Engine.load(trained)
+    ids = eng.vocab.encode("ROMEO:\nWhat say you?")
+    a, b = tor.forward(ids), eng.forward(ids)
+    assert np.abs(a.logits - b.logits).max() < 1e-4
+    ta, tb = a.state.select([0, 0]), b.state.select([0, 0])
+    for c in eng.vocab.encode("Nothing."):
+        assert np.abs(tor.step([c, c], ta) - eng.step([c, c], tb)).max() < 1e-4
+    assert len(Sampler(tor).generate("ROMEO:", 40, 0.8, rng_seed=1)) == 40
