@@ -13,8 +13,10 @@ import torch
 from charrnn import checkpoint
 from charrnn.architecture import model_config
 from charrnn.checkpoint import Header
+from charrnn.engine import Engine
 from charrnn.errors import InputError
 from charrnn.model import CharRNN, State, state_from_tensors
+from charrnn.vocab import Vocab
 
 
 def build_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) -> CharRNN:
@@ -26,6 +28,12 @@ def build_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) 
         {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, assign=True
     )
     return model.eval()
+
+
+def engine(model: CharRNN, vocab: Vocab, threads: int = 1) -> Engine:
+    """A live model's current weights as a numpy inference engine (training previews)."""
+    weights = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+    return Engine(model.cfg, vocab, weights, threads)
 
 
 def pack(

@@ -360,13 +360,12 @@ class Trainer:
             self._metrics.write(rec)
 
     def _preview(self) -> None:
-        from charrnn.engine import Engine
         from charrnn.sampler import Sampler
 
-        weights = {k: v.detach().float().cpu().numpy() for k, v in self.model.state_dict().items()}
-        sampler = Sampler(Engine(self.model_cfg, self.vocab, weights, threads=1))
-        text = sampler.generate("", 200, 0.8, rng_seed=self.progress.step)
-        self.emit(Sampled(self.progress.step, text))
+        sampler = Sampler(snapshot.engine(self.model, self.vocab))
+        self.emit(
+            Sampled(self.progress.step, sampler.generate("", 200, 0.8, rng_seed=self.progress.step))
+        )
 
     # --- checkpoints --------------------------------------------------------------------------
     def _diverged(self, what: str) -> Diverged:
