@@ -136,8 +136,9 @@ class TorchEngine:
         state: TorchState | None = None,
         *,
         last_only: bool = False,
-        keep_states: bool = False,
     ) -> Forward:
+        """Logits for a sequence on one stream and the state after it (priming; per-position
+        states are the numpy engine's job)."""
         state = state or self.initial_state(1)
         seq = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device)[None]
         mod: State = state.module_state()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from charrnn.checkpoint import Header
 from charrnn.controls import Guard, Rules
 from charrnn.engine import Engine
 from charrnn.errors import InputError
@@ -120,7 +121,6 @@ class Sampler:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.vocab: Vocab = engine.vocab
-        self.last_seed: int | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", threads: int = 0) -> Sampler:
@@ -132,7 +132,8 @@ class Sampler:
         return cls(TorchEngine.load(path, device))  # type: ignore[arg-type]
 
     @property
-    def header(self):
+    def header(self) -> Header | None:
+        """The checkpoint's validated header, when loaded from a file."""
         return self.engine.header
 
     # --- the simple API -----------------------------------------------------------------------
@@ -207,7 +208,6 @@ class Sampler:
         step, then read `.results`. keep_first=False: the caller takes the first stream's text
         from the pieces as they come, and its result holds no text (an endless stream stays small)."""
         opts.check()
-        self.last_seed = seeds[0] if seeds else None
         return _Run(self, prime, opts, seeds, keep_first)
 
     def prime_state(self, prime: str, unknown: Unknown = "error"):
@@ -239,7 +239,7 @@ class _Run:
         sampler, opts, vocab = self.sampler, self.opts, self.sampler.vocab
         streams = self.streams
         logits0, state0 = sampler.prime_state(self.prime, opts.unknown)
-        live = [i for i, s in enumerate(streams) if opts.length > 0]
+        live = list(range(len(streams))) if opts.length > 0 else []
         state = state0.select([0] * len(live))
         logits = None if logits0 is None else np.repeat(logits0[None], len(live), axis=0)
         for _ in range(opts.length):

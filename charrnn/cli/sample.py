@@ -244,7 +244,7 @@ def _corpus_index(sampler, corpus: str | None):
     from charrnn.novelty import CorpusIndex
 
     index = CorpusIndex.for_checkpoint(sampler.header, corpus)
-    if not getattr(index, "matches_checkpoint", True):
+    if not index.matches_checkpoint:
         console.print("note: --corpus differs from the text the checkpoint was trained on")
     return index
 
