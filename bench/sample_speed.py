@@ -1,7 +1,8 @@
 """Sampling speed: charrnn's numpy engine against the naive torch loop (one nn.LSTM call per
 character, softmax, multinomial) with oneDNN disabled (its faster setting for this), 2×512 LSTM,
-temperature 0.8: one stream (default threads, and one thread), and 64 streams as one batch; then one
-stream again while another process keeps one core busy (the default must not lose to one thread)."""
+temperature 0.8: one stream (default threads, and one thread), and 64 streams as one batch (the
+default fast mode, and --deterministic); then one stream again while another process keeps one core
+busy (the default must not lose to one thread)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ def main() -> None:
     single_1t = n / timeit(lambda: one.generate("A", n, 0.8, rng_seed=1), repeat=5)
     m = n // 3
     batch = 64 * m / timeit(lambda: fast.generate_batch("A", m, 64, 0.8, rng_seed=1), repeat=3)
+    exact = Sampler(Engine(cfg, vocab, weights, deterministic=True))
+    batch_exact = 64 * m / timeit(
+        lambda: exact.generate_batch("A", m, 64, 0.8, rng_seed=1), repeat=3
+    )
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         loaded = n / timeit(lambda: fast.generate("A", n, 0.8, rng_seed=1), repeat=5)
@@ -62,8 +67,10 @@ def main() -> None:
             "charrnn_single_chars_per_sec": round(single, 1),
             "charrnn_single_1thread_chars_per_sec": round(single_1t, 1),
             "charrnn_batch64_chars_per_sec": round(batch, 1),
+            "charrnn_batch64_deterministic_chars_per_sec": round(batch_exact, 1),
             "single_ratio": round(single / naive, 2),
             "batch64_ratio": round(batch / naive, 2),
+            "batch64_deterministic_ratio": round(batch_exact / naive, 2),
             "other_core_busy_single_chars_per_sec": round(loaded, 1),
             "other_core_busy_single_1thread_chars_per_sec": round(loaded_1t, 1),
             "threads": {"naive": torch.get_num_threads(), "charrnn": fast.engine.threads},

@@ -18,12 +18,13 @@ if TYPE_CHECKING:
 __all__ = ["CharRNNError", "InputError", "Sampler", "__version__", "load"]
 
 
-def load(path: str, device: str = "cpu", threads: int = 0) -> Sampler:
+def load(path: str, device: str = "cpu", threads: int = 0, deterministic: bool = False) -> Sampler:
     """Load a checkpoint for sampling: `charrnn.load("runs/x/best.ckpt").generate("ROMEO:", 200)`.
 
     On CPU this never imports torch (the numpy engine); `device="cuda"` uses torch on the GPU.
-    `threads` caps the CPU threads (0: every core this process may use).
+    `threads` caps the CPU threads (0: every core this process may use). `deterministic`: sample i
+    of a batch equals its seed run alone (CPU; slower batches).
     """
     from charrnn.sampler import Sampler
 
-    return Sampler.from_checkpoint(path, device=device, threads=threads)
+    return Sampler.from_checkpoint(path, device, threads, deterministic)

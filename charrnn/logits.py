@@ -6,8 +6,9 @@ Order: (1) masks (characters that `--ban`, `--no-repeat`, `--until` or a record'
 removed; (2) temperature scales what is left (0 means greedy: only the most likely remains); (3)
 top-k keeps the k most likely; (4) top-p keeps the smallest set of most likely characters whose
 probability reaches p; (5) min-p keeps those at least p × the most likely one's probability. The most
-likely allowed character always survives (3)–(5). Work is in float64 on one stream's row at a time,
-so a stream's draw never depends on the other streams of a batch. It knows nothing of models or text.
+likely allowed character always survives (3)–(5). Work is in float64, row by row (a batch's rows
+go through together, but no operation mixes rows), so a stream's draw never depends on the other
+streams of a batch. It knows nothing of models or text.
 """
 
 from __future__ import annotations
@@ -44,53 +45,83 @@ class Filters:
 
 def adjust(logits: np.ndarray, filters: Filters, banned: np.ndarray | None = None) -> np.ndarray:
     """Steps (1)–(5) on one row of logits: float64 log-weights, -inf where excluded."""
-    x = np.array(logits, dtype=np.float64)
+    rows = None if banned is None else np.asarray(banned)[None]
+    return adjust_rows(np.asarray(logits)[None], filters, rows)[0]
+
+
+def adjust_rows(
+    logits: np.ndarray, filters: Filters, banned: np.ndarray | None = None
+) -> np.ndarray:
+    """Steps (1)–(5) on a (streams × vocab) array, each row on its own: every operation is
+    elementwise or runs along a row, so a row's result is the same in any batch (the batch is only
+    there to pay numpy's per-call cost once per step instead of once per stream)."""
+    x = np.array(logits, dtype=np.float64, ndmin=2)
     if banned is not None:
         x[banned] = NEG_INF
-    if not np.isfinite(x).any():
-        return x
-    best = int(np.argmax(x))
+    alive = np.isfinite(x).any(axis=1)
+    if not alive.all():
+        x[~alive] = NEG_INF
+        if not alive.any():
+            return x
+    rows = np.arange(len(x))
+    best = np.argmax(np.where(alive[:, None], x, 0.0), axis=1)
     if filters.temperature == 0:
         out = np.full_like(x, NEG_INF)
-        out[best] = 0.0
+        out[rows[alive], best[alive]] = 0.0
         return out
     top_k = filters.top_k
-    if top_k and top_k < x.size:  # chosen on the raw logits: no rounding ties after scaling
-        cut = np.partition(x, -top_k)[-top_k]
-        x = np.where(x >= cut, x, NEG_INF)
-    x = (x - x[best]) / max(filters.temperature, np.finfo(np.float64).tiny)
-    p = np.exp(x)
+    if top_k and top_k < x.shape[1]:  # chosen on the raw logits: no rounding ties after scaling
+        cut = np.partition(x, -top_k, axis=1)[:, -top_k]
+        x = np.where(x >= cut[:, None], x, NEG_INF)
+    with np.errstate(invalid="ignore"):  # dead rows: -inf - -inf; they stay all -inf below
+        x = (x - x[rows, best][:, None]) / max(filters.temperature, np.finfo(np.float64).tiny)
+    x[~alive] = NEG_INF
     if filters.top_p is not None and filters.top_p < 1:
-        order = np.argsort(-x, kind="stable")
-        mass = np.cumsum(p[order]) / p.sum()
-        before = mass - p[order] / p.sum()  # probability of the strictly more likely ones
-        drop = order[before >= filters.top_p]
+        p = np.exp(x)
+        order = np.argsort(-x, axis=1, kind="stable")
+        ranked = np.take_along_axis(p, order, axis=1)
+        total = p.sum(axis=1, keepdims=True)
+        before = np.cumsum(ranked, axis=1) / total - ranked / total  # mass strictly more likely
+        drop = np.zeros_like(x, dtype=bool)
+        np.put_along_axis(drop, order, before >= filters.top_p, axis=1)
         x[drop] = NEG_INF
-        x[best] = 0.0  # top_p may round to 0: the most likely always stays
     if filters.min_p:
         x[x < np.log(filters.min_p)] = NEG_INF  # x is log(p / p_best)
-        x[best] = 0.0
+    x[rows[alive], best[alive]] = 0.0  # the most likely always stays (top_p may round it away)
     return x
 
 
 def probabilities(adjusted: np.ndarray) -> np.ndarray | None:
-    """Normalised probabilities, or None when nothing is allowed."""
+    """Normalised probabilities of one row, or None when nothing is allowed."""
+    p = probabilities_rows(np.asarray(adjusted)[None])[0]
+    return None if np.isnan(p[0]) else p
+
+
+def probabilities_rows(adjusted: np.ndarray) -> np.ndarray:
+    """Normalised probabilities per row; a row where nothing is allowed is all NaN."""
     finite = np.isfinite(adjusted)
-    if not finite.any():
-        return None
-    p = np.where(finite, np.exp(adjusted - adjusted[finite].max()), 0.0)
-    return p / p.sum()
+    top = np.max(np.where(finite, adjusted, NEG_INF), axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        p = np.where(finite, np.exp(adjusted - top), 0.0)
+        return p / p.sum(axis=1, keepdims=True)
 
 
 def draw(probs: np.ndarray, u: float) -> int:
     """The character whose cumulative-probability interval holds u ∈ [0, 1): inverse-CDF sampling,
     deterministic for a given u and never a character of probability 0."""
-    cdf = np.cumsum(probs)
-    i = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
-    i = min(i, probs.size - 1)
-    while probs[i] == 0:  # u * total landed on the last boundary: step back to an allowed one
-        i -= 1
-    return i
+    return int(draw_rows(np.asarray(probs)[None], np.array([u]))[0])
+
+
+def draw_rows(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """draw() for every row at once (row r with u[r]); rows must have some probability."""
+    cdf = np.cumsum(probs, axis=1)
+    target = u * cdf[:, -1]
+    picks = np.minimum((cdf <= target[:, None]).sum(axis=1), probs.shape[1] - 1)
+    rows = np.arange(len(picks))
+    for r in np.flatnonzero(probs[rows, picks] == 0):  # landed on the last boundary: step back
+        while probs[r, picks[r]] == 0:
+            picks[r] -= 1
+    return picks
 
 
 def redirect(

@@ -21,7 +21,7 @@ from charrnn.checkpoint import Header
 from charrnn.controls import Guard, Rules
 from charrnn.engine import Engine
 from charrnn.errors import InputError
-from charrnn.logits import Filters, adjust, draw, probabilities, redirect
+from charrnn.logits import Filters, adjust_rows, draw_rows, probabilities_rows, redirect
 from charrnn.vocab import Unknown, Vocab
 
 MAX_SEED = 2**63
@@ -123,10 +123,13 @@ class Sampler:
         self.vocab: Vocab = engine.vocab
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", threads: int = 0) -> Sampler:
-        """CPU: the numpy engine (no torch). cuda / mps: the torch engine on that device."""
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "cpu", threads: int = 0, deterministic: bool = False
+    ) -> Sampler:
+        """CPU: the numpy engine (no torch). cuda / mps: the torch engine on that device.
+        deterministic: every stream's arithmetic is independent of its batch (see `engine`)."""
         if device == "cpu":
-            return cls(Engine.load(path, threads))
+            return cls(Engine.load(path, threads, deterministic))
         from charrnn.engine_torch import TorchEngine
 
         return cls(TorchEngine.load(path, device))  # type: ignore[arg-type]
@@ -244,11 +247,11 @@ class _Run:
         logits = None if logits0 is None else np.repeat(logits0[None], len(live), axis=0)
         for _ in range(opts.length):
             pieces = [""] * len(streams)
+            chosen = self._draws([streams[i] for i in live], logits)
             nxt, keep = [], []
             for row, i in enumerate(live):
-                s = streams[i]
-                ch = self._draw(s, None if logits is None else logits[row])
-                if ch is None:
+                s, ch = streams[i], chosen[row]
+                if ch < 0:
                     s.reason = "dead_end"
                 elif s.guard.ends_before(vocab.chars[ch]):
                     s.reason = "until"
@@ -273,27 +276,39 @@ class _Run:
             yield tail
         self.results = [Sample("".join(s.out), s.seed, s.reason or "length") for s in streams]
 
-    def _draw(self, s: _Stream, logits: np.ndarray | None) -> int | None:
-        """One draw for one stream: masks, filters, the --max-words redirect, then u."""
+    def _draws(self, streams: list[_Stream], logits: np.ndarray | None) -> list[int]:
+        """One draw per stream (-1: the controls left nothing): masks, filters, the --max-words
+        redirect, then each stream's own u. The rows go through the adjustments together (no
+        operation mixes rows), so a stream draws the same character in any batch."""
         vocab, filters = self.sampler.vocab, self.opts.filters
-        u = s.rng.random()
-        banned = s.guard.banned()
+        u = np.array([s.rng.random() for s in streams])
         if logits is None:  # no prime and no newline: the corpus's character frequencies
             counts = np.array(vocab.counts or [1] * vocab.size, dtype=np.float64)
-            logits = np.log(np.maximum(counts, 1e-300))
+            logits = np.repeat(np.log(np.maximum(counts, 1e-300))[None], len(streams), axis=0)
             filters = replace(filters, temperature=1.0 if filters.temperature else 0.0)
-        p = probabilities(adjust(logits, filters, banned))
-        if p is None:
-            return None
-        moved = s.guard.redirect()
-        if moved is not None:
+        masks = [s.guard.banned() for s in streams]
+        banned = None
+        if any(m is not None for m in masks):
+            banned = np.zeros(logits.shape, dtype=bool)
+            for row, m in enumerate(masks):
+                if m is not None:
+                    banned[row] = m
+        p = probabilities_rows(adjust_rows(logits, filters, banned))
+        for row, s in enumerate(streams):
+            moved = s.guard.redirect()
+            if moved is None or np.isnan(p[row, 0]):
+                continue
             source, target = moved
-            if banned is not None:
-                target = target & ~banned
-            weights = np.exp(np.asarray(logits, np.float64) - np.max(logits))
-            p = redirect(p, source, target, weights)
-            if p.sum() <= 0:
-                return None
-            if filters.temperature == 0:
-                return int(np.argmax(p))
-        return draw(p, u)
+            if masks[row] is not None:
+                target = target & ~masks[row]
+            weights = np.exp(np.asarray(logits[row], np.float64) - np.max(logits[row]))
+            p[row] = redirect(p[row], source, target, weights)
+            if p[row].sum() <= 0:
+                p[row] = np.nan
+            elif filters.temperature == 0:
+                p[row] = np.arange(vocab.size) == np.argmax(p[row])
+        dead = np.isnan(p[:, 0]) if len(p) else np.zeros(0, dtype=bool)
+        picks = np.full(len(streams), -1)
+        if not dead.all():
+            picks[~dead] = draw_rows(p[~dead], u[~dead])
+        return picks.tolist()

@@ -154,6 +154,10 @@ def test_sample_options_and_errors(cli, trained: Path) -> None:
     parts = r.out.split("\n--\n")
     assert r.code == 0 and len(parts) == 3 and all(p.startswith("the") for p in parts)
     assert all(len(p) == 33 for p in parts)
+    exact = ["sample", trained, "-s", "the", "-n", "200", "--deterministic", "--json"]
+    batch = cli(*exact, "--num-samples", "3", "--rng-seed", "7")
+    alone = cli(*exact, "--rng-seed", "9")
+    assert json.loads(batch.out.splitlines()[2])["text"] == json.loads(alone.out)["text"]
     r = cli("sample", trained, "-s", "-", "-n", "5", "--no-echo", stdin="the king")
     assert r.code == 0 and len(r.out) == 5
     r = cli("sample", trained, "-s", "Zoë ☃", "-n", "5")

@@ -16,13 +16,13 @@ from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
 
 
-def module_and_engine(cell: str, **kw) -> tuple[CharRNN, Engine]:
+def module_and_engine(cell: str, deterministic: bool = True, **kw) -> tuple[CharRNN, Engine]:
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=37, cell=cell, **{"layers": 3, "hidden": 64, "embed": 16} | kw)
     model = CharRNN(cfg).eval()
     vocab = Vocab(tuple(chr(65 + i) for i in range(37)))
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    return model, Engine(cfg, vocab, weights, threads=1)
+    return model, Engine(cfg, vocab, weights, threads=1, deterministic=deterministic)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -74,6 +74,20 @@ def test_a_stream_is_the_same_alone_or_in_any_batch(cell: str, hidden: int, monk
     again = eng.initial_state(21)
     for t in range(40):
         assert np.array_equal(eng.step(seqs[:, t], again), outs[t])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fast_batches_agree_with_one_row_arithmetic_and_repeat(cell: str) -> None:
+    """The default mode's matrix-matrix products: each row within rounding of its one-row result,
+    and a repeated batch repeats bit for bit."""
+    _, exact = module_and_engine(cell, layers=2, hidden=96)
+    _, fast = module_and_engine(cell, deterministic=False, layers=2, hidden=96)
+    seqs = np.random.default_rng(4).integers(0, 37, (21, 30))
+    big, again, ref = fast.initial_state(21), fast.initial_state(21), exact.initial_state(21)
+    for t in range(30):
+        a, b = fast.step(seqs[:, t], big), fast.step(seqs[:, t], again)
+        assert np.array_equal(a, b)
+        assert np.abs(a - exact.step(seqs[:, t], ref)).max() < 1e-4
 
 
 def test_state_select_reorders_streams() -> None:
