@@ -22,6 +22,7 @@ from charrnn.controls import Guard, Rules
 from charrnn.engine import Engine
 from charrnn.errors import InputError
 from charrnn.logits import Filters, adjust_rows, draw_rows, probabilities_rows, redirect
+from charrnn.scoring import Score, Scorer
 from charrnn.vocab import Unknown, Vocab
 
 MAX_SEED = 2**63
@@ -204,6 +205,11 @@ class Sampler:
         for _ in run:
             pass
         return run.results
+
+    def score(self, text: str, unknown: Unknown = "skip") -> Score:
+        """How probable the text is under the model: `.nats_per_char`, `.bpc`, `.perplexity`,
+        `.chars`, `.unknown` (the figures of `charrnn score`; see `charrnn.scoring`)."""
+        return Scorer(self.engine).score(text, unknown)
 
     # --- the engine loop ----------------------------------------------------------------------
     def run(self, prime: str, opts: Options, seeds: list[int], keep_first: bool = True) -> _Run:

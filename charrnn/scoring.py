@@ -1,0 +1,175 @@
+"""Reading a text with a model: the probability it gives every character, and its states on the way.
+
+The text is one stream from the model's initial state, as training reads a corpus. So that every
+character is predicted (the first one too), reading starts as sampling does without a prime: after
+an implicit newline when the vocabulary has one (a text starts at a line start), else from the
+corpus's character frequencies. Characters the model has never seen are skipped: the state does not
+see them, they are counted apart and left out of the average (or refused, with unknown="error").
+
+Work goes chunk by chunk (each chunk layer by layer: one input-projection product per layer, only the
+recurrence per character), so memory stays bounded on a long text and per-character records can be
+streamed. It does not print: the CLI (`charrnn score`, `charrnn viz`) decides where figures go.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from charrnn.engine import Engine, State
+from charrnn.logits import log_softmax
+from charrnn.vocab import Unknown
+
+CHUNK = 4096  # characters per forward call: bounds memory (a chunk's log-probabilities are float64)
+LINE_BATCH = 64  # lines scored together by --lines
+
+
+@dataclass
+class Score:
+    """A text's figures under one model."""
+
+    chars: int = 0  # characters scored (known to the model)
+    nats: float = 0.0  # their total surprisal, -sum(log p)
+    unknown: Counter = field(default_factory=Counter)  # skipped characters and how often
+
+    @property
+    def nats_per_char(self) -> float:
+        return self.nats / self.chars if self.chars else math.nan
+
+    @property
+    def bpc(self) -> float:
+        return self.nats_per_char / math.log(2)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.nats_per_char) if self.chars else math.nan
+
+    def add(self, other: Score) -> Score:
+        return Score(self.chars + other.chars, self.nats + other.nats, self.unknown + other.unknown)
+
+    def to_json(self) -> dict:
+        """The figures as `charrnn score --json` writes them (NaN, for an empty text, as null)."""
+
+        def num(x: float, digits: int) -> float | None:
+            return None if math.isnan(x) else round(x, digits)
+
+        return {
+            "chars": self.chars,
+            "unknown": sum(self.unknown.values()),
+            "nats_per_char": num(self.nats_per_char, 6),
+            "bpc": num(self.bpc, 6),
+            "perplexity": num(self.perplexity, 6),
+        }
+
+
+@dataclass
+class Chunk:
+    """Consecutive scored characters: where they are in the text, what they are, what the model
+    predicted for each (log-probabilities over the vocabulary, before seeing it) and, when asked,
+    every layer's hidden (and LSTM cell) state right after reading each one."""
+
+    positions: np.ndarray  # (m,) indices into the text
+    ids: np.ndarray  # (m,)
+    logprobs: np.ndarray  # (m, vocab) float64
+    hidden: list[np.ndarray] | None = None  # per layer (m, hidden)
+    cells: list[np.ndarray] | None = None
+
+    @property
+    def nats(self) -> np.ndarray:
+        return -self.logprobs[np.arange(len(self.ids)), self.ids]
+
+
+class Scorer:
+    """Score and read texts with one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.vocab = engine, engine.vocab
+        nl = self.vocab.chars.index("\n") if "\n" in self.vocab else None
+        self.start_id = nl
+        counts = np.array(self.vocab.counts or [1] * self.vocab.size, dtype=np.float64)
+        self.unigram = log_softmax(np.log(np.maximum(counts, 1e-300)))
+
+    def known(self, text: str, unknown: Unknown = "skip") -> tuple[np.ndarray, np.ndarray, Counter]:
+        """(positions, ids) of the characters the model knows, and the skipped ones counted;
+        unknown="error" raises the vocabulary's one-line error naming them."""
+        if unknown == "error":
+            self.vocab.encode(text, "error")
+        index = self.vocab._index
+        pos = [i for i, c in enumerate(text) if c in index]
+        skipped = Counter(c for c in text if c not in index)
+        ids = np.fromiter((index[text[i]] for i in pos), dtype=np.intp, count=len(pos))
+        return np.asarray(pos, dtype=np.intp), ids, skipped
+
+    def chunks(
+        self,
+        text: str,
+        unknown: Unknown = "skip",
+        keep_states: bool = False,
+        chunk: int = CHUNK,
+    ) -> Iterator[Chunk]:
+        """The text's scored characters, a chunk at a time, in order."""
+        positions, ids, _ = self.known(text, unknown)
+        yield from self.chunks_of_ids(positions, ids, keep_states, chunk)
+
+    def chunks_of_ids(
+        self, positions: np.ndarray, ids: np.ndarray, keep_states: bool = False, chunk: int = CHUNK
+    ) -> Iterator[Chunk]:
+        state: State | None = None
+        prev: np.ndarray | None = None  # logits predicting the next chunk's first character
+        if self.start_id is not None and len(ids):
+            fwd = self.engine.forward([self.start_id], last_only=True)
+            state, prev = fwd.state, log_softmax(fwd.logits[-1])
+        for a in range(0, len(ids), chunk):
+            part = ids[a : a + chunk]
+            fwd = self.engine.forward(part, state, keep_states=keep_states)
+            state = fwd.state
+            lp = log_softmax(fwd.logits)
+            first = self.unigram if prev is None else prev
+            logprobs = np.concatenate([first[None], lp[:-1]])
+            prev = lp[-1]
+            yield Chunk(positions[a : a + chunk], part, logprobs, fwd.hidden, fwd.cells)
+
+    def score(self, text: str, unknown: Unknown = "skip") -> Score:
+        """Every known character predicted and counted, in one stream from the initial state."""
+        positions, ids, skipped = self.known(text, unknown)
+        total = 0.0
+        for c in self.chunks_of_ids(positions, ids):
+            total += float(c.nats.sum())
+        return Score(len(ids), total, skipped)
+
+    def score_lines(self, lines: Sequence[str], unknown: Unknown = "skip") -> list[Score]:
+        """Each line on its own, from the initial state (as if it were a whole text). Lines run
+        together, LINE_BATCH at a time, sorted by length so little of a batch is padding."""
+        encoded = [self.known(line, unknown) for line in lines]
+        out = [Score(len(ids), 0.0, skipped) for _, ids, skipped in encoded]
+        order = sorted(range(len(lines)), key=lambda i: len(encoded[i][1]))
+        for a in range(0, len(order), LINE_BATCH):
+            group = [i for i in order[a : a + LINE_BATCH] if len(encoded[i][1])]
+            if group:
+                self._score_group(group, [encoded[i][1] for i in group], out)
+        return out
+
+    def _score_group(self, group: list[int], seqs: list[np.ndarray], out: list[Score]) -> None:
+        longest = max(len(s) for s in seqs)
+        pad = np.zeros((len(seqs), longest), dtype=np.intp)
+        for r, s in enumerate(seqs):
+            pad[r, : len(s)] = s
+        lengths = np.array([len(s) for s in seqs])
+        total = np.zeros(len(seqs))
+        rows = np.arange(len(seqs))
+        state = self.engine.initial_state(len(seqs))
+        if self.start_id is None:
+            lp = np.repeat(self.unigram[None], len(seqs), axis=0)
+        else:
+            lp = log_softmax(self.engine.step(np.full(len(seqs), self.start_id), state))
+        for t in range(longest):
+            live = lengths > t
+            total[live] -= lp[rows[live], pad[live, t]]
+            if t + 1 < longest:
+                lp = log_softmax(self.engine.step(pad[:, t], state))
+        for r, i in enumerate(group):
+            out[i].nats = float(total[r])
