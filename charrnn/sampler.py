@@ -22,7 +22,7 @@ from charrnn.controls import Guard, Rules
 from charrnn.engine import Engine
 from charrnn.errors import InputError
 from charrnn.logits import Filters, adjust_rows, draw_rows, probabilities_rows, redirect
-from charrnn.scoring import Score, Scorer
+from charrnn.score import Score, Scorer
 from charrnn.vocab import Unknown, Vocab
 
 MAX_SEED = 2**63
@@ -208,7 +208,7 @@ class Sampler:
 
     def score(self, text: str, unknown: Unknown = "skip") -> Score:
         """How probable the text is under the model: `.nats_per_char`, `.bpc`, `.perplexity`,
-        `.chars`, `.unknown` (the figures of `charrnn score`; see `charrnn.scoring`)."""
+        `.chars`, `.unknown` (the figures of `charrnn score`; see `charrnn.score`)."""
         return Scorer(self.engine).score(text, unknown)
 
     # --- the engine loop ----------------------------------------------------------------------
