@@ -90,9 +90,10 @@ def root(
 from charrnn.cli.inspect import inspect  # noqa: E402  (commands register on the app above)
 from charrnn.cli.prep import prep  # noqa: E402
 from charrnn.cli.sample import sample  # noqa: E402
+from charrnn.cli.score import score  # noqa: E402
 from charrnn.cli.train import train  # noqa: E402
 
-for command in (prep, train, sample, inspect):
+for command in (prep, train, sample, score, inspect):
     app.command(cls=_Command)(command)
 
 

@@ -3,10 +3,12 @@ and writing generated text to stdout so that a closed pipe ends the program quie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from charrnn.console import console
@@ -42,3 +44,41 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\"}
 def unescape(text: str) -> str:
     r"""Let shell users write \n, \t, \r, \0 and \\ in --seed, --separator and --stop."""
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), text, flags=re.S)
+
+
+@contextlib.contextmanager
+def quiet_pipe() -> Iterator[None]:
+    """A reader that goes away (e.g. `head`) ends the command quietly with exit 0."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Keep Python's exit-time flush of the dead pipe quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        import typer
+
+        raise typer.Exit(0) from None
+
+
+def utf8_stdout() -> None:
+    if sys.stdout.encoding.lower().replace("-", "") != "utf8":
+        sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
+
+
+def read_text(name: str) -> str:
+    """A text file (or stdin for `-`) as UTF-8; a one-line error when it cannot be read."""
+    if name == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(name).read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"{name}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{name}: is a directory, not a text file") from None
+        except OSError as e:
+            raise InputError(f"{name}: cannot read ({e.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{name}: not UTF-8 text (byte {e.start})") from None

@@ -5,13 +5,12 @@ library does the work. On CPU nothing here imports torch."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Annotated, Literal
 
 import typer
 
-from charrnn.cli.common import find_checkpoint, unescape
+from charrnn.cli.common import find_checkpoint, quiet_pipe, unescape, utf8_stdout
 from charrnn.console import console
 from charrnn.errors import InputError
 
@@ -215,7 +214,7 @@ def sample(
         shown = f"{rng_seed}" if n == 1 else f"{rng_seed} (sample i: {rng_seed} + i)"
         console.print(f"rng seed: {shown}", highlight=False)
     out = _Out(unescape(separator), prime if not no_echo and not records else "", as_json, opts)
-    try:
+    with quiet_pipe():
         if beam is not None:
             from charrnn.beam import beam_search
 
@@ -237,11 +236,6 @@ def sample(
             out.stream(sampler, prime, opts, rng_seed, num_samples or 1, index if novelty else None)
         if sys.stdout.isatty() and not as_json:
             sys.stdout.write("\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader (e.g. `head`) has gone: stop quietly, and keep Python's exit-time flush quiet.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
 
 
 def _device(name: str) -> str:
@@ -267,9 +261,8 @@ class _Out:
 
     def __init__(self, sep: str, echo: str, as_json: bool, opts) -> None:
         self.sep, self.echo, self.as_json, self.opts = sep, echo, as_json, opts
+        utf8_stdout()
         self.out = sys.stdout
-        if self.out.encoding.lower().replace("-", "") != "utf8":
-            self.out.reconfigure(encoding="utf-8")
         self.count = 0
 
     def stream(self, sampler, prime, opts, rng_seed: int, n: int, index) -> None:
