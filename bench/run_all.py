@@ -13,6 +13,7 @@ QUICK = [
     "startup.py",
     "sample_speed.py",
     "novelty_speed.py",
+    "score_speed.py",
     "prep_speed.py",
     "train_throughput.py",
     "bf16_quality.py",
