@@ -91,8 +91,9 @@ from charrnn.cli.inspect import inspect  # noqa: E402  (commands register on the
 from charrnn.cli.prep import prep  # noqa: E402
 from charrnn.cli.sample import sample  # noqa: E402
 from charrnn.cli.train import train  # noqa: E402
+from charrnn.cli.viz import viz  # noqa: E402
 
-for command in (prep, train, sample, inspect):
+for command in (prep, train, sample, inspect, viz):
     app.command(cls=_Command)(command)
 
 
