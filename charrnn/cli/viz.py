@@ -64,9 +64,7 @@ def viz(
         typer.Option(help="Characters the model does not know: skip them, or refuse the text."),
     ] = "skip",
 ) -> None:
-    """Show how a model reads a text: a self-contained HTML page with every character shaded by its
-    surprisal, the model's five best guesses on hover, and a picker of units that track quotes,
-    brackets, line position, indentation and word starts."""
+    """Show how a model reads a text: one offline HTML page of surprisal, guesses and units."""
     if lstmvis is not None and (output is not None or units is not None):
         raise InputError("--lstmvis writes every unit into DIR; leave out -o and --units")
     path = find_checkpoint(checkpoint)

@@ -184,7 +184,7 @@
   picker.append(el("option", { value: "-1", text: "surprisal (bits)" }));
   const groups = new Map();
   D.properties.forEach((p, k) => {
-    const label = p.varies ? `${p.name} — r with it` : `${p.name} — constant in this text`;
+    const label = p.varies ? p.name : `${p.name} (constant in this text)`;
     const g = el("optgroup", { label: label });
     g.title = p.about;
     if (!p.varies) g.append(el("option", { disabled: "", text: "(nothing to track)" }));
