@@ -315,10 +315,17 @@ def test_page_in_a_real_browser(cli, trained: Path, text_file: Path) -> None:
             assert "r = " in page.inner_text(
                 "#panel"
             )  # its correlations, for the hovered character
+            # The keys step through the text. The page scrolls, and the browser reports the
+            # character that scrolled under the resting mouse as hovered: that must not take the
+            # panel from the keys (until the mouse moves).
             page.focus("#text")
             page.keyboard.press("Home")
+            page.wait_for_timeout(300)
+            assert page.inner_text("#panel h2").startswith("character 1 ")
             page.keyboard.press("ArrowRight")
             assert page.inner_text("#panel h2").startswith("character 2 ")
+            page.hover("#text .c[data-i='5']")
+            assert page.inner_text("#panel h2").startswith("character 6 ")
             assert errors == []
         finally:
             browser.close()

@@ -277,9 +277,22 @@
     if (i >= 0) spans[i].scrollIntoView({ block: "nearest" });
   }
 
-  textBox.addEventListener("mouseover", (e) => {
+  // While the keys move through the text it scrolls, and the browser reports the character that
+  // scrolled under a resting mouse as hovered: ignore hovers until the mouse itself moves.
+  let keysFrom = null; // the mouse's screen position when the keys took over
+  let mouseAt = { x: NaN, y: NaN };
+  function hover(e) {
+    if (keysFrom) {
+      if (e.screenX === keysFrom.x && e.screenY === keysFrom.y) return;
+      keysFrom = null;
+    }
     const t = e.target.closest(".c");
-    if (t) show(Number(t.dataset.i));
+    if (t && Number(t.dataset.i) !== current) show(Number(t.dataset.i));
+  }
+  textBox.addEventListener("mouseover", hover);
+  textBox.addEventListener("mousemove", (e) => {
+    mouseAt = { x: e.screenX, y: e.screenY };
+    if (keysFrom) hover(e);
   });
   textBox.addEventListener("mouseleave", () => show(pinned));
   textBox.addEventListener("click", (e) => {
@@ -315,6 +328,7 @@
     } else {
       return;
     }
+    keysFrom = mouseAt;
     e.preventDefault();
   });
 
