@@ -255,6 +255,28 @@ def test_lstmvis_files_have_the_shapes_lstmvis_reads(cli, trained: Path, text_fi
             np.testing.assert_array_equal(ds[:], want)
 
 
+def test_lstmvis_tokens_are_unique_and_survive_lstmvis_reading(tmp_path: Path) -> None:
+    from charrnn.viz.lstmvis import dict_lines, state_sets
+
+    chars = tuple(sorted("\t\n\x0b ab\u00a0\u200b↵"))
+    path = tmp_path / "train.dict"
+    path.write_text("\n".join(dict_lines(chars)) + "\n", encoding="utf-8")
+    words = read_dict_as_lstmvis_does(path)
+    assert words == {
+        1: "␉",
+        2: "<U+000A>",  # ↵ itself is in this vocabulary, so the newline takes its code
+        3: "␋",
+        4: " ",
+        5: "a",
+        6: "b",
+        7: "<U+00A0>",
+        8: "<U+200B>",
+        9: "↵",
+    }
+    gru = [(s.path, s.kind, s.layer, s.cells) for s in state_sets("gru", 2)]
+    assert gru == [("states1", "state", 1, False), ("states2", "state", 2, False)]
+
+
 def test_lstmvis_without_h5py_says_how_to_get_it(cli, trained: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ImportError
     Path("t.txt").write_text("To be.\n")
