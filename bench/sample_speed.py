@@ -50,8 +50,8 @@ def main() -> None:
     m = n // 3
     batch = 64 * m / timeit(lambda: fast.generate_batch("A", m, 64, 0.8, rng_seed=1), repeat=3)
     exact = Sampler(Engine(cfg, vocab, weights, deterministic=True))
-    batch_exact = 64 * m / timeit(
-        lambda: exact.generate_batch("A", m, 64, 0.8, rng_seed=1), repeat=3
+    batch_exact = (
+        64 * m / timeit(lambda: exact.generate_batch("A", m, 64, 0.8, rng_seed=1), repeat=3)
     )
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

@@ -92,8 +92,9 @@ from charrnn.cli.prep import prep  # noqa: E402
 from charrnn.cli.sample import sample  # noqa: E402
 from charrnn.cli.score import score  # noqa: E402
 from charrnn.cli.train import train  # noqa: E402
+from charrnn.cli.viz import viz  # noqa: E402
 
-for command in (prep, train, sample, score, inspect):
+for command in (prep, train, sample, score, inspect, viz):
     app.command(cls=_Command)(command)
 
 
