@@ -5,7 +5,7 @@ Two ways to advance a batch, because BLAS rounds a row of a many-row product dif
 row alone (by up to 4e-5 for a 2×512 LSTM's matrices here), and one flipped draw changes the rest of
 a sample:
 - fast (the default): a batch of two or more streams is one matrix-matrix product per weight matrix,
-  about three times the throughput of one-row products at 64 streams. A stream's text is then
+  over twice the throughput of one-row products at 64 streams. A stream's text is then
   reproducible by the same command (same batch, machine and threads), not by the stream run alone.
 - deterministic: each row's products are one-row products, never a batched product, so a stream gives
   bit-identical logits alone or in any batch and rows can be dropped or reordered between steps (sample
