@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from charrnn.cli.common import find_checkpoint
+from charrnn.cli.common import find_checkpoint, read_text
 from charrnn.console import console
 from charrnn.errors import CharRNNError, InputError
 
@@ -116,19 +116,8 @@ def _text(file: str | None, max_chars: int, header) -> tuple[str, str, int]:
     """(the text's first max_chars characters, a name for it, its full length)."""
     if file is None:
         return _validation_text(header, max_chars)
-    if file == "-":
-        data, source = sys.stdin.buffer.read(), "stdin"
-    else:
-        p = Path(file)
-        if not p.exists():
-            raise InputError(f"{file}: no such file")
-        if not p.is_file():
-            raise InputError(f"{file}: not a file")
-        data, source = p.read_bytes(), p.name
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{source}: not UTF-8 text (byte {e.start})") from None
+    text = read_text(file)
+    source = "stdin" if file == "-" else Path(file).name
     if not text:
         raise InputError(f"{source}: the text is empty")
     return text[:max_chars], source, len(text)
