@@ -313,7 +313,7 @@ class _Run:
                 p[row] = np.nan
             elif filters.temperature == 0:
                 p[row] = np.arange(vocab.size) == np.argmax(p[row])
-        dead = np.isnan(p[:, 0]) if len(p) else np.zeros(0, dtype=bool)
+        dead = np.isnan(p[:, 0])
         picks = np.full(len(streams), -1)
         if not dead.all():
             picks[~dead] = draw_rows(p[~dead], u[~dead])

@@ -98,11 +98,9 @@ class Scorer:
         unknown="error" raises the vocabulary's one-line error naming them."""
         if unknown == "error":
             self.vocab.encode(text, "error")
-        index = self.vocab._index
-        pos = [i for i, c in enumerate(text) if c in index]
-        skipped = Counter(c for c in text if c not in index)
-        ids = np.fromiter((index[text[i]] for i in pos), dtype=np.intp, count=len(pos))
-        return np.asarray(pos, dtype=np.intp), ids, skipped
+        pos, ids = self.vocab.locate(text)
+        skipped = Counter(c for c in text if c not in self.vocab)
+        return np.asarray(pos, dtype=np.intp), np.asarray(ids, dtype=np.intp), skipped
 
     def chunks(
         self,

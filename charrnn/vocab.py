@@ -88,6 +88,12 @@ class Vocab:
             )
         return [self._index[c] for c in text]
 
+    def locate(self, text: str) -> tuple[list[int], list[int]]:
+        """(positions in `text`, ids) of the characters the vocabulary has; the rest are left out."""
+        index = self._index
+        pos = [i for i, c in enumerate(text) if c in index]
+        return pos, [index[text[i]] for i in pos]
+
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.chars[i] for i in ids)
 

@@ -10,9 +10,21 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from charrnn.console import console
 from charrnn.errors import InputError
+
+# The optional positional checkpoint of sample, viz and inspect, resolved by find_checkpoint.
+CheckpointArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Checkpoint \\[default: $CHARRNN_CHECKPOINT, else newest runs/**/best.ckpt].",
+        show_default=False,
+    ),
+]
 
 
 def print_json(obj: object) -> None:
@@ -55,8 +67,6 @@ def quiet_pipe() -> Iterator[None]:
     except BrokenPipeError:
         # Keep Python's exit-time flush of the dead pipe quiet too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        import typer
-
         raise typer.Exit(0) from None
 
 

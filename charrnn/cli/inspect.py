@@ -6,16 +6,11 @@ from typing import Annotated
 
 import typer
 
-from charrnn.cli.common import find_checkpoint, print_json
+from charrnn.cli.common import CheckpointArg, find_checkpoint, print_json
 
 
 def inspect(
-    checkpoint: Annotated[
-        str | None,
-        typer.Argument(
-            help="Checkpoint file \\[default: newest runs/**/best.ckpt].", show_default=False
-        ),
-    ] = None,
+    checkpoint: CheckpointArg = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object on stdout (keys in the README).")
     ] = False,

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from charrnn.cli.common import find_checkpoint, quiet_pipe, unescape, utf8_stdout
+from charrnn.cli.common import CheckpointArg, find_checkpoint, quiet_pipe, unescape, utf8_stdout
 from charrnn.console import console
 from charrnn.errors import InputError
 
@@ -18,13 +18,7 @@ CONTROLS, OUTPUT, RUN = "Controls", "Output", "Runtime"
 
 
 def sample(
-    checkpoint: Annotated[
-        str | None,
-        typer.Argument(
-            help="Checkpoint \\[default: $CHARRNN_CHECKPOINT, else newest runs/**/best.ckpt].",
-            show_default=False,
-        ),
-    ] = None,
+    checkpoint: CheckpointArg = None,
     seed: Annotated[
         str, typer.Option("--seed", "-s", help="Prime text the sample continues; - reads stdin.")
     ] = "",

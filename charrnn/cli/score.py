@@ -150,9 +150,9 @@ def _per_char(scorer, text: str, k: int, tags: dict, name: str) -> None:
     import numpy as np
 
     chars = scorer.vocab.chars
-    skipped = scorer.known(text)[2]
+    positions, ids, skipped = scorer.known(text)
     _note_unknown(name, skipped)
-    for chunk in scorer.chunks(text):
+    for chunk in scorer.chunks_of_ids(positions, ids):
         probs = np.exp(chunk.logprobs)
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         out = []

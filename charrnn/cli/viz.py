@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from charrnn.cli.common import find_checkpoint, read_text
+from charrnn.cli.common import CheckpointArg, find_checkpoint, read_text
 from charrnn.console import console
 from charrnn.errors import CharRNNError, InputError
 
@@ -21,13 +21,7 @@ MAX_CHARS = 5_000
 
 
 def viz(
-    checkpoint: Annotated[
-        str | None,
-        typer.Argument(
-            help="Checkpoint \\[default: $CHARRNN_CHECKPOINT, else newest runs/**/best.ckpt].",
-            show_default=False,
-        ),
-    ] = None,
+    checkpoint: CheckpointArg = None,
     file: Annotated[
         str | None,
         typer.Argument(
