@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +65,15 @@ class State:
 
     def copy(self) -> State:
         return self.select(np.arange(self.batch))
+
+    @staticmethod
+    def concat(states: Sequence[State]) -> State:
+        """One state holding the rows of these states in order (streams joining a batch)."""
+        h = [np.concatenate([s.h[i] for s in states]) for i in range(len(states[0].h))]
+        c = None
+        if states[0].c is not None:
+            c = [np.concatenate([s.c[i] for s in states]) for i in range(len(states[0].c))]  # type: ignore[index]
+        return State(h, c)
 
 
 @dataclass
@@ -271,6 +280,25 @@ class Engine:
     ) -> Forward:
         """Run one stream over a sequence, layer by layer: each layer's input projection for a
         chunk is one matrix product and only the recurrence steps per character."""
+        steps = self.forward_steps(ids, state, last_only=last_only, keep_states=keep_states)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def forward_steps(
+        self,
+        ids: Sequence[int] | np.ndarray,
+        state: State | None = None,
+        *,
+        last_only: bool = False,
+        keep_states: bool = False,
+        every: int = 64,
+    ) -> Generator[None, None, Forward]:
+        """`forward` in slices: a generator that pauses after every `every` recurrence steps and
+        returns the Forward. A server primes a long prompt slice by slice between its batch
+        steps, so other streams never wait for it; the arithmetic is forward's, to the bit."""
         state = (state or self.initial_state(1)).copy()
         if state.batch != 1:
             raise InputError("forward runs one stream; use step for a batch")
@@ -283,7 +311,7 @@ class Engine:
             x = self.table[chunk]
             for i in range(self.layers):
                 gi = x if i == 0 else self._project(i, x)
-                hs, cs = self._recur(i, gi, state)
+                hs, cs = yield from self._recur(i, gi, state, every)
                 if keep_states:
                     hidden[i].append(hs)
                     if cs is not None:
@@ -299,13 +327,22 @@ class Engine:
             fwd.cells = [np.concatenate(c) for c in cells] if self.cell == "lstm" else None
         return fwd
 
+    def head_logits(self, state: State) -> np.ndarray:
+        """The logits a state predicts (batch × vocab): a stream resumed from a saved state."""
+        top = state.h[-1]  # row by row, as forward computes its last logits
+        return np.concatenate(
+            [top[r : r + 1] @ self.head.w + self.head_bias for r in range(len(top))]
+        )
+
     def _project(self, i: int, x: np.ndarray) -> np.ndarray:
         """Layer i's input projection for a whole chunk: one matrix product (plus its bias)."""
         w = self.w_ih[i]
         assert w is not None
         return x @ w.w + self.b_ih[i]
 
-    def _recur(self, i: int, gi: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray | None]:
+    def _recur(
+        self, i: int, gi: np.ndarray, state: State, every: int = 0
+    ) -> Generator[None, None, tuple[np.ndarray, np.ndarray | None]]:
         hs = np.empty((len(gi), self.hidden), dtype=F32)
         cs = np.empty_like(hs) if self.cell == "lstm" else None
         h = state.h[i]
@@ -315,6 +352,9 @@ class Engine:
             hs[t] = h[0]
             if cs is not None:
                 cs[t] = c[0]
+            if every and t % every == every - 1:
+                state.h[i] = h
+                yield
         state.h[i] = np.ascontiguousarray(h)
         return hs, cs
 

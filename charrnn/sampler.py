@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,9 @@ from charrnn.checkpoint import Header
 from charrnn.controls import Guard, Rules
 from charrnn.engine import Engine
 from charrnn.errors import InputError
-from charrnn.logits import Filters, adjust_rows, draw_rows, probabilities_rows, redirect
+from charrnn.logits import Filters
 from charrnn.score import Score, Scorer
+from charrnn.stream import Stream, draw
 from charrnn.vocab import Unknown, Vocab
 
 MAX_SEED = 2**63
@@ -45,12 +46,18 @@ class Options:
     length: int = 2000
     filters: Filters = field(default_factory=Filters)
     rules: Rules = field(default_factory=Rules)
-    stop: str | None = None
+    stop: str | tuple[str, ...] | None = None  # one stop string or several
     unknown: Unknown = "error"
+
+    @property
+    def stops(self) -> tuple[str, ...]:
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
     def check(self) -> None:
         if self.length < 0:
             raise InputError(f"--length must be >= 0, got {self.length}")
+        if any(s == "" for s in self.stops):
+            raise InputError("--stop needs a non-empty string")
         self.filters.check()
         self.rules.check()
 
@@ -63,7 +70,9 @@ class Options:
             "top_p": f.top_p,
             "min_p": f.min_p,
             **{k: v for k, v in self.rules.to_json().items() if k != "record"},
-            "stop": self.stop,
+            "stop": self.stop
+            if self.stop is None or isinstance(self.stop, str)
+            else list(self.stop),
         }
 
 
@@ -76,44 +85,6 @@ class Sample:
     text: str
     rng_seed: int
     finish_reason: str
-
-
-class _Stream:
-    """One sample being written: its generator, constraints, and text held back for --stop."""
-
-    def __init__(self, seed: int, guard: Guard, stop: str | None, keep: bool = True) -> None:
-        self.seed, self.rng = seed, np.random.Generator(np.random.PCG64(seed))
-        self.guard, self.stop = guard, stop or ""
-        self.held, self.out, self.reason, self.keep = "", [], None, keep
-
-    def emit(self, ch: str) -> str:
-        """Take ch into the text; return what may be shown now (text that might begin the stop
-        string is held back until it is known not to)."""
-        self.guard.accept(ch)
-        if not self.stop:
-            if self.keep:
-                self.out.append(ch)
-            return ch
-        self.held += ch
-        if self.held.endswith(self.stop):
-            self.held = self.held[: -len(self.stop)]
-            self.reason = "stop"
-            return self.flush()
-        keep = next(
-            k
-            for k in range(min(len(self.held), len(self.stop) - 1), -1, -1)
-            if self.held.endswith(self.stop[:k])
-        )
-        shown, self.held = self.held[: len(self.held) - keep], self.held[len(self.held) - keep :]
-        if self.keep:
-            self.out.append(shown)
-        return shown
-
-    def flush(self) -> str:
-        shown, self.held = self.held, ""
-        if self.keep:
-            self.out.append(shown)
-        return shown
 
 
 class Sampler:
@@ -190,7 +161,9 @@ class Sampler:
             raise InputError("ban takes a list of strings")
         rule_kw["ban"] = tuple(rule_kw.get("ban") or ())
         rules = Rules(**rule_kw)
-        opts = Options(length, filters, rules, kw.pop("stop", None), kw.pop("unknown", "error"))
+        stop = kw.pop("stop", None)
+        stop = tuple(stop) if isinstance(stop, list | tuple) else stop
+        opts = Options(length, filters, rules, stop, kw.pop("unknown", "error"))
         if kw:
             raise TypeError(f"unknown sampling options: {', '.join(kw)}")
         opts.check()
@@ -239,7 +212,7 @@ class _Run:
     ) -> None:
         self.sampler, self.opts, self.prime = sampler, opts, prime
         self.streams = [
-            _Stream(s, Guard(opts.rules, sampler.vocab, prime), opts.stop, keep_first or i > 0)
+            Stream(s, Guard(opts.rules, sampler.vocab, prime), opts.stops, keep_first or i > 0)
             for i, s in enumerate(seeds)
         ]
         self.results: list[Sample] = []
@@ -253,21 +226,13 @@ class _Run:
         logits = None if logits0 is None else np.repeat(logits0[None], len(live), axis=0)
         for _ in range(opts.length):
             pieces = [""] * len(streams)
-            chosen = self._draws([streams[i] for i in live], logits)
+            chosen = draw(vocab, opts.filters, [streams[i] for i in live], logits)
             nxt, keep = [], []
             for row, i in enumerate(live):
-                s, ch = streams[i], chosen[row]
-                if ch < 0:
-                    s.reason = "dead_end"
-                elif s.guard.ends_before(vocab.chars[ch]):
-                    s.reason = "until"
-                else:
-                    pieces[i] = s.emit(vocab.chars[ch])
-                if s.reason is None:
-                    nxt.append(ch)
+                pieces[i] = streams[i].take(chosen[row], vocab)
+                if streams[i].reason is None:
+                    nxt.append(chosen[row])
                     keep.append(row)
-                else:
-                    pieces[i] += s.flush()
             yield pieces
             live = [live[r] for r in keep]
             if not live:
@@ -281,40 +246,3 @@ class _Run:
         if any(tail):
             yield tail
         self.results = [Sample("".join(s.out), s.seed, s.reason or "length") for s in streams]
-
-    def _draws(self, streams: list[_Stream], logits: np.ndarray | None) -> list[int]:
-        """One draw per stream (-1: the controls left nothing): masks, filters, the --max-words
-        redirect, then each stream's own u. The rows go through the adjustments together (no
-        operation mixes rows), so a stream draws the same character in any batch."""
-        vocab, filters = self.sampler.vocab, self.opts.filters
-        u = np.array([s.rng.random() for s in streams])
-        if logits is None:  # no prime and no newline: the corpus's character frequencies
-            counts = np.array(vocab.counts or [1] * vocab.size, dtype=np.float64)
-            logits = np.repeat(np.log(np.maximum(counts, 1e-300))[None], len(streams), axis=0)
-            filters = replace(filters, temperature=1.0 if filters.temperature else 0.0)
-        masks = [s.guard.banned() for s in streams]
-        banned = None
-        if any(m is not None for m in masks):
-            banned = np.zeros(logits.shape, dtype=bool)
-            for row, m in enumerate(masks):
-                if m is not None:
-                    banned[row] = m
-        p = probabilities_rows(adjust_rows(logits, filters, banned))
-        for row, s in enumerate(streams):
-            moved = s.guard.redirect()
-            if moved is None or np.isnan(p[row, 0]):
-                continue
-            source, target = moved
-            if masks[row] is not None:
-                target = target & ~masks[row]
-            weights = np.exp(np.asarray(logits[row], np.float64) - np.max(logits[row]))
-            p[row] = redirect(p[row], source, target, weights)
-            if p[row].sum() <= 0:
-                p[row] = np.nan
-            elif filters.temperature == 0:
-                p[row] = np.arange(vocab.size) == np.argmax(p[row])
-        dead = np.isnan(p[:, 0])
-        picks = np.full(len(streams), -1)
-        if not dead.all():
-            picks[~dead] = draw_rows(p[~dead], u[~dead])
-        return picks.tolist()

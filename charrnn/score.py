@@ -131,6 +131,25 @@ class Scorer:
             prev = lp[-1]
             yield Chunk(positions[a : a + chunk], part, logprobs, fwd.hidden, fwd.cells)
 
+    def records(self, positions: np.ndarray, ids: np.ndarray, k: int = 5) -> Iterator[list[dict]]:
+        """`score --per-char`'s records, a chunk's worth at a time: `i` (the position in the text),
+        `char`, `nats` (its surprisal) and `top` (the k most likely [char, probability], ties in
+        vocabulary order)."""
+        chars = self.vocab.chars
+        for chunk in self.chunks_of_ids(positions, ids):
+            probs = np.exp(chunk.logprobs)
+            order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+            rows = chunk.positions.tolist(), chunk.ids.tolist()
+            yield [
+                {
+                    "i": i,
+                    "char": chars[cid],
+                    "nats": round(float(-chunk.logprobs[j, cid]), 6),
+                    "top": [[chars[c], round(float(probs[j, c]), 6)] for c in order[j]],
+                }
+                for j, (i, cid) in enumerate(zip(*rows, strict=True))
+            ]
+
     def score(self, text: str, unknown: Unknown = "skip") -> Score:
         """Every known character predicted and counted, in one stream from the initial state."""
         positions, ids, skipped = self.known(text, unknown)

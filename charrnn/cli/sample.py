@@ -69,9 +69,11 @@ def sample(
         ),
     ] = None,
     stop: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            help="End a sample where this string appears (not printed).", rich_help_panel=CONTROLS
+            help="End a sample where this string appears (not printed; repeatable: the first to "
+            "appear ends it).",
+            rich_help_panel=CONTROLS,
         ),
     ] = None,
     records: Annotated[
@@ -187,7 +189,7 @@ def sample(
         length,
         Filters(1.0 if temp is None else temp, top_k, top_p, min_p),
         Rules(tuple(unescape(b) for b in ban or ()), no_repeat, until, min_words, max_words),
-        unescape(stop) if stop else None,
+        tuple(unescape(s) for s in stop) if stop else None,
         unknown,
     )
     opts.check()  # before any slow loading

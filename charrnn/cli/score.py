@@ -146,28 +146,12 @@ def _note_unknown(name: str, skipped) -> None:
 
 
 def _per_char(scorer, text: str, k: int, tags: dict, name: str) -> None:
-    """Stream one record per scored character; `top` is the k most likely (ties: vocab order)."""
-    import numpy as np
-
-    chars = scorer.vocab.chars
+    """Stream one record per scored character (see Scorer.records)."""
     positions, ids, skipped = scorer.known(text)
     _note_unknown(name, skipped)
-    for chunk in scorer.chunks_of_ids(positions, ids):
-        probs = np.exp(chunk.logprobs)
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        out = []
-        for j, (i, cid) in enumerate(
-            zip(chunk.positions.tolist(), chunk.ids.tolist(), strict=True)
-        ):
-            rec = {
-                **tags,
-                "i": i,
-                "char": chars[cid],
-                "nats": round(float(-chunk.logprobs[j, cid]), 6),
-            }
-            rec["top"] = [[chars[c], round(float(probs[j, c]), 6)] for c in order[j]]
-            out.append(json.dumps(rec, ensure_ascii=False))
-        sys.stdout.write("\n".join(out) + "\n")
+    for records in scorer.records(positions, ids, k):
+        sys.stdout.write("\n".join(json.dumps({**tags, **r}, ensure_ascii=False) for r in records))
+        sys.stdout.write("\n")
         sys.stdout.flush()
 
 

@@ -1,0 +1,293 @@
+"""The wire contract: OpenAI's completions request checked field by field into charrnn's options, the
+response and streamed-chunk shapes, and OpenAI's error shape. Pure functions and data; no I/O.
+
+Every refusal is an `ApiError` carrying the HTTP status, OpenAI's error type and the parameter at
+fault, so a client library shows a useful message. It does not run models or know the server's state
+beyond the limits it is given.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from charrnn.controls import UNTILS, Rules
+from charrnn.errors import CharRNNError
+from charrnn.logits import Filters
+from charrnn.sampler import MAX_SEED, Options
+from charrnn.serve.scheduler import LogprobEntry, Update
+
+MAX_LOGPROBS = 20
+MAX_STOPS = 16
+MAX_TEMPERATURE = 100.0
+OPENAI_NEUTRAL = {  # parameters a character model cannot honour, and the values that ask nothing
+    "frequency_penalty": (0, 0.0, None),
+    "presence_penalty": (0, 0.0, None),
+    "logit_bias": ({}, None),
+    "suffix": ("", None),
+}
+KNOWN = {
+    "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "stream",
+    "stream_options", "echo", "logprobs", "user", "best_of", "top_k", "min_p", "no_repeat", "ban",
+    "until", "min_words", "max_words", "unknown", "session", *OPENAI_NEUTRAL,
+}  # fmt: skip
+
+
+class ApiError(CharRNNError):
+    """A refused request: status, OpenAI error type, the parameter at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.kind = status, message, param, kind
+        self.code, self.headers = code, headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The server's caps on one request."""
+
+    max_chars: int = 2000
+    max_prompt: int = 8000
+    max_n: int = 16
+
+
+@dataclass
+class Completion:
+    """A checked completion request."""
+
+    model: str | None
+    prompt: str
+    opts: Options
+    n: int
+    seed: int | None
+    stream: bool = False
+    echo: bool = False
+    logprobs: int | None = None
+    include_usage: bool = False
+    session: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _bad(param: str, message: str) -> ApiError:
+    return ApiError(400, f"{param}: {message}", param)
+
+
+def _int(body: dict, key: str, default: int | None, lo: int, hi: int | None) -> int | None:
+    v = body.get(key, default)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _bad(key, f"must be an integer, got {v!r}")
+    if v < lo or (hi is not None and v > hi):
+        raise _bad(key, f"must be between {lo} and {hi}, got {v}" if hi else f"must be >= {lo}")
+    return v
+
+
+def _num(body: dict, key: str, default: float | None, lo: float, hi: float) -> float | None:
+    v = body.get(key, default)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise _bad(key, f"must be a number, got {v!r}")
+    if not lo <= v <= hi:
+        raise _bad(key, f"must be between {lo:g} and {hi:g}, got {v}")
+    return float(v)
+
+
+def _bool(body: dict, key: str) -> bool:
+    v = body.get(key, False)
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise _bad(key, f"must be true or false, got {v!r}")
+    return v
+
+
+def _strings(body: dict, key: str, most: int) -> tuple[str, ...]:
+    v = body.get(key)
+    if v is None:
+        return ()
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
+        raise _bad(key, "must be a non-empty string or a list of non-empty strings")
+    if len(items) > most:
+        raise _bad(key, f"at most {most} strings")
+    return tuple(items)
+
+
+def _neutral(body: dict) -> None:
+    """OpenAI parameters a character model cannot honour: fine at their neutral values."""
+    for key, neutral in OPENAI_NEUTRAL.items():
+        if key in body and not any(body[key] == v and type(body[key]) is type(v) for v in neutral):
+            raise _bad(key, "not supported by a character model (leave it out or at its default)")
+    best_of, n = body.get("best_of"), body.get("n", 1)
+    if best_of is not None and not (isinstance(best_of, int) and best_of in (1, n)):
+        raise _bad("best_of", "not supported by a character model (leave it out, or equal to n)")
+
+
+def parse_completion(body: Any, limits: Limits) -> Completion:
+    """A /v1/completions body → a Completion, or an ApiError naming the parameter at fault."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    unknown = sorted(set(body) - KNOWN)
+    if unknown:
+        raise _bad(unknown[0], "unrecognized request argument")
+    _neutral(body)
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise _bad("model", f"must be a string, got {model!r}")
+    prompt = body.get("prompt", "")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if prompt is None:
+        prompt = ""
+    if not isinstance(prompt, str):
+        raise _bad("prompt", "must be one string (a character model takes text, not token ids)")
+    if len(prompt) > limits.max_prompt:
+        raise _bad("prompt", f"{len(prompt)} characters; this server takes {limits.max_prompt}")
+    length = _int(body, "max_tokens", 16, 0, limits.max_chars)
+    n = _int(body, "n", 1, 1, limits.max_n)
+    seed = _int(body, "seed", None, 0, MAX_SEED - 1)
+    temperature = _num(body, "temperature", 1.0, 0.0, MAX_TEMPERATURE)
+    top_p = _num(body, "top_p", None, 0.0, 1.0)
+    if top_p == 0.0:
+        raise _bad("top_p", "must be above 0")
+    min_p = _num(body, "min_p", None, 0.0, 1.0)
+    top_k = _int(body, "top_k", None, 0, None)
+    logprobs = _int(body, "logprobs", None, 0, MAX_LOGPROBS)
+    until = body.get("until")
+    if until is not None and until not in UNTILS:
+        raise _bad("until", f"must be one of {', '.join(UNTILS)}, got {until!r}")
+    unknown_chars = body.get("unknown", "error")
+    if unknown_chars not in ("error", "skip"):
+        raise _bad("unknown", f"must be 'error' or 'skip', got {unknown_chars!r}")
+    rules = Rules(
+        _strings(body, "ban", 256),
+        _int(body, "no_repeat", None, 1, 1000),
+        until,
+        _int(body, "min_words", None, 1, None),
+        _int(body, "max_words", None, 1, None),
+    )
+    opts = Options(
+        length or 0,
+        Filters(temperature if temperature is not None else 1.0, top_k or None, top_p, min_p),
+        rules,
+        _strings(body, "stop", MAX_STOPS) or None,
+        unknown_chars,
+    )
+    try:
+        opts.check()
+    except CharRNNError as e:
+        raise ApiError(400, _api_words(str(e)), _param_of(str(e))) from None
+    stream_opts = body.get("stream_options") or {}
+    if not isinstance(stream_opts, dict) or set(stream_opts) - {"include_usage"}:
+        raise _bad("stream_options", "only {'include_usage': true|false} is known")
+    session = body.get("session")
+    if session is not None and not isinstance(session, str):
+        raise _bad("session", f"must be a string, got {session!r}")
+    if session is not None and (n or 1) > 1:
+        raise _bad("n", "a session continues one text: n must be 1")
+    if "user" in body and not isinstance(body["user"], str | None):
+        raise _bad("user", "must be a string")
+    return Completion(
+        model,
+        prompt,
+        opts,
+        n or 1,
+        seed,
+        _bool(body, "stream"),
+        _bool(body, "echo"),
+        logprobs,
+        bool(stream_opts.get("include_usage")),
+        session,
+    )
+
+
+_FLAG = re.compile(r"--([a-z][a-z-]*)")
+_RENAMED = {"temp": "temperature", "length": "max_tokens"}
+
+
+def _api_name(flag: str) -> str:
+    name = flag.replace("-", "_")
+    return _RENAMED.get(name, name)
+
+
+def _api_words(message: str) -> str:
+    """A library error written for the command line, in the API's parameter names."""
+    return _FLAG.sub(lambda m: _api_name(m.group(1)), message)
+
+
+def _param_of(message: str) -> str | None:
+    """The parameter a library error names first (`--min-words …` → min_words)."""
+    m = _FLAG.search(message)
+    return _api_name(m.group(1)) if m else None
+
+
+# --- responses --------------------------------------------------------------------------------
+FINISH = {"stop": "stop", "until": "stop", "dead_end": "stop", "length": "length"}
+
+
+def finish_reason(reason: str) -> str:
+    """OpenAI's finish_reason for charrnn's: the text ended on its own (`stop`) or was cut by a
+    cap, the time limit included (`length`)."""
+    return FINISH.get(reason, "length")
+
+
+def new_id() -> str:
+    return "cmpl-" + secrets.token_hex(12)
+
+
+def logprobs_shape(entries: list[LogprobEntry | None], offset: int) -> dict[str, Any]:
+    """OpenAI's completions logprobs object for these characters, text_offset from `offset`."""
+    return {
+        "tokens": [e[0] if e else None for e in entries],
+        "token_logprobs": [e[1] if e else None for e in entries],
+        "top_logprobs": [e[2] if e else None for e in entries],
+        "text_offset": list(range(offset, offset + len(entries))),
+    }
+
+
+def chunk(cid: str, created: int, model: str, choices: list[dict], usage=None) -> dict:
+    out = {"id": cid, "object": "text_completion", "created": created, "model": model}
+    out["choices"] = choices
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+def usage(prompt: str, texts: list[str]) -> dict[str, int]:
+    made = sum(len(t) for t in texts)
+    return {
+        "prompt_tokens": len(prompt),
+        "completion_tokens": made,
+        "total_tokens": len(prompt) + made,
+    }
+
+
+def now() -> int:
+    return int(time.time())
+
+
+__all__ = ["ApiError", "Completion", "Limits", "Update", "parse_completion"]

@@ -1,0 +1,425 @@
+"""Continuous batching: one worker thread owns the engines and advances every active request's
+streams together, one character per step, while the event loop only moves bytes.
+
+A request becomes a `Job`: its prompt is read (primed) slice by slice between steps, so a long prompt
+never stalls the other streams; then its streams join their model's batch, and between two steps
+streams that ended leave and primed ones join. Each stream draws with its own generator (seeded as
+`sample` seeds it) through `charrnn.stream`, the code `sample` runs, so a seeded request writes what
+`charrnn sample` writes with the same options when the engine is deterministic (one-row products:
+no row's arithmetic depends on its neighbours). In the fast mode a batch's products are one
+matrix-matrix product, and a stream's rounding depends on the batch it shares.
+
+Results go back as `Update`s through the job's `notify` (called on this thread; the app makes it
+thread-safe), at most every FLUSH seconds per job after its first characters, so a streamed response
+carries several characters per event. It knows nothing of HTTP, JSON or OpenAI's shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from charrnn.controls import Guard
+from charrnn.engine import Forward, State
+from charrnn.sampler import Options
+from charrnn.serve.models import Model
+from charrnn.serve.sessions import SessionStore
+from charrnn.stream import Stream, draw
+
+FLUSH = 0.02  # seconds between a job's updates after its first characters
+log = logging.getLogger("charrnn.serve")
+
+LogprobEntry = tuple[str, float, dict[str, float]]  # character, its log-probability, the top k
+
+
+@dataclass
+class Update:
+    """What a job's streams did since its last update."""
+
+    text: dict[int, str] = field(default_factory=dict)  # choice index → new characters
+    logprobs: dict[int, list[LogprobEntry]] = field(default_factory=dict)
+    finished: dict[int, str] = field(default_factory=dict)  # choice index → why it ended
+    prompt_logprobs: list[LogprobEntry | None] | None = None
+    done: bool = False  # every stream ended (and the session, if any, is committed)
+    error: str | None = None
+
+    def empty(self) -> bool:
+        return not (self.text or self.finished or self.done or self.error) and (
+            self.prompt_logprobs is None
+        )
+
+
+@dataclass
+class SessionPlan:
+    """Where a session job starts (base None: a new session) and where it is committed."""
+
+    id: str
+    store: SessionStore
+    base: State | None = None
+    tail: str = ""
+
+
+@dataclass
+class Job:
+    """One request: a prompt, options and one seed per choice, for one model."""
+
+    model: Model
+    prompt: str
+    prompt_ids: list[int]
+    opts: Options
+    seeds: list[int]
+    notify: Callable[[Update], None]
+    logprobs: int | None = None
+    echo_logprobs: bool = False
+    deadline: float | None = None
+    session: SessionPlan | None = None
+    on_exit: Callable[[], None] | None = None  # called once the worker has let go of the job
+    cancelled: bool = False  # set by the app when the client went away
+    delivered: dict[int, int] = field(default_factory=dict)  # choice → characters sent, on cancel
+    # worker-side
+    pending: Update = field(default_factory=Update)
+    last_post: float = 0.0
+    posted_text: bool = False
+    open_streams: int = 0
+
+    def cancel(self, delivered: dict[int, int]) -> None:
+        self.delivered = dict(delivered)
+        self.cancelled = True
+
+
+class _Live:
+    """A stream in a batch: the job it serves, its choice index, and its next logits."""
+
+    __slots__ = ("fed", "index", "job", "logits", "lp", "start", "stream")
+
+    def __init__(self, job: Job, index: int, stream: Stream, logits, start: State) -> None:
+        self.job, self.index, self.stream, self.logits = job, index, stream, logits
+        self.fed: list[int] = []  # generated characters stepped into the state (sessions)
+        self.lp: list[LogprobEntry] = []  # entries of accepted characters not yet shown
+        self.start = start  # the state after the prompt (sessions)
+
+
+@dataclass
+class _Batch:
+    lives: list[_Live] = field(default_factory=list)
+    state: State | None = None
+    joiners: list[tuple[_Live, State]] = field(default_factory=list)
+
+
+@dataclass
+class _Priming:
+    job: Job
+    steps: Generator[None, None, Forward] | None
+    start: State | None
+    result: Forward | None = None
+
+
+class Scheduler:
+    """The batching worker. `submit(job)` from any thread; `close()` finishes and joins."""
+
+    def __init__(self) -> None:
+        self._inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._batches: dict[str, _Batch] = defaultdict(_Batch)
+        self._priming: list[_Priming] = []
+        self._jobs: set[int] = set()
+        self._stopping = False
+        self.streams = 0  # streams generating now (read by /health)
+        self.steps = 0
+        self._thread = threading.Thread(target=self._run, name="charrnn-batch", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        self._inbox.put(job)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stopping = True
+        self._inbox.put(None)
+        self._thread.join(timeout)
+
+    # --- the loop -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            busy = self._priming or any(b.lives or b.joiners for b in self._batches.values())
+            if not self._take(block=not busy):
+                break
+            self._prime()
+            for batch in list(self._batches.values()):
+                if batch.lives or batch.joiners:
+                    try:
+                        self._advance(batch)
+                    except Exception as e:  # a bug must not take the server down
+                        log.exception("batch step failed")
+                        self._fail_batch(batch, f"internal error in the batch step: {e}")
+            self._post_all()
+
+    def _take(self, block: bool) -> bool:
+        """Move submitted jobs into priming; False when closing with nothing left to do."""
+        while True:
+            try:
+                job = self._inbox.get(block=block, timeout=0.5 if block else None)
+            except queue.Empty:
+                if self._stopping and block:
+                    return False
+                if block:
+                    continue
+                return True
+            block = False
+            if job is None:
+                continue
+            self._jobs.add(id(job))
+            self._start(job)
+
+    def _start(self, job: Job) -> None:
+        engine = job.model.engine
+        base = job.session.base if job.session else None
+        ids = job.prompt_ids
+        if not ids and base is not None:
+            fwd = Forward(engine.head_logits(base), base.copy())
+            self._priming.append(_Priming(job, None, base, fwd))
+            return
+        if not ids and "\n" in engine.vocab and base is None:
+            ids = [engine.vocab.index("\n")]  # as `sample` starts without a prime
+        if not ids:  # no prime and no newline: the first draw uses the corpus's frequencies
+            self._priming.append(_Priming(job, None, None, Forward(None, engine.initial_state(1))))  # type: ignore[arg-type]
+            return
+        last_only = not job.echo_logprobs
+        if hasattr(engine, "forward_steps"):
+            steps = engine.forward_steps(ids, base, last_only=last_only)
+        else:  # the torch engine primes in one call
+            steps = _at_once(engine.forward(ids, base, last_only=last_only))
+        self._priming.append(_Priming(job, steps, base))
+
+    def _prime(self) -> None:
+        """Advance every priming job by one slice; jobs whose prompt is read join their batch."""
+        still = []
+        for p in self._priming:
+            if p.job.cancelled and p.job.session is None:  # a session still commits its prompt
+                self._exit(p.job)
+                continue
+            if p.result is None:
+                try:
+                    next(p.steps)  # type: ignore[arg-type]
+                    still.append(p)
+                    continue
+                except StopIteration as done:
+                    p.result = done.value
+                except Exception as e:
+                    log.exception("priming failed")
+                    self._post(p.job, Update(error=f"internal error reading the prompt: {e}"))
+                    self._exit(p.job)
+                    continue
+            self._join(p)
+        self._priming = still
+
+    def _join(self, p: _Priming) -> None:
+        job, fwd = p.job, p.result
+        assert fwd is not None
+        vocab = job.model.engine.vocab
+        if job.echo_logprobs:
+            job.pending.prompt_logprobs = _prompt_logprobs(job, fwd.logits)
+        start = fwd.state
+        last = None if fwd.logits is None else fwd.logits[-1]
+        if job.echo_logprobs and last is not None:  # the last row exactly as a prime without echo
+            last = job.model.engine.head_logits(start)[0]
+        prime = (job.session.tail if job.session else "") + job.prompt
+        if job.cancelled:
+            self._commit(job, start, "", [], start)
+            self._exit(job)
+            return
+        if job.opts.length == 0:
+            for i in range(len(job.seeds)):
+                job.pending.finished[i] = "length"
+            self._commit(job, start, "", [], start)
+            self._finish(job)
+            return
+        batch = self._batches[job.model.name]
+        for i, seed in enumerate(job.seeds):
+            stream = Stream(seed, Guard(job.opts.rules, vocab, prime), job.opts.stops)
+            batch.joiners.append((_Live(job, i, stream, last, start), start.copy()))
+        job.open_streams = len(job.seeds)
+
+    def _advance(self, batch: _Batch) -> None:
+        """One step for a model's batch: draw for every stream, hand out the text, let ended
+        streams go, step the survivors, then let the primed streams join."""
+        lives = batch.lives
+        if lives:
+            model = lives[0].job.model
+            picks = self._draws(lives)
+            keep: list[int] = []
+            for r, lv in enumerate(lives):
+                if lv.job.cancelled:
+                    self._leave(lv, batch.state, r, cancelled=True)
+                elif self._take_pick(lv, picks[r]):
+                    keep.append(r)
+                else:
+                    self._leave(lv, batch.state, r)
+            assert batch.state is not None
+            state = batch.state if len(keep) == len(lives) else batch.state.select(keep)
+            survivors = [lives[r] for r in keep]
+            if survivors:
+                ids = np.array([picks[r] for r in keep])
+                logits = model.engine.step(ids, state)
+                for r, lv in enumerate(survivors):
+                    lv.logits = logits[r]
+                    if lv.job.session is not None:
+                        lv.fed.append(int(ids[r]))
+                self.steps += 1
+            batch.lives, batch.state = survivors, state if survivors else None
+        if batch.joiners:
+            states = ([batch.state] if batch.state is not None else []) + [
+                s for _, s in batch.joiners
+            ]
+            batch.lives = batch.lives + [lv for lv, _ in batch.joiners]
+            batch.state = State.concat(states) if len(states) > 1 else states[0]
+            batch.joiners = []
+        self.streams = sum(len(b.lives) for b in self._batches.values())
+
+    def _draws(self, lives: list[_Live]) -> list[int]:
+        """Each stream's next character; streams with the same filters draw together."""
+        vocab = lives[0].job.model.engine.vocab
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for r, lv in enumerate(lives):
+            groups[(lv.job.opts.filters, lv.logits is None)].append(r)
+        picks = [-1] * len(lives)
+        for (filters, no_logits), rows in groups.items():
+            logits = None if no_logits else np.stack([lives[r].logits for r in rows])
+            got = draw(vocab, filters, [lives[r].stream for r in rows], logits)
+            for r, ch in zip(rows, got, strict=True):
+                picks[r] = ch
+        return picks
+
+    def _take_pick(self, lv: _Live, ch: int) -> bool:
+        """Give the drawn character to its stream; True while the stream goes on."""
+        job, stream = lv.job, lv.stream
+        vocab = job.model.engine.vocab
+        piece = stream.take(ch, vocab)
+        if job.logprobs is not None and ch >= 0 and stream.reason != "until":
+            lv.lp.append(_entry(lv.logits, ch, job.logprobs, vocab.chars))
+        if stream.reason is None and stream.drawn >= job.opts.length:
+            stream.reason = "length"
+            piece += stream.flush()
+        if stream.reason is None and job.deadline is not None and time.monotonic() > job.deadline:
+            stream.reason = "timeout"
+            piece += stream.flush()
+        if piece:
+            u = job.pending
+            u.text[lv.index] = u.text.get(lv.index, "") + piece
+            if job.logprobs is not None:
+                u.logprobs.setdefault(lv.index, []).extend(lv.lp[: len(piece)])
+                del lv.lp[: len(piece)]
+        return stream.reason is None
+
+    def _leave(self, lv: _Live, state: State | None, row: int, cancelled: bool = False) -> None:
+        job = lv.job
+        if job.session is not None and state is not None:
+            text = "".join(lv.stream.out)
+            if cancelled:
+                text = text[: job.delivered.get(lv.index, 0)]
+            self._commit(job, state.select([row]), text, lv.fed, lv.start)
+        if not cancelled:
+            job.pending.finished[lv.index] = lv.stream.reason or "length"
+        job.open_streams -= 1
+        if job.open_streams == 0:
+            if cancelled:
+                self._exit(job)
+            else:
+                self._finish(job)
+
+    def _commit(self, job: Job, state: State, sent: str, fed: list[int], start: State) -> None:
+        """Store the session's state after the prompt and the text actually sent. The running
+        state holds the characters stepped so far; a sent text that does not extend them (a stop
+        string cut, a client gone mid-stream) is read again from the state after the prompt."""
+        plan = job.session
+        if plan is None:
+            return
+        engine, vocab = job.model.engine, job.model.engine.vocab
+        sent_ids = vocab.encode(sent, "skip")
+        if sent_ids[: len(fed)] == fed:
+            for ch in sent_ids[len(fed) :]:
+                engine.step(np.array([ch]), state)
+        elif sent_ids:
+            state = engine.forward(sent_ids, start, last_only=True).state
+        else:
+            state = start
+        text = plan.tail + job.prompt + sent
+        try:
+            plan.store.put(
+                plan.id, job.model.name, job.model.fingerprint, state, text, len(job.prompt + sent)
+            )
+        except Exception as e:  # the text was sent; say that it was not kept
+            log.exception("session commit failed")
+            job.pending.error = f"the session could not be saved: {e}"
+
+    def _finish(self, job: Job) -> None:
+        job.pending.done = True
+        self._post(job, job.pending)
+        job.pending = Update()
+        self._exit(job)
+
+    def _exit(self, job: Job) -> None:
+        if id(job) in self._jobs:
+            self._jobs.discard(id(job))
+            if job.on_exit is not None:
+                job.on_exit()
+
+    def _fail_batch(self, batch: _Batch, message: str) -> None:
+        for lv in batch.lives + [lv for lv, _ in batch.joiners]:
+            if id(lv.job) in self._jobs:
+                self._post(lv.job, Update(error=message))
+                self._exit(lv.job)
+        batch.lives, batch.state, batch.joiners = [], None, []
+
+    # --- results ------------------------------------------------------------------------------
+    def _post_all(self) -> None:
+        now = time.monotonic()
+        for batch in self._batches.values():
+            for lv in batch.lives:
+                job = lv.job
+                if job.pending.empty():
+                    continue
+                if not job.posted_text or now - job.last_post >= FLUSH:
+                    job.posted_text = True
+                    self._post(job, job.pending)
+                    job.pending, job.last_post = Update(), now
+
+    def _post(self, job: Job, update: Update) -> None:
+        if not job.cancelled:
+            job.notify(update)
+
+
+def _at_once(fwd: Forward) -> Generator[None, None, Forward]:
+    return fwd
+    yield  # a generator that finishes at once
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
+
+
+def _entry(logits, ch: int, k: int, chars: tuple[str, ...]) -> LogprobEntry:
+    """The model's own log-probability of ch (before temperature and filters) and its top k."""
+    if logits is None:
+        return (chars[ch], 0.0, {})
+    lp = _log_softmax(logits)
+    top = np.argsort(-lp, kind="stable")[:k] if k else []
+    return (chars[ch], float(lp[ch]), {chars[j]: float(lp[j]) for j in top})
+
+
+def _prompt_logprobs(job: Job, logits: np.ndarray | None) -> list[LogprobEntry | None]:
+    """echo with logprobs: each prompt character under the model given the ones before it (the
+    first has none, as in OpenAI's API)."""
+    chars = job.model.engine.vocab.chars
+    ids = job.prompt_ids
+    out: list[LogprobEntry | None] = [None] if ids else []
+    for t in range(1, len(ids)):
+        out.append(_entry(logits[t - 1], ids[t], job.logprobs or 0, chars))  # type: ignore[index]
+    return out
