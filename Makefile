@@ -11,7 +11,7 @@ DEMO_TIME ?= 2m
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,lstmvis]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,lstmvis,serve]'
 	@touch $(STAMP)
 
 install: $(STAMP)

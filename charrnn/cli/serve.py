@@ -1,0 +1,238 @@
+"""`charrnn serve`: checkpoints as a local HTTP service (OpenAI-style completions, torch-rnn-server's
+/generate, scoring, sessions, a playground page), run by uvicorn under charrnn's control.
+
+The server binds its own socket (so `--port 0` picks a free port and the URL printed is the real
+one), logs to stderr, and treats SIGINT/SIGTERM as the normal way to stop: stop accepting, finish
+in-flight requests (bounded), commit sessions, exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charrnn.console import console
+from charrnn.errors import InputError
+
+LIMITS = "Limits"
+ACCESS = "Access"
+GRACE = 10  # seconds in-flight requests get to finish after SIGINT/SIGTERM
+
+
+def serve(
+    checkpoints: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Checkpoints to serve, each PATH or NAME=PATH (a model is named after its run "
+            "directory) \\[default: the newest runs/**/best.ckpt].",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback needs --api-key.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CHARRNN_API_KEY",
+            help="Require 'Authorization: Bearer KEY' on the API \\[env: CHARRNN_API_KEY].",
+            show_envvar=False,
+            rich_help_panel=ACCESS,
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Let web pages from this origin call the API (repeatable; e.g. "
+            "https://example.org).",
+            rich_help_panel=ACCESS,
+        ),
+    ] = None,
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic",
+            help="A seeded request returns exactly what `charrnn sample` gives, however full the "
+            "batch (about half the throughput under load; see README).",
+        ),
+    ] = False,
+    max_chars: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Most characters one request may generate.", rich_help_panel=LIMITS
+        ),
+    ] = 4000,
+    max_prompt: Annotated[
+        int, typer.Option(min=0, help="Longest prompt, in characters.", rich_help_panel=LIMITS)
+    ] = 20_000,
+    max_n: Annotated[
+        int, typer.Option(min=1, help="Most choices (n) per request.", rich_help_panel=LIMITS)
+    ] = 16,
+    max_streams: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Streams generating at once; more requests wait briefly, then get 429.",
+            rich_help_panel=LIMITS,
+        ),
+    ] = 64,
+    timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds a request may generate.", rich_help_panel=LIMITS),
+    ] = 120.0,
+    max_body: Annotated[
+        int, typer.Option(min=1024, help="Largest request body, in bytes.", rich_help_panel=LIMITS)
+    ] = 1 << 20,
+    sessions: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQLite file of session states \\[default: ~/.cache/charrnn/sessions.sqlite].",
+            show_default=False,
+        ),
+    ] = None,
+    max_sessions: Annotated[
+        int, typer.Option(min=1, help="Sessions kept; the least recently used go first.")
+    ] = 10_000,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads \\[default: every core].")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "cpu",
+) -> None:
+    """Serve models over HTTP: OpenAI-style /v1/completions, /generate, /v1/score, a playground."""
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "charrnn serve needs the serve extra: pip install 'charrnn[serve]'"
+        ) from None
+    from charrnn.cli.common import find_checkpoint
+    from charrnn.data import cache_dir
+    from charrnn.serve.app import build_app
+    from charrnn.serve.models import load_models, parse_spec
+    from charrnn.serve.protocol import Limits
+    from charrnn.serve.service import Settings
+
+    key = api_key or None
+    if not _loopback(host) and not key:
+        raise InputError(
+            f"--host {host} exposes the server beyond this machine: give --api-key "
+            "(or $CHARRNN_API_KEY), or bind 127.0.0.1"
+        )
+    if max_n > max_streams:
+        raise InputError(f"--max-n {max_n} is more than --max-streams {max_streams}")
+    dev = device
+    if deterministic and dev != "cpu":
+        raise InputError("--deterministic is a CPU engine mode; leave it out with --device " + dev)
+    specs = [parse_spec(s) for s in checkpoints] if checkpoints else []
+    if not specs:
+        specs = [parse_spec(str(find_checkpoint(None)))]
+    settings = Settings(
+        limits=Limits(max_chars, max_prompt, max_n),
+        max_streams=max_streams,
+        timeout=timeout,
+        max_body=max_body,
+        api_key=key,
+        cors_origins=tuple(cors_origin or ()),
+        sessions=sessions or cache_dir() / "sessions.sqlite",
+        max_sessions=max_sessions,
+        deterministic=deterministic,
+    )
+    sock = _bind(host, port)  # before loading: a busy port fails at once
+    models = load_models(specs, dev, threads or 0, deterministic)
+    app = build_app(models, settings)
+    _logging()
+    url = _url(host, sock.getsockname()[1])
+    for m in models.values():
+        info = m.info["model"]
+        console.print(
+            f"model {m.name}: {m.path} ({info['cell']} {info['layers']}×{info['hidden']}, "
+            f"vocab {m.info['vocab']['size']})",
+            highlight=False,
+            markup=False,
+        )
+    mode = "deterministic" if deterministic else "fast"
+    console.print(
+        f"mode {mode}; sessions in {settings.sessions}; API key "
+        f"{'required' if key else 'not required'}",
+        highlight=False,
+        markup=False,
+    )
+    console.print(f"serving on {url} (playground: {url}/)", highlight=False, markup=False)
+    _run(app, sock)
+    console.print("server stopped", highlight=False, markup=False)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port} ({e.strerror})") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _logging() -> None:
+    """Access lines and warnings on stderr, plain."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("charrnn.serve",):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _run(app, sock: socket.socket) -> None:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """uvicorn's handlers, without raising the signal again afterwards: a signal is how
+            a server is meant to stop, so the command exits 0."""
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            old = {s: signal.signal(s, self.handle_exit) for s in sigs}
+            try:
+                yield
+            finally:
+                for s, h in old.items():
+                    signal.signal(s, h)
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACE,
+        lifespan="on",
+        server_header=False,
+    )
+    Server(config).run(sockets=[sock])

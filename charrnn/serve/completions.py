@@ -1,0 +1,272 @@
+"""The generating routes: OpenAI's `/v1/completions` (whole or streamed as server-sent events) and
+torch-rnn-server's `/generate` (sentence-bounded suggestions for rnn-writer-style editors).
+
+A handler checks the request, admits it (`service`), then turns the worker's updates into the
+response. A client that goes away cancels its job at once: the worker frees its streams at the next
+step and commits what was actually sent to the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from charrnn.controls import Rules
+from charrnn.logits import Filters
+from charrnn.sampler import MAX_SEED, Options
+from charrnn.serve.middleware import read_json
+from charrnn.serve.protocol import (
+    ApiError,
+    Completion,
+    chunk,
+    finish_reason,
+    logprobs_shape,
+    new_id,
+    now,
+    parse_completion,
+    usage,
+)
+from charrnn.serve.scheduler import Job, Update
+from charrnn.serve.service import Service
+
+GENERATE_N = 10  # torch-rnn-server's most suggestions per request
+GENERATE_CHARS = 140  # and its longest
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def completions(request: Request) -> Response:
+    srv = service(request)
+    comp = parse_completion(await read_json(request, srv.settings.max_body), srv.settings.limits)
+    model = srv.model(comp.model)
+    job, updates = await srv.submit(
+        model,
+        comp.prompt,
+        comp.opts,
+        comp.n,
+        comp.seed,
+        logprobs=comp.logprobs,
+        echo_logprobs=comp.echo and comp.logprobs is not None,
+        session=comp.session,
+    )
+    request.scope["state"]["chars"] = 0
+    if comp.stream:
+        return StreamingResponse(
+            _events(request, comp, job, updates),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return await _whole(request, comp, job, updates)
+
+
+class _Choices:
+    """The choices of one completion as the updates arrive."""
+
+    def __init__(self, comp: Completion, job: Job) -> None:
+        self.comp, self.job, self.n = comp, job, comp.n
+        self.text = [""] * self.n
+        self.reason: list[str | None] = [None] * self.n
+        self.lp: list[list] = [[] for _ in range(self.n)]
+        self.prompt_lp: list | None = None
+        self.echoed = [False] * self.n
+        self.offset = [0] * self.n
+        self.sent = [0] * self.n  # generated characters handed to the client
+
+    def apply(self, u: Update) -> list[dict]:
+        """Take an update; return the stream chunk's choices for it."""
+        if u.prompt_logprobs is not None:
+            self.prompt_lp = u.prompt_logprobs
+        out = []
+        for i in sorted(set(u.text) | set(u.finished)):
+            piece, lps = u.text.get(i, ""), u.logprobs.get(i, [])
+            self.text[i] += piece
+            self.lp[i] += lps
+            if i in u.finished:
+                self.reason[i] = u.finished[i]
+            out.append(self._choice(i, piece, lps, u.finished.get(i)))
+        return out
+
+    def _choice(self, i: int, piece: str, lps: list, reason: str | None) -> dict:
+        shown, entries = piece, lps
+        if self.comp.echo and not self.echoed[i]:
+            self.echoed[i] = True
+            shown = self.comp.prompt + piece
+            entries = (self.prompt_lp or []) + lps
+        self.sent[i] += len(piece)
+        lp = None
+        if self.comp.logprobs is not None:
+            lp = logprobs_shape(entries, self.offset[i])
+        self.offset[i] += len(shown)
+        return {
+            "text": shown,
+            "index": i,
+            "logprobs": lp,
+            "finish_reason": None if reason is None else finish_reason(reason),
+        }
+
+    def whole(self) -> list[dict]:
+        out = []
+        for i in range(self.n):
+            text, entries = self.text[i], self.lp[i]
+            if self.comp.echo:
+                text, entries = self.comp.prompt + text, (self.prompt_lp or []) + entries
+            lp = logprobs_shape(entries, 0) if self.comp.logprobs is not None else None
+            out.append(
+                {
+                    "text": text,
+                    "index": i,
+                    "logprobs": lp,
+                    "finish_reason": finish_reason(self.reason[i] or "length"),
+                    "seed": self.job.seeds[i],
+                }
+            )
+        return out
+
+
+async def _next(updates: asyncio.Queue[Update], gone: asyncio.Task) -> Update | None:
+    """The next update, or None when the client has gone away."""
+    get = asyncio.ensure_future(updates.get())
+    finished, _ = await asyncio.wait({get, gone}, return_when=asyncio.FIRST_COMPLETED)
+    if get in finished:
+        return get.result()
+    get.cancel()
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _failed(u: Update) -> ApiError:
+    return ApiError(500, u.error or "internal error", kind="server_error")
+
+
+async def _whole(request: Request, comp: Completion, job: Job, updates) -> Response:
+    choices = _Choices(comp, job)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        while True:
+            u = await _next(updates, gone)
+            if u is None:  # nothing was sent: only the prompt is committed
+                job.cancel({i: 0 for i in range(comp.n)})
+                return Response(status_code=499)
+            if u.error and not u.done:
+                raise _failed(u)
+            choices.apply(u)
+            if u.done:
+                break
+    finally:
+        gone.cancel()
+    request.scope["state"]["chars"] = sum(len(t) for t in choices.text)
+    body = chunk(new_id(), now(), job.model.name, choices.whole(), usage(comp.prompt, choices.text))
+    body["system_fingerprint"] = job.model.fingerprint
+    if comp.session:
+        body["session"] = comp.session
+    return JSONResponse(body)
+
+
+async def _events(
+    request: Request, comp: Completion, job: Job, updates: asyncio.Queue[Update]
+) -> AsyncIterator[bytes]:
+    """Server-sent events: a chunk per update (each carrying every character a stream made since
+    the last), then a usage chunk when asked, then [DONE]."""
+    choices, cid, created, name = _Choices(comp, job), new_id(), now(), job.model.name
+    done = False
+    try:
+        while not done:
+            u = await updates.get()
+            if u.error:
+                yield _sse({"error": _failed(u).body()["error"]})
+                break
+            parts = choices.apply(u)
+            request.scope["state"]["chars"] = sum(choices.sent)
+            done = u.done
+            if parts:
+                yield _sse(chunk(cid, created, name, parts))
+        if done and comp.include_usage:
+            yield _sse(chunk(cid, created, name, [], usage(comp.prompt, choices.text)))
+        yield b"data: [DONE]\n\n"
+    finally:
+        if not done:  # the client went away (or the stream broke): free the streams now
+            job.cancel(dict(enumerate(choices.sent)))
+
+
+def _sse(obj: dict) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+
+
+# --- torch-rnn-server's route ----------------------------------------------------------------
+async def generate(request: Request) -> Response:
+    """`GET /generate?start_text=...&n=5`: sentence-bounded suggestions of 3 to 20 words, as
+    torch-rnn-server answers rnn-writer (`{"start_text", "completions", "time"}`). Characters the
+    model has never seen are skipped (an editor sends whatever the writer typed)."""
+    srv = service(request)
+    q = request.query_params
+    start = q.get("start_text", "")
+    n = _query_int(q.get("n"), "n", 1, 1, min(GENERATE_N, srv.settings.limits.max_n))
+    seed = _query_int(q.get("seed"), "seed", None, 0, MAX_SEED - 1)
+    temperature = _query_float(q.get("temperature"), "temperature", 0.7)
+    if len(start) > srv.settings.limits.max_prompt:
+        raise ApiError(
+            400, f"start_text: over {srv.settings.limits.max_prompt} characters", "start_text"
+        )
+    length = min(GENERATE_CHARS, srv.settings.limits.max_chars)
+    opts = Options(
+        length,
+        Filters(temperature),
+        Rules(until="sentence", min_words=3, max_words=20),
+        None,
+        "skip",
+    )
+    model = srv.model(q.get("model"))
+    t0 = time.perf_counter()
+    job, updates = await srv.submit(model, start, opts, n, seed)
+    texts = [""] * n
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        while True:
+            u = await _next(updates, gone)
+            if u is None:
+                job.cancel({})
+                return Response(status_code=499)
+            if u.error:
+                raise _failed(u)
+            for i, piece in u.text.items():
+                texts[i] += piece
+            if u.done:
+                break
+    finally:
+        gone.cancel()
+    request.scope["state"]["chars"] = sum(len(t) for t in texts)
+    return JSONResponse(
+        {"start_text": start, "completions": texts, "time": f"{time.perf_counter() - t0:.2f}"}
+    )
+
+
+def _query_int(raw: str | None, name: str, default, lo: int, hi: int):
+    if raw is None or raw == "":
+        return default
+    with contextlib.suppress(ValueError):
+        v = int(raw)
+        if lo <= v <= hi:
+            return v
+    raise ApiError(400, f"{name}: must be an integer from {lo} to {hi}, got {raw!r}", name)
+
+
+def _query_float(raw: str | None, name: str, default: float) -> float:
+    if raw is None or raw == "":
+        return default
+    with contextlib.suppress(ValueError):
+        v = float(raw)
+        if 0 <= v <= 100:
+            return v
+    raise ApiError(400, f"{name}: must be a number from 0 to 100, got {raw!r}", name)

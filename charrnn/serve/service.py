@@ -1,0 +1,201 @@
+"""What a running server holds between requests: its settings, models, batching worker, sessions,
+and the bookkeeping that admits requests (stream capacity, sessions in use).
+
+Requests are admitted here and turned into scheduler jobs whose updates arrive on an asyncio queue;
+the routes (`app`, `completions`) only translate between HTTP and these calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charrnn.errors import InputError
+from charrnn.sampler import Options, new_seed, seed_of
+from charrnn.serve.models import Model
+from charrnn.serve.protocol import ApiError, Limits
+from charrnn.serve.scheduler import Job, Scheduler, SessionPlan, Update
+from charrnn.serve.sessions import SessionStore, valid_id
+from charrnn.vocab import Unknown
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's options (the `charrnn serve` flags)."""
+
+    limits: Limits = field(default_factory=Limits)
+    max_streams: int = 64
+    queue_timeout: float = 2.0  # seconds a request waits for a free stream before 429
+    timeout: float = 120.0  # seconds a request may generate
+    max_body: int = 1 << 20
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    sessions: Path | None = None
+    max_sessions: int = 10_000
+    deterministic: bool = False
+
+
+class Capacity:
+    """Streams in use against --max-streams; a request waits briefly for room, then gets 429."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used, self.waiting = limit, 0, 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self, n: int, wait: float) -> None:
+        async with self._cond:
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(
+                    self._cond.wait_for(lambda: self.used + n <= self.limit), wait
+                )
+            except TimeoutError:
+                raise ApiError(
+                    429,
+                    f"the server is busy ({self.used} of {self.limit} streams in use); retry soon",
+                    kind="rate_limit_error",
+                    code="busy",
+                    headers={"Retry-After": "1"},
+                ) from None
+            finally:
+                self.waiting -= 1
+            self.used += n
+
+    async def release(self, n: int) -> None:
+        async with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+class Service:
+    def __init__(self, models: dict[str, Model], settings: Settings) -> None:
+        self.models, self.settings = models, settings
+        self.scheduler: Scheduler | None = None
+        self.store = (
+            SessionStore(settings.sessions, settings.max_sessions) if settings.sessions else None
+        )
+        self.capacity: Capacity | None = None
+        self.busy_sessions: set[str] = set()
+        self.scoring: asyncio.Lock | None = None  # one text scored at a time, beside the batch
+        self.started = time.time()
+        self._tasks: set[asyncio.Task] = set()
+
+    def start(self) -> None:
+        """On the event loop, at start-up (the lifespan)."""
+        self.scheduler = Scheduler()
+        self.capacity = Capacity(self.settings.max_streams)
+        self.scoring = asyncio.Lock()
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.close()
+        if self.store is not None:
+            self.store.close()
+
+    # --- admission ----------------------------------------------------------------------------
+    def model(self, name: str | None) -> Model:
+        if name is None or name == "":
+            if len(self.models) == 1:
+                return next(iter(self.models.values()))
+            raise ApiError(
+                400, f"model: several are loaded ({', '.join(self.models)}); name one", "model"
+            )
+        if name not in self.models:
+            raise ApiError(
+                404,
+                f"model {name!r} is not loaded here (loaded: {', '.join(self.models)})",
+                "model",
+                code="model_not_found",
+            )
+        return self.models[name]
+
+    def encode(self, model: Model, prompt: str, unknown: Unknown) -> list[int]:
+        try:
+            return model.engine.vocab.encode(prompt, unknown)
+        except InputError as e:
+            msg = str(e).replace("--unknown skip", '"unknown": "skip"')
+            raise ApiError(400, f"prompt: {msg}", "prompt", code="unknown_characters") from None
+
+    def open_session(self, session: str, model: Model) -> SessionPlan:
+        """Hold a session for one request (409 while another holds it)."""
+        if self.store is None:
+            raise ApiError(400, "session: this server keeps no sessions", "session")
+        if not valid_id(session):
+            raise ApiError(
+                400, "session: 1-128 characters of letters, digits and _ . : @ -", "session"
+            )
+        if session in self.busy_sessions:
+            raise ApiError(
+                409,
+                f"session {session!r} is busy with another request; wait for it to finish",
+                "session",
+                code="session_busy",
+            )
+        saved = self.store.get(session)
+        if saved is not None and saved.fingerprint != model.fingerprint:
+            raise ApiError(
+                409,
+                f"session {session!r} was written by another checkpoint (model {saved.model!r}); "
+                f"continue it with that model, or DELETE /v1/sessions/{session}",
+                "session",
+                code="session_model_mismatch",
+            )
+        self.busy_sessions.add(session)
+        if saved is None:
+            return SessionPlan(session, self.store)
+        return SessionPlan(session, self.store, saved.state, saved.tail)
+
+    async def submit(
+        self,
+        model: Model,
+        prompt: str,
+        opts: Options,
+        n: int,
+        seed: int | None,
+        *,
+        logprobs: int | None = None,
+        echo_logprobs: bool = False,
+        session: str | None = None,
+    ) -> tuple[Job, asyncio.Queue[Update]]:
+        """Admit a request (room for its n streams, its session) and hand it to the worker."""
+        assert self.scheduler is not None and self.capacity is not None
+        ids = self.encode(model, prompt, opts.unknown)
+        plan = self.open_session(session, model) if session else None
+        try:
+            await self.capacity.acquire(n, self.settings.queue_timeout)
+        except BaseException:
+            if plan is not None:
+                self.busy_sessions.discard(plan.id)
+            raise
+        loop = asyncio.get_running_loop()
+        updates: asyncio.Queue[Update] = asyncio.Queue()
+        base = new_seed() if seed is None else seed
+        job = Job(
+            model,
+            prompt,
+            ids,
+            opts,
+            [seed_of(base, i) for i in range(n)],
+            notify=lambda u: loop.call_soon_threadsafe(updates.put_nowait, u),
+            logprobs=logprobs,
+            echo_logprobs=echo_logprobs,
+            deadline=time.monotonic() + self.settings.timeout,
+            session=plan,
+        )
+        job.on_exit = self._on_exit(loop, n, plan.id if plan else None)
+        self.scheduler.submit(job)
+        return job, updates
+
+    def _on_exit(self, loop, n: int, session: str | None) -> Callable[[], None]:
+        def done() -> None:
+            if session is not None:
+                self.busy_sessions.discard(session)
+            assert self.capacity is not None
+            task = loop.create_task(self.capacity.release(n))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return lambda: loop.call_soon_threadsafe(done)
