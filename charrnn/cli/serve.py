@@ -86,6 +86,14 @@ def serve(
             rich_help_panel=LIMITS,
         ),
     ] = 64,
+    queue_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds a request waits for a free stream before 429.",
+            rich_help_panel=LIMITS,
+        ),
+    ] = 2.0,
     timeout: Annotated[
         float,
         typer.Option(min=0.1, help="Seconds a request may generate.", rich_help_panel=LIMITS),
@@ -128,8 +136,7 @@ def serve(
             f"--host {host} exposes the server beyond this machine: give --api-key "
             "(or $CHARRNN_API_KEY), or bind 127.0.0.1"
         )
-    if max_n > max_streams:
-        raise InputError(f"--max-n {max_n} is more than --max-streams {max_streams}")
+    max_n = min(max_n, max_streams)  # a request's choices all run at once
     dev = device
     if deterministic and dev != "cpu":
         raise InputError("--deterministic is a CPU engine mode; leave it out with --device " + dev)
@@ -139,6 +146,7 @@ def serve(
     settings = Settings(
         limits=Limits(max_chars, max_prompt, max_n),
         max_streams=max_streams,
+        queue_timeout=queue_timeout,
         timeout=timeout,
         max_body=max_body,
         api_key=key,

@@ -259,12 +259,12 @@ def new_id() -> str:
     return "cmpl-" + secrets.token_hex(12)
 
 
-def logprobs_shape(entries: list[LogprobEntry | None], offset: int) -> dict[str, Any]:
+def logprobs_shape(entries: list[LogprobEntry], offset: int) -> dict[str, Any]:
     """OpenAI's completions logprobs object for these characters, text_offset from `offset`."""
     return {
-        "tokens": [e[0] if e else None for e in entries],
-        "token_logprobs": [e[1] if e else None for e in entries],
-        "top_logprobs": [e[2] if e else None for e in entries],
+        "tokens": [e[0] for e in entries],
+        "token_logprobs": [e[1] for e in entries],
+        "top_logprobs": [e[2] for e in entries],
         "text_offset": list(range(offset, offset + len(entries))),
     }
 

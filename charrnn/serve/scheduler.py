@@ -36,7 +36,8 @@ from charrnn.stream import Stream, draw
 FLUSH = 0.02  # seconds between a job's updates after its first characters
 log = logging.getLogger("charrnn.serve")
 
-LogprobEntry = tuple[str, float, dict[str, float]]  # character, its log-probability, the top k
+# a character, its log-probability and the top k (None for a prompt's first character)
+LogprobEntry = tuple[str, float | None, dict[str, float] | None]
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Update:
     text: dict[int, str] = field(default_factory=dict)  # choice index → new characters
     logprobs: dict[int, list[LogprobEntry]] = field(default_factory=dict)
     finished: dict[int, str] = field(default_factory=dict)  # choice index → why it ended
-    prompt_logprobs: list[LogprobEntry | None] | None = None
+    prompt_logprobs: list[LogprobEntry] | None = None
     done: bool = False  # every stream ended (and the session, if any, is committed)
     error: str | None = None
 
@@ -414,12 +415,19 @@ def _entry(logits, ch: int, k: int, chars: tuple[str, ...]) -> LogprobEntry:
     return (chars[ch], float(lp[ch]), {chars[j]: float(lp[j]) for j in top})
 
 
-def _prompt_logprobs(job: Job, logits: np.ndarray | None) -> list[LogprobEntry | None]:
-    """echo with logprobs: each prompt character under the model given the ones before it (the
-    first has none, as in OpenAI's API)."""
-    chars = job.model.engine.vocab.chars
-    ids = job.prompt_ids
-    out: list[LogprobEntry | None] = [None] if ids else []
-    for t in range(1, len(ids)):
-        out.append(_entry(logits[t - 1], ids[t], job.logprobs or 0, chars))  # type: ignore[index]
+def _prompt_logprobs(job: Job, logits: np.ndarray | None) -> list[LogprobEntry]:
+    """echo with logprobs: each prompt character under the model given the ones before it. The
+    first has none (as in OpenAI's API), nor have characters the model does not know (skipped)."""
+    vocab = job.model.engine.vocab
+    out: list[LogprobEntry] = []
+    t = 0  # index into the prompt's known characters
+    for c in job.prompt:
+        if c not in vocab:
+            out.append((c, None, None))
+            continue
+        if t == 0 or logits is None:
+            out.append((c, None, None))
+        else:
+            out.append(_entry(logits[t - 1], vocab.index(c), job.logprobs or 0, vocab.chars))
+        t += 1
     return out
