@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.serving import served  # noqa: F401  (the fixture that starts real servers)
+
 # CI runs a fixed set of examples (HYPOTHESIS_PROFILE=ci); elsewhere each run explores new ones.
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("thorough", max_examples=2000, deadline=None)

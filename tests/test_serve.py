@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import Server, served, wait_for  # noqa: F401
+from tests.serving import Server, wait_for
 
 openai = pytest.importorskip("openai")
 
@@ -23,7 +23,9 @@ def client(srv: Server, key: str = "none") -> openai.OpenAI:
 
 def sample_text(cli, ckpt: Path, prompt: str, seed: int, length: int, *opts: object) -> str:
     """What `charrnn sample` prints for these options (the prompt not echoed)."""
-    r = cli("sample", ckpt, "--seed", prompt, "--rng-seed", seed, "--length", length, "--no-echo", *opts)
+    r = cli(
+        "sample", ckpt, "--seed", prompt, "--rng-seed", seed, "--length", length, "--no-echo", *opts
+    )
     assert r.code == 0, r.err
     return r.out
 
@@ -49,7 +51,9 @@ def test_openai_client_plain_and_streamed_equal_sample(served, cli, trained: Pat
     c = client(srv)
     models = c.models.list()
     assert [m.id for m in models.data] == ["run"]
-    out = c.completions.create(model="run", prompt="ROMEO:\n", max_tokens=120, seed=7, temperature=0.8)
+    out = c.completions.create(
+        model="run", prompt="ROMEO:\n", max_tokens=120, seed=7, temperature=0.8
+    )
     expected = sample_text(cli, trained, "ROMEO:\\n", 7, 120, "--temp", 0.8)
     assert out.choices[0].text == expected
     assert out.choices[0].finish_reason == "length"
@@ -78,7 +82,9 @@ def test_twenty_concurrent_streams_each_get_their_own_text(served, cli, trained:
     def one(job: tuple[str, int, float]) -> str:
         prompt, seed, temp = job
         body = {"prompt": prompt, "max_tokens": 150, "seed": seed, "temperature": temp}
-        with httpx.stream("POST", srv.url + "/v1/completions", json={**body, "stream": True}, timeout=60) as r:
+        with httpx.stream(
+            "POST", srv.url + "/v1/completions", json={**body, "stream": True}, timeout=60
+        ) as r:
             assert r.status_code == 200
             lines = [x for x in r.iter_lines() if x]
         texts, reasons, _ = sse_texts(lines)
@@ -94,7 +100,9 @@ def test_twenty_concurrent_streams_each_get_their_own_text(served, cli, trained:
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         got = list(pool.map(together, jobs))
     for (prompt, seed, temp), text in zip(jobs, got, strict=True):
-        assert text == sample_text(cli, trained, prompt.replace("\n", "\\n"), seed, 150, "--temp", temp)
+        assert text == sample_text(
+            cli, trained, prompt.replace("\n", "\\n"), seed, 150, "--temp", temp
+        )
     assert len(set(got)) == 20
 
 
@@ -107,10 +115,14 @@ def test_generate_route_as_torch_rnn_server(served) -> None:
     assert body["start_text"] == "It was a dark" and len(body["completions"]) == 3
     assert all(isinstance(t, str) and t for t in body["completions"])
     assert float(body["time"]) >= 0 and len(body["time"].split(".")[1]) == 2
-    again = httpx.get(srv.url + "/generate", params={"start_text": "It was a dark", "n": 3, "seed": 1})
+    again = httpx.get(
+        srv.url + "/generate", params={"start_text": "It was a dark", "n": 3, "seed": 1}
+    )
     assert again.json()["completions"] == body["completions"]
     # an editor sends anything: characters the model has never seen are skipped
-    assert httpx.get(srv.url + "/generate", params={"start_text": "€ ok", "n": 1}).status_code == 200
+    assert (
+        httpx.get(srv.url + "/generate", params={"start_text": "€ ok", "n": 1}).status_code == 200
+    )
     assert httpx.get(srv.url + "/generate", params={"n": "eleven"}).status_code == 400
 
 
@@ -123,7 +135,9 @@ def test_score_route_matches_score_command(served, cli, trained: Path, tmp_path:
     got = httpx.post(srv.url + "/v1/score", json={"text": text}).json()
     for key in ("chars", "unknown", "nats_per_char", "bpc", "perplexity", "unknown_chars"):
         assert got[key] == expected[key], key
-    per = httpx.post(srv.url + "/v1/score", json={"text": text, "per_char": True, "top_k": 3}).json()
+    per = httpx.post(
+        srv.url + "/v1/score", json={"text": text, "per_char": True, "top_k": 3}
+    ).json()
     r = cli("score", trained, tmp_path / "t.txt", "--per-char", "--top-k", 3)
     assert per["per_char"] == [json.loads(line) for line in r.out.splitlines()]
     assert httpx.post(srv.url + "/v1/score", json={"text": 5}).status_code == 400
@@ -218,7 +232,7 @@ def test_caps_queue_then_429_and_timeout(served) -> None:
         busy = httpx.post(srv.url + "/v1/completions", json={"prompt": "B"})
         assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
         assert busy.json()["error"]["type"] == "rate_limit_error"
-        texts, reasons, _ = sse_texts([first, *(x for x in lines if x)])
+        _, reasons, _ = sse_texts([first, *(x for x in lines if x)])
     assert reasons == {0: "length"}  # cut by --timeout, the text so far delivered
     out = _complete(srv, prompt="A", max_tokens=1000000)
     assert out["choices"][0]["finish_reason"] == "length" and out["choices"][0]["text"]
@@ -228,14 +242,18 @@ def test_echo_logprobs_and_usage_chunk(served, trained: Path) -> None:
     srv = served("--deterministic")
     c = client(srv)
     plain = c.completions.create(model="run", prompt="KING", max_tokens=30, seed=5)
-    out = c.completions.create(model="run", prompt="KING", max_tokens=30, seed=5, echo=True, logprobs=3)
+    out = c.completions.create(
+        model="run", prompt="KING", max_tokens=30, seed=5, echo=True, logprobs=3
+    )
     ch = out.choices[0]
     assert ch.text == "KING" + plain.choices[0].text  # logprobs do not change the text
     lp = ch.logprobs
     assert "".join(lp.tokens) == ch.text and lp.text_offset == list(range(len(ch.text)))
     assert lp.token_logprobs[0] is None and all(x <= 0 for x in lp.token_logprobs[1:])
     assert all(len(t) == 3 for t in lp.top_logprobs[1:])
-    for tok, top, own in zip(lp.tokens[1:], lp.top_logprobs[1:], lp.token_logprobs[1:], strict=True):
+    for tok, top, own in zip(
+        lp.tokens[1:], lp.top_logprobs[1:], lp.token_logprobs[1:], strict=True
+    ):
         if tok in top:
             assert abs(top[tok] - own) < 1e-9
     events = list(
