@@ -121,7 +121,7 @@ async def score(request: Request) -> Response:
         raise ApiError(400, "unknown: must be 'skip' or 'error'", "unknown")
     model = srv.model(body.get("model"))
     if unknown == "error":
-        srv.encode(model, text, "error")
+        srv.encode(model, text, "error", "text")
     async with srv.scoring:  # one text at a time beside the batch: 2 cores are shared
         result = await asyncio.to_thread(_score, model, text, per_char, top_k)
     request.scope["state"]["chars"] = result["chars"]

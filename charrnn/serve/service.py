@@ -112,12 +112,12 @@ class Service:
             )
         return self.models[name]
 
-    def encode(self, model: Model, prompt: str, unknown: Unknown) -> list[int]:
+    def encode(self, model: Model, text: str, unknown: Unknown, param: str = "prompt") -> list[int]:
         try:
-            return model.engine.vocab.encode(prompt, unknown)
+            return model.engine.vocab.encode(text, unknown)
         except InputError as e:
             msg = str(e).replace("--unknown skip", '"unknown": "skip"')
-            raise ApiError(400, f"prompt: {msg}", "prompt", code="unknown_characters") from None
+            raise ApiError(400, f"{param}: {msg}", param, code="unknown_characters") from None
 
     def open_session(self, session: str, model: Model) -> SessionPlan:
         """Hold a session for one request (409 while another holds it)."""
