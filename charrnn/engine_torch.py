@@ -16,6 +16,7 @@ import torch
 
 from charrnn import checkpoint, snapshot
 from charrnn.engine import Forward
+from charrnn.engine import State as NumpyState
 from charrnn.model import CharRNN, State, state_tensors
 from charrnn.vocab import Vocab
 
@@ -42,6 +43,13 @@ class TorchState:
 
     def module_state(self) -> State:
         return (self.h, self.c) if self.c is not None else self.h
+
+    @staticmethod
+    def concat(states: Sequence[TorchState]) -> TorchState:
+        """One state holding the rows of these states in order (streams joining a batch)."""
+        h = torch.cat([s.h for s in states], dim=1)
+        c = None if states[0].c is None else torch.cat([s.c for s in states], dim=1)  # type: ignore[misc]
+        return TorchState(h, c)
 
 
 class _FastStep:
@@ -124,6 +132,23 @@ class TorchEngine:
         engine = cls(snapshot.build_model(header), vocab, device)
         engine.header = header
         return engine
+
+    @torch.inference_mode()
+    def head_logits(self, state: TorchState) -> np.ndarray:
+        """The logits a state predicts (batch × vocab): a stream resumed from a saved state."""
+        return self.model.head(state.h[-1]).float().cpu().numpy()
+
+    def to_numpy(self, state: TorchState) -> NumpyState:
+        """The numpy engine's state layout (per layer, batch × hidden): how sessions store it."""
+        h = [x.float().cpu().numpy() for x in state.h]
+        c = None if state.c is None else [x.float().cpu().numpy() for x in state.c]
+        return NumpyState(h, c)
+
+    def from_numpy(self, state: NumpyState) -> TorchState:
+        def stack(xs: list[np.ndarray]) -> torch.Tensor:
+            return torch.as_tensor(np.stack(xs), device=self.device)
+
+        return TorchState(stack(state.h), None if state.c is None else stack(state.c))
 
     def initial_state(self, batch: int = 1) -> TorchState:
         st = state_tensors(self.model.init_state(batch, self.device))

@@ -10,8 +10,8 @@ no row's arithmetic depends on its neighbours). In the fast mode a batch's produ
 matrix-matrix product, and a stream's rounding depends on the batch it shares.
 
 Results go back as `Update`s through the job's `notify` (called on this thread; the app makes it
-thread-safe), at most every FLUSH seconds per job after its first characters, so a streamed response
-carries several characters per event. It knows nothing of HTTP, JSON or OpenAI's shapes.
+thread-safe): the first characters at once, then at most every 20 ms per job (100 ms with many
+jobs), so a streamed response carries several characters per event. It knows nothing of HTTP, JSON or OpenAI's shapes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from charrnn.serve.models import Model
 from charrnn.serve.sessions import SessionStore
 from charrnn.stream import Stream, draw
 
-FLUSH = 0.02  # seconds between a job's updates after its first characters
+FLUSH = 0.02  # seconds between a job's updates after its first characters, with few jobs
+FLUSH_MOST = 0.1  # and with many: each update costs the event loop and the client a JSON event
 log = logging.getLogger("charrnn.serve")
 
 # a character, its log-probability and the top k (None for a prompt's first character)
@@ -278,7 +279,7 @@ class Scheduler:
                 s for _, s in batch.joiners
             ]
             batch.lives = batch.lives + [lv for lv, _ in batch.joiners]
-            batch.state = State.concat(states) if len(states) > 1 else states[0]
+            batch.state = type(states[0]).concat(states) if len(states) > 1 else states[0]
             batch.joiners = []
         self.streams = sum(len(b.lives) for b in self._batches.values())
 
@@ -350,6 +351,8 @@ class Scheduler:
         else:
             state = start
         text = plan.tail + job.prompt + sent
+        if hasattr(engine, "to_numpy"):  # the torch engine's state, stored in numpy's layout
+            state = engine.to_numpy(state)
         try:
             plan.store.put(
                 plan.id, job.model.name, job.model.fingerprint, state, text, len(job.prompt + sent)
@@ -380,12 +383,13 @@ class Scheduler:
     # --- results ------------------------------------------------------------------------------
     def _post_all(self) -> None:
         now = time.monotonic()
+        every = min(FLUSH_MOST, FLUSH * max(1.0, len(self._jobs) / 4))
         for batch in self._batches.values():
             for lv in batch.lives:
                 job = lv.job
                 if job.pending.empty():
                     continue
-                if not job.posted_text or now - job.last_post >= FLUSH:
+                if not job.posted_text or now - job.last_post >= every:
                     job.posted_text = True
                     self._post(job, job.pending)
                     job.pending, job.last_post = Update(), now

@@ -146,7 +146,9 @@ class Service:
         self.busy_sessions.add(session)
         if saved is None:
             return SessionPlan(session, self.store)
-        return SessionPlan(session, self.store, saved.state, saved.tail)
+        engine = model.engine
+        state = engine.from_numpy(saved.state) if hasattr(engine, "from_numpy") else saved.state
+        return SessionPlan(session, self.store, state, saved.tail)
 
     async def submit(
         self,
