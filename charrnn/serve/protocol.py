@@ -19,7 +19,8 @@ from charrnn.controls import UNTILS, Rules
 from charrnn.errors import CharRNNError
 from charrnn.logits import Filters
 from charrnn.sampler import MAX_SEED, Options
-from charrnn.serve.scheduler import LogprobEntry, Update
+from charrnn.serve.logprobs import LogprobEntry
+from charrnn.serve.scheduler import Update
 
 MAX_LOGPROBS = 20
 MAX_STOPS = 16

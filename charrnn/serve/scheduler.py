@@ -29,6 +29,7 @@ import numpy as np
 from charrnn.controls import Guard
 from charrnn.engine import Forward, State
 from charrnn.sampler import Options
+from charrnn.serve.logprobs import LogprobEntry, entry, prompt_logprobs
 from charrnn.serve.models import Model
 from charrnn.serve.sessions import SessionStore
 from charrnn.stream import Stream, draw
@@ -36,9 +37,6 @@ from charrnn.stream import Stream, draw
 FLUSH = 0.02  # seconds between a job's updates after its first characters, with few jobs
 FLUSH_MOST = 0.1  # and with many: each update costs the event loop and the client a JSON event
 log = logging.getLogger("charrnn.serve")
-
-# a character, its log-probability and the top k (None for a prompt's first character)
-LogprobEntry = tuple[str, float | None, dict[str, float] | None]
 
 
 @dataclass
@@ -225,7 +223,9 @@ class Scheduler:
         assert fwd is not None
         vocab = job.model.engine.vocab
         if job.echo_logprobs:
-            job.pending.prompt_logprobs = _prompt_logprobs(job, fwd.logits)
+            job.pending.prompt_logprobs = prompt_logprobs(
+                job.model.engine.vocab, job.prompt, fwd.logits, job.logprobs or 0
+            )
         start = fwd.state
         last = None if fwd.logits is None else fwd.logits[-1]
         if job.echo_logprobs and last is not None:  # the last row exactly as a prime without echo
@@ -303,7 +303,7 @@ class Scheduler:
         vocab = job.model.engine.vocab
         piece = stream.take(ch, vocab)
         if job.logprobs is not None and ch >= 0 and stream.reason != "until":
-            lv.lp.append(_entry(lv.logits, ch, job.logprobs, vocab.chars))
+            lv.lp.append(entry(lv.logits, ch, job.logprobs, vocab.chars))
         if stream.reason is None and stream.drawn >= job.opts.length:
             stream.reason = "length"
             piece += stream.flush()
@@ -402,36 +402,3 @@ class Scheduler:
 def _at_once(fwd: Forward) -> Generator[None, None, Forward]:
     return fwd
     yield  # a generator that finishes at once
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    x = np.asarray(logits, dtype=np.float64)
-    x = x - x.max()
-    return x - np.log(np.exp(x).sum())
-
-
-def _entry(logits, ch: int, k: int, chars: tuple[str, ...]) -> LogprobEntry:
-    """The model's own log-probability of ch (before temperature and filters) and its top k."""
-    if logits is None:
-        return (chars[ch], 0.0, {})
-    lp = _log_softmax(logits)
-    top = np.argsort(-lp, kind="stable")[:k] if k else []
-    return (chars[ch], float(lp[ch]), {chars[j]: float(lp[j]) for j in top})
-
-
-def _prompt_logprobs(job: Job, logits: np.ndarray | None) -> list[LogprobEntry]:
-    """echo with logprobs: each prompt character under the model given the ones before it. The
-    first has none (as in OpenAI's API), nor have characters the model does not know (skipped)."""
-    vocab = job.model.engine.vocab
-    out: list[LogprobEntry] = []
-    t = 0  # index into the prompt's known characters
-    for c in job.prompt:
-        if c not in vocab:
-            out.append((c, None, None))
-            continue
-        if t == 0 or logits is None:
-            out.append((c, None, None))
-        else:
-            out.append(_entry(logits[t - 1], vocab.index(c), job.logprobs or 0, vocab.chars))
-        t += 1
-    return out
