@@ -33,6 +33,8 @@ from charrnn.serve.service import Service, Settings
 log = logging.getLogger("charrnn.serve")
 ASSETS = {
     "playground.js": "text/javascript; charset=utf-8",
+    "write.js": "text/javascript; charset=utf-8",
+    "inside.js": "text/javascript; charset=utf-8",
     "playground.css": "text/css; charset=utf-8",
 }
 MAX_TOP_K = 20
