@@ -98,9 +98,7 @@ def test_every_bad_request_gets_a_4xx_and_the_server_keeps_serving(served) -> No
         _error(chat, 404, None)
         assert "/v1/completions" in chat.json()["error"]["message"]
         _error(c.post(srv.url + "/v1/score", json={"text": "a", "top_k": 99}), 400, "top_k")
-        _error(
-            c.post(srv.url + "/v1/score", json={"text": "5€", "unknown": "error"}), 400, "text"
-        )
+        _error(c.post(srv.url + "/v1/score", json={"text": "5€", "unknown": "error"}), 400, "text")
         _error(c.post(srv.url + "/v1/score", json={"txt": "a"}), 400, "txt")
         _error(c.get(srv.url + "/generate", params={"n": 0}), 400, "n")
         _error(c.get(srv.url + "/generate", params={"temperature": "warm"}), 400, "temperature")

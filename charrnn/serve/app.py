@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -77,6 +78,7 @@ async def health(request: Request) -> Response:
             "streams": sched.streams if sched else 0,
             "queued": srv.capacity.waiting if srv.capacity else 0,
             "max_streams": srv.settings.max_streams,
+            "limits": dataclasses.asdict(srv.settings.limits),
             "sessions": srv.store.count() if srv.store else None,
         }
     )

@@ -110,6 +110,7 @@ class _Choices:
             "index": i,
             "logprobs": lp,
             "finish_reason": None if reason is None else finish_reason(reason),
+            "seed": self.job.seeds[i],
         }
 
     def whole(self) -> list[dict]:

@@ -69,8 +69,8 @@ class ApiError(CharRNNError):
 class Limits:
     """The server's caps on one request."""
 
-    max_chars: int = 2000
-    max_prompt: int = 8000
+    max_chars: int = 4000
+    max_prompt: int = 20_000
     max_n: int = 16
 
 
