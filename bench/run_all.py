@@ -14,6 +14,7 @@ QUICK = [
     "sample_speed.py",
     "novelty_speed.py",
     "score_speed.py",
+    "serve_load.py",
     "prep_speed.py",
     "train_throughput.py",
     "bf16_quality.py",
