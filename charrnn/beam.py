@@ -65,14 +65,16 @@ def beam_search(sampler: Sampler, prime: str, opts: Options, width: int) -> Samp
         logits = sampler.engine.step(np.array([c for _, c in rows]), state)
     if finished:
         best = max(finished, key=lambda f: f[0])
-        return Sample(_stop_cut(best[1], opts.stop)[0], -1, "until")
+        return Sample(_stop_cut(best[1], opts.stops)[0], -1, "until")
     if not beams:
         return Sample("", -1, "dead_end")
-    text, cut = _stop_cut(beams[0][1], opts.stop)
+    text, cut = _stop_cut(beams[0][1], opts.stops)
     return Sample(text, -1, "stop" if cut else "length")
 
 
-def _stop_cut(text: str, stop: str | None) -> tuple[str, bool]:
-    if stop and stop in text:
-        return text[: text.index(stop)], True
+def _stop_cut(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    """The text up to the first stop string found in it (the earliest occurrence of any)."""
+    found = [text.index(s) for s in stops if s in text]
+    if found:
+        return text[: min(found)], True
     return text, False

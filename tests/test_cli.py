@@ -235,3 +235,16 @@ def test_prep_json_on_stdout_and_quiet(cli) -> None:
     assert r.code == 0 and r.err == ""
     summary = json.loads(r.out)
     assert summary["chars"] == 600 and summary["path"] == "ds" and summary["dtype"] == "uint8"
+
+
+def test_several_stop_strings_end_a_sample_at_the_first(cli, trained: Path) -> None:
+    """--stop is repeatable: the text ends where any of them first appears (beam search too)."""
+    full = cli("sample", trained, "--seed", "A", "--rng-seed", 3, "--length", 300, "--no-echo")
+    first = min(i for i in (full.out.find("e"), full.out.find(":")) if i >= 0)
+    cut = cli("sample", trained, "--seed", "A", "--rng-seed", 3, "--length", 300, "--no-echo",
+              "--stop", "e", "--stop", ":")  # fmt: skip
+    assert cut.code == 0 and cut.out == full.out[:first]
+    beam = cli(
+        "sample", trained, "--seed", "A", "--beam", 2, "--length", 60, "--stop", "e", "--stop", " "
+    )
+    assert beam.code == 0 and "e" not in beam.out[1:] and " " not in beam.out[1:]

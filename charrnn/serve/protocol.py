@@ -20,7 +20,6 @@ from charrnn.errors import CharRNNError
 from charrnn.logits import Filters
 from charrnn.sampler import MAX_SEED, Options
 from charrnn.serve.logprobs import LogprobEntry
-from charrnn.serve.scheduler import Update
 
 MAX_LOGPROBS = 20
 MAX_STOPS = 16
@@ -289,6 +288,3 @@ def usage(prompt: str, texts: list[str]) -> dict[str, int]:
 
 def now() -> int:
     return int(time.time())
-
-
-__all__ = ["ApiError", "Completion", "Limits", "Update", "parse_completion"]
