@@ -32,11 +32,13 @@ from charrnn.serve.protocol import ApiError
 from charrnn.serve.service import Service, Settings
 
 log = logging.getLogger("charrnn.serve")
-ASSETS = {
-    "playground.js": "text/javascript; charset=utf-8",
-    "write.js": "text/javascript; charset=utf-8",
-    "inside.js": "text/javascript; charset=utf-8",
-    "playground.css": "text/css; charset=utf-8",
+JS, CSS = "text/javascript; charset=utf-8", "text/css; charset=utf-8"
+ASSETS = {  # name → (package holding it in assets/, media type)
+    "dom.js": ("charrnn.viz", JS),  # the DOM helpers the viz page shares
+    "playground.js": ("charrnn.serve", JS),
+    "write.js": ("charrnn.serve", JS),
+    "inside.js": ("charrnn.serve", JS),
+    "playground.css": ("charrnn.serve", CSS),
 }
 MAX_TOP_K = 20
 
@@ -180,8 +182,9 @@ async def asset(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in ASSETS:
         raise ApiError(404, f"no asset {name!r}", code="not_found")
-    data = resources.files("charrnn.serve").joinpath("assets", name).read_bytes()
-    return Response(data, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+    package, media = ASSETS[name]
+    data = resources.files(package).joinpath("assets", name).read_bytes()
+    return Response(data, media_type=media, headers={"Cache-Control": "no-cache"})
 
 
 # --- the app -----------------------------------------------------------------------------------

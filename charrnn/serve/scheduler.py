@@ -131,7 +131,6 @@ class Scheduler:
         self._jobs: set[int] = set()
         self._stopping = False
         self.streams = 0  # streams generating now (read by /health)
-        self.steps = 0
         self._thread = threading.Thread(target=self._run, name="charrnn-batch", daemon=True)
         self._thread.start()
 
@@ -272,7 +271,6 @@ class Scheduler:
                     lv.logits = logits[r]
                     if lv.job.session is not None:
                         lv.fed.append(int(ids[r]))
-                self.steps += 1
             batch.lives, batch.state = survivors, state if survivors else None
         if batch.joiners:
             states = ([batch.state] if batch.state is not None else []) + [

@@ -80,7 +80,6 @@ class Service:
         self.capacity: Capacity | None = None
         self.busy_sessions: set[str] = set()
         self.scoring: asyncio.Lock | None = None  # one text scored at a time, beside the batch
-        self.started = time.time()
         self._tasks: set[asyncio.Task] = set()
 
     def start(self) -> None:

@@ -198,8 +198,8 @@ def _asset(name: str) -> str:
 def render(data: dict) -> str:
     """The page: the HTML template with its style, script and data put inline. The JSON escapes
     every `<` so that nothing in the text (a `</script>` in a corpus of HTML) can end its element."""
-    css, js = _asset("viz.css"), _asset("viz.js")
-    for what, body, tag in (("viz.css", css, "</style"), ("viz.js", js, "</script")):
+    css, js = _asset("viz.css"), _asset("dom.js") + "\n" + _asset("viz.js")
+    for what, body, tag in (("viz.css", css, "</style"), ("dom.js + viz.js", js, "</script")):
         if tag in body.lower():
             raise AssertionError(f"{what} must not contain {tag}")
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

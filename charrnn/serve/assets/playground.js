@@ -13,28 +13,7 @@
   const KEY_STORE = "charrnn.apiKey";
 
   const $ = (id) => document.getElementById(id);
-  const group3 = (x) => x.toLocaleString("en-US");
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) if (child != null) node.append(child);
-    return node;
-  }
-
-  // Characters a reader cannot see get a visible stand-in (in lists and the panel, not the text).
-  function visible(ch) {
-    if (ch === "\n") return "↵";
-    if (ch === " ") return "␣";
-    if (ch === "\t") return "⇥";
-    const code = ch.codePointAt(0);
-    if (code < 32) return String.fromCodePoint(0x2400 + code);
-    if (code === 127) return "␡";
-    return ch;
-  }
+  const { el, visible, group3 } = window.charrnnDom; // assets/dom.js, shared with charrnn viz
 
   // --- the error line -----------------------------------------------------------------------
   const errorLine = $("error");

@@ -53,25 +53,7 @@
   const vocabIndex = new Map(D.vocab.map((c, i) => [c, i]));
 
   // --- small helpers ------------------------------------------------------------------------
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) if (child != null) node.append(child);
-    return node;
-  }
-  function visible(ch) {
-    if (ch === "\n") return "↵";
-    if (ch === " ") return "␣";
-    if (ch === "\t") return "⇥";
-    const code = ch.codePointAt(0);
-    if (code < 32) return String.fromCodePoint(0x2400 + code);
-    if (code === 127) return "␡";
-    return ch;
-  }
-  const group3 = (x) => x.toLocaleString("en-US");
+  const { el, visible, group3 } = window.charrnnDom; // dom.js, put inline before this file
   const prob = (code) => (code / D.prob_scale).toFixed(4);
   const bits = (logprob) => -logprob / Math.LN2;
 
