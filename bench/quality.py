@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,12 +83,22 @@ def run_charrnn(budget: str, out: str | None, extra: list[str]) -> dict:
         cmd += ["--out", out or tmp, "--json", "--quiet", "--overwrite", *extra]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         m = read_header(result["best_path"]).meta["model"]
-    return {
+        lines = Path(out or tmp, "metrics.jsonl").read_text().splitlines()
+        evals = [json.loads(x) for x in lines if '"val_loss"' in x]
+    # with weight averaging, each weight set's best on its own (the result takes the better one)
+    sets = {
+        f"charrnn_best_{k}": round(min(e[k] for e in evals), 4)
+        for k in ("raw_val_loss", "ema_val_loss")
+        if evals and k in evals[-1]
+    }
+    regularisers = {k: m[k] for k in ("weight_drop", "locked_dropout") if m.get(k)}
+    return sets | {
         "charrnn_val_loss": round(result["best_val_loss"], 4),
         "charrnn_val_bpc": round(result["best_val_loss"] / np.log(2), 4),
         "charrnn_steps": result["step"],
         "charrnn_best_step": result["best_step"],
-        "charrnn_model": f"{m['cell']} {m['layers']}x{m['hidden']} dropout {m['dropout']}",
+        "charrnn_model": f"{m['cell']} {m['layers']}x{m['hidden']} dropout {m['dropout']}"
+        + "".join(f" {k} {v}" for k, v in regularisers.items()),
     }
 
 

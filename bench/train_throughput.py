@@ -1,6 +1,8 @@
 """Training throughput: charrnn's chars/s (as written to metrics.jsonl) at fp32 and bf16 against the
 plain PyTorch program a user would write (nn.Embedding → nn.LSTM/GRU → nn.Linear, Adam, TBPTT),
-for a 2×512 model, embed 64, batch 64, seq-len 100, dropout 0, on tiny-shakespeare.
+for a 2×512 model, embed 64, batch 64, seq-len 100, dropout 0, on tiny-shakespeare. `--weight-drop`,
+`--locked-dropout` and `--dropout` give charrnn's model those regularisers (the baseline stays plain):
+what they cost in throughput.
 
 Rounds alternate baseline / fp32 / bf16 so drift on a shared machine hits all three alike.
 """
@@ -62,7 +64,14 @@ def baseline_cps(
 
 
 def charrnn_cps(
-    cell: str, ds, precision: str, steps: int, window: int, layers: int, device: str
+    cell: str,
+    ds,
+    precision: str,
+    steps: int,
+    window: int,
+    layers: int,
+    device: str,
+    regularisers: dict | None = None,
 ) -> list[float]:
     from charrnn.model import ModelConfig
     from charrnn.train import TrainConfig
@@ -79,7 +88,12 @@ def charrnn_cps(
     )
     with tempfile.TemporaryDirectory() as out:
         model = ModelConfig(
-            vocab_size=ds.vocab.size, cell=cell, layers=layers, hidden=H, embed=E, dropout=0.0
+            vocab_size=ds.vocab.size,
+            cell=cell,
+            layers=layers,
+            hidden=H,
+            embed=E,
+            **({"dropout": 0.0} | (regularisers or {})),
         )
         Trainer(ds, model, cfg, Path(out), device=device).run()
         recs = [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
@@ -95,7 +109,12 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (both programs run there)")
     ap.add_argument("--precisions", default="fp32,bf16", help="charrnn's; the baseline is fp32")
+    ap.add_argument("--dropout", type=float, default=0.0, help="charrnn's model only")
+    ap.add_argument("--weight-drop", type=float, default=0.0, help="charrnn's model only")
+    ap.add_argument("--locked-dropout", action="store_true", help="charrnn's model only")
     args = ap.parse_args()
+    reg = {"dropout": args.dropout, "weight_drop": args.weight_drop}
+    reg["locked_dropout"] = args.locked_dropout
     from charrnn.data import resolve_dataset
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
@@ -110,11 +129,12 @@ def main() -> None:
             )
             for p in precisions:
                 runs[p] += charrnn_cps(
-                    cell, ds, p, args.steps, args.window, args.layers, args.device
+                    cell, ds, p, args.steps, args.window, args.layers, args.device, reg
                 )
         med = {k: statistics.median(v) for k, v in runs.items()}
         figures = {
             "model": f"{cell} {args.layers}x{H} embed {E} batch {B} seq {S}",
+            "charrnn_regularisers": reg,
             "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
             "baseline_fp32_chars_per_sec": round(med["baseline_fp32"]),
         }

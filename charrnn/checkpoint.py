@@ -22,7 +22,9 @@ from charrnn.errors import CharRNNError, InputError
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 1
+# 2: adds `ema.*` tensors (the weight average that sampling uses) and the optional `init_from`
+# metadata; version-1 files still load (their `model.*` weights are what sampling uses).
+FORMAT_VERSION = 2
 MAX_HEADER_BYTES = 64 << 20
 _ITEMSIZE = {
     "F64": 8,
@@ -50,6 +52,8 @@ _META_TYPES: dict[str, type | tuple[type, ...]] = {
     "versions": dict,
     "created": str,
 }
+# metadata keys a file may lack (format 2 on): key → its JSON type
+_OPTIONAL_META: dict[str, type | tuple[type, ...]] = {"init_from": dict}
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,25 @@ def _parse_meta(p: Path, raw: dict) -> dict[str, Any]:
             raise _bad(p, f"corrupt checkpoint (metadata {key!r} is not JSON)") from None
         if not isinstance(meta[key], typ) or isinstance(meta[key], bool):
             raise _bad(p, f"corrupt checkpoint (metadata {key!r} has the wrong type)")
+    for key, typ in _OPTIONAL_META.items():
+        if key not in raw:
+            continue
+        try:
+            value = json.loads(raw[key]) if isinstance(raw[key], str) else None
+        except ValueError:
+            value = None
+        if not isinstance(value, typ):
+            raise _bad(p, f"corrupt checkpoint (metadata {key!r} is not a JSON object)")
+        meta[key] = value
     return meta
+
+
+def sampling_prefix(header: Header) -> str:
+    """Which weights sample, score and serve use: the average (`ema.*`) where the file has one and
+    it scored better than the raw training weights (`model.*`) when the file was saved."""
+    if header.meta["state"].get("weights") == "raw":
+        return "model."
+    return "ema." if any(k.startswith("ema.") for k in header.tensors) else "model."
 
 
 def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -237,6 +259,18 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def fingerprint(path: str | os.PathLike) -> str:
+    """The file's sha256, first 16 hex digits: which checkpoint a session or a fine-tuned model
+    came from, whatever its name now."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 def load_tensors(header: Header, device: str = "cpu") -> dict[str, torch.Tensor]:
     """Read the tensors of an already validated header (memory-mapped, no code execution)."""
     from safetensors import SafetensorError
@@ -288,8 +322,21 @@ def summarize(header: Header, with_vocab: bool = False) -> dict[str, Any]:
             "config": meta["train"],
         },
         "history": {"train": series("train"), "val": series("val")},
+        "weights": _weights(header),
+        "init_from": meta.get("init_from"),
     }
     if with_vocab:
         info["vocab"]["chars"] = vocab
         info["vocab"]["counts"] = meta["vocab_counts"] or None
     return info
+
+
+def _weights(header: Header) -> dict[str, Any]:
+    """Which weight sets the file holds and which one sampling uses."""
+    averaged = sampling_prefix(header) == "ema."
+    return {
+        "sampling": "average" if averaged else "raw",
+        "average": any(k.startswith("ema.") for k in header.tensors),
+        "ema_decay": header.meta["train"].get("ema") or None,
+        "resumable": any(k.startswith("optim.") for k in header.tensors),
+    }

@@ -100,9 +100,14 @@ class TrainView:
             self.last_val = event
             mark = " [green](best)[/]" if event.best else ""
             what = "val" if event.source == "val" else "train (no val split)"
+            raw = (
+                f" [dim](average {event.ema_val_loss:.4f}, raw {event.raw_val_loss:.4f})[/]"
+                if event.ema_val_loss is not None
+                else ""
+            )
             self.say(
                 f"step {event.step}: {what} loss {event.val_loss:.4f} nats/char, "
-                f"{event.val_bpc:.4f} bpc{mark}"
+                f"{event.val_bpc:.4f} bpc{mark}{raw}"
             )
         elif isinstance(event, Sampled):
             self.say(
@@ -197,6 +202,12 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
         f"{m['cell'].upper()} {m['layers']}×{m['hidden']}, embed {m['embed']}, dropout {m['dropout']}",
     )
     row("parameters", f"{m['parameters']:,}")
+    if m.get("weight_drop") or m.get("locked_dropout"):
+        row("regularisers", _regularisers(m))
+    w = info["weights"]
+    row("weights", _weights_line(w))
+    if info.get("init_from"):
+        row("initialised from", _init_line(info["init_from"]))
     section("vocabulary")
     row("size", v["size"])
     row("preview", v["preview"])
@@ -247,6 +258,27 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
         for i, (ch, n) in enumerate(zip(v["chars"], counts, strict=True)):
             vt.add_row(str(i), escape(repr(ch)), f"U+{ord(ch):04X}", "" if n is None else f"{n:,}")
         console.print(vt)
+
+
+def _regularisers(m: dict) -> str:
+    parts = [f"weight-drop {m['weight_drop']}"] if m.get("weight_drop") else []
+    return ", ".join(parts + (["locked dropout"] if m.get("locked_dropout") else []))
+
+
+def _weights_line(w: dict) -> str:
+    """Which weights sampling uses, and what else the file keeps."""
+    if w["sampling"] == "average":
+        what = f"averaged (EMA, decay {w['ema_decay']}) for sample/score/serve"
+        return what + ("; raw weights kept for --resume" if w["resumable"] else "")
+    if w["average"]:
+        return "raw (they scored better than the average, which is kept for --resume)"
+    return "raw training weights (no average)"
+
+
+def _init_line(src: dict) -> str:
+    new = src.get("new_chars") or []
+    added = f"; {len(new)} new characters" if new else ""
+    return f"{src.get('path')} (step {src.get('step')}, sha256 {src.get('sha256')}{added})"
 
 
 def _processes(n: int) -> str:

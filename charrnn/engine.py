@@ -365,13 +365,15 @@ class Engine:
 
 
 def read_model_tensors(header: checkpoint.Header) -> dict[str, np.ndarray]:
-    """The `model.*` tensors of a validated header as float32 arrays, read straight from the file
-    at the offsets the header check already bounded (no pickle, no code, optimizer state skipped)."""
+    """The sampling weights of a validated header (the average where there is one, see
+    `checkpoint.sampling_prefix`) as float32 arrays named `model.*`, read straight from the file at
+    the offsets the header check already bounded (no pickle, no code, optimizer state skipped)."""
     out: dict[str, np.ndarray] = {}
+    prefix = checkpoint.sampling_prefix(header)
     try:
         with Path(header.path).open("rb") as f:
             for name, info in header.tensors.items():
-                if not name.startswith("model."):
+                if not name.startswith(prefix):
                     continue
                 if info.dtype not in _NP_DTYPES:
                     raise InputError(f"{header.path}: tensor {name} has dtype {info.dtype}")
@@ -380,7 +382,7 @@ def read_model_tensors(header: checkpoint.Header) -> dict[str, np.ndarray]:
                 arr = np.frombuffer(raw, dtype=_NP_DTYPES[info.dtype]).reshape(info.shape)
                 if info.dtype == "BF16":  # numpy has no bf16: widen the bits into float32
                     arr = (arr.astype(np.uint32) << 16).view(F32)
-                out[name] = arr.astype(F32)
+                out["model." + name.removeprefix(prefix)] = arr.astype(F32)
     except OSError as e:
         raise InputError(f"{header.path}: cannot read ({e.strerror})") from None
     if len(out) and not all(np.isfinite(a).all() for a in out.values()):

@@ -1,12 +1,16 @@
 """The model: embedding → stacked fused RNN (LSTM, GRU or tanh RNN) → linear head over characters.
 
 Deliberately plain, so the cuDNN / oneDNN fused kernels do the work and checkpoints hold only standard
-state_dict keys. Inference lives in `engine` (numpy, CPU) and `engine_torch` (GPU), built from these weights.
+state_dict keys. Training-time regularisers that `nn.LSTM` lacks (weight-drop, locked dropout) call the
+same fused kernel (`torch.lstm` & co., what `nn.LSTM.forward` calls) with masked weights or one layer
+at a time, never a per-timestep Python cell. Inference lives in `engine` (numpy, CPU) and
+`engine_torch` (GPU), built from these weights.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from charrnn.architecture import CELLS, Cell, ModelConfig, expected_shapes
@@ -22,6 +26,10 @@ __all__ = [
 
 # A state is (h, c) for an LSTM and h alone otherwise; each is layers × batch × hidden.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+# The fused multi-layer kernels behind nn.LSTM / nn.GRU / nn.RNN: (input, hx, weights, has_biases,
+# layers, dropout, train, bidirectional, batch_first) → (output, *final states).
+_FUSED = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
 
 
 class CharRNN(nn.Module):
@@ -42,8 +50,54 @@ class CharRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """x: batch × time ids → logits batch × time × vocab, and the final state."""
+        cfg = self.cfg
+        if self.training and (cfg.weight_drop > 0 or (cfg.locked_dropout and cfg.dropout > 0)):
+            out, state = self._regularised(
+                self.embed(x), state if state is not None else self.init_state(len(x), x.device)
+            )
+            return self.head(self._locked(out)), state
         out, state = self.rnn(self.embed(x), state)
         return self.head(self.drop(out)), state
+
+    def _regularised(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The training forward with weight-drop and/or locked dropout, through the fused kernel.
+
+        With standard dropout the layers stay one fused call (the kernel drops between layers);
+        locked dropout needs its mask between layers, so each layer is its own call."""
+        cfg, names = self.cfg, self.rnn._flat_weights_names
+        weights = [
+            F.dropout(w, cfg.weight_drop) if "weight_hh" in n and cfg.weight_drop > 0 else w
+            for n, w in zip(names, self.rnn._flat_weights, strict=True)
+        ]
+        fused = _FUSED[cfg.cell]
+        hx = list(state) if isinstance(state, tuple) else [state]
+        if not cfg.locked_dropout:
+            hx_arg = tuple(hx) if cfg.cell == "lstm" else hx[0]
+            out, *final = fused(
+                x, hx_arg, weights, True, cfg.layers, cfg.dropout, True, False, True
+            )
+            return out, (final[0], final[1]) if cfg.cell == "lstm" else final[0]
+        finals: list[list[torch.Tensor]] = []
+        for i in range(cfg.layers):
+            layer_hx = [h[i : i + 1] for h in hx]
+            hx_arg = tuple(layer_hx) if cfg.cell == "lstm" else layer_hx[0]
+            x = x if i == 0 else self._locked(x)
+            x, *final = fused(
+                x, hx_arg, weights[4 * i : 4 * i + 4], True, 1, 0.0, True, False, True
+            )
+            finals.append(final)
+        stacked = [torch.cat(parts) for parts in zip(*finals, strict=True)]
+        return x, (stacked[0], stacked[1]) if cfg.cell == "lstm" else stacked[0]
+
+    def _locked(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout with one mask per stream, shared by every time step of the window."""
+        p = self.cfg.dropout
+        if not self.training or p == 0:
+            return x
+        if not self.cfg.locked_dropout:
+            return self.drop(x)
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - p) / (1 - p)
+        return x * mask
 
     def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         h = torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device)

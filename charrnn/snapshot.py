@@ -12,6 +12,7 @@ import torch
 
 from charrnn import checkpoint
 from charrnn.architecture import model_config
+from charrnn.averaging import PREFIX, Averaged
 from charrnn.checkpoint import Header
 from charrnn.engine import Engine
 from charrnn.errors import InputError
@@ -20,12 +21,15 @@ from charrnn.vocab import Vocab
 
 
 def build_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) -> CharRNN:
-    """The checkpoint's model for inference, its parameters the (read-only) loaded tensors."""
+    """The checkpoint's model for inference (its sampling weights: the average where there is
+    one), its parameters the (read-only) loaded tensors."""
     cfg = model_config(header)
     tensors = tensors if tensors is not None else checkpoint.load_tensors(header)
+    prefix = checkpoint.sampling_prefix(header)
     model = CharRNN(cfg)  # its random init is thrown away: assign=True adopts the loaded tensors
     model.load_state_dict(
-        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, assign=True
+        {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)},
+        assign=True,
     )
     return model.eval()
 
@@ -58,11 +62,15 @@ def restore(
     scaler: torch.amp.GradScaler,
     rows: slice,
     device: torch.device,
+    average: Averaged | None = None,
 ) -> State | None:
-    """Load weights, optimizer and scaler state in place; return this rank's carried state."""
+    """Load weights, optimizer and scaler state (and the weight average) in place; return this
+    rank's carried state."""
     model_config(header)  # shapes checked before anything is copied
     tensors = checkpoint.load_tensors(header)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if average is not None and not average.load(tensors):
+        average.load({PREFIX + k: v for k, v in model.state_dict().items()})
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):

@@ -17,9 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint, distributed, snapshot
+from charrnn.averaging import Averaged
 from charrnn.data import Dataset, StreamBatcher, fit_batch
 from charrnn.errors import CharRNNError, InputError
 from charrnn.evaluate import evaluate, unigram_entropy
+from charrnn.finetune import Start
 from charrnn.model import (
     CharRNN,
     ModelConfig,
@@ -70,6 +72,7 @@ class Trainer:
         should_stop=lambda: None,
         world: distributed.World | None = None,
         allow_new_corpus: bool = False,
+        start: Start | None = None,
     ) -> None:
         self.world = world or distributed.from_env()
         self.device = resolve_device(device, self.world)
@@ -97,6 +100,9 @@ class Trainer:
         self.cfg = cfg  # with the capped warmup, which the checkpoint records for a resumed run
         torch.manual_seed(cfg.rng_seed)
         self.model = CharRNN(model_cfg).to(self.device)
+        if start is not None:  # fine-tuning: the given weights, fitted to this vocabulary
+            self.model.load_state_dict(start.tensors)
+        self.init_from = start.record if start else resume.meta.get("init_from") if resume else None
         self.net: torch.nn.Module = self.model
         if self.world.size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
@@ -105,6 +111,8 @@ class Trainer:
         self.progress = Progress()
         self.history: dict[str, list] = {"train": [], "val": []}
         self.carry = self.model.init_state(cfg.batch_size, self.device)
+        self.average = Averaged(self.model, cfg.ema) if cfg.ema > 0 else None
+        self.use_average = False
         if resume is not None:
             self._restore(resume)
             if new_corpus:  # the data position means nothing in other text: start it afresh
@@ -145,10 +153,13 @@ class Trainer:
     def _restore(self, header: checkpoint.Header) -> None:
         per = self.cfg.batch_size
         rows = slice(self.world.rank * per, (self.world.rank + 1) * per)
-        carry = snapshot.restore(header, self.model, self.optimizer, self.scaler, rows, self.device)
+        carry = snapshot.restore(
+            header, self.model, self.optimizer, self.scaler, rows, self.device, self.average
+        )
         if carry is not None:
             self.carry = carry
         s = header.meta["state"]
+        self.use_average = self.average is not None and s.get("weights") == "average"
         self.progress = Progress(**{k: s[k] for k in asdict(Progress()) if k in s})
         self.progress.finished, self.progress.stop_reason = False, None
         self.history = {
@@ -179,6 +190,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update(p.step)
         self.carry = detach_state(state)
         p.step += 1
         p.batch_in_epoch += 1
@@ -324,13 +337,26 @@ class Trainer:
         )
         self.emit(rec)
 
+    @property
+    def sampling_model(self) -> CharRNN:
+        """The weights `sample` will use: the average, where it scored better at the last
+        evaluation (early in a run it lags behind the raw weights)."""
+        return self.average.model if self.average is not None and self.use_average else self.model
+
     def _evaluate_and_save(self) -> None:
         p = self.progress
+        raw = averaged = None
         if has_validation(len(self.val_ids)):
             ids = self.val_ids[: self.cfg.eval_chars + 1]
-            loss, _ = evaluate(self.model, ids, self.device, self.world)
+            raw, _ = evaluate(self.model, ids, self.device, self.world)
+            loss = raw
+            if self.average is not None:
+                averaged, _ = evaluate(self.average.model, ids, self.device, self.world)
+                self.use_average = averaged < raw
+                loss = min(raw, averaged)
             source = "val"
-        else:
+        else:  # no held-out text to compare the two on: the raw weights fit the text, as before
+            self.use_average = False
             loss, source = (
                 (p.last_train_loss if p.last_train_loss is not None else math.inf),
                 "train",
@@ -343,16 +369,10 @@ class Trainer:
         else:
             p.evals_since_best += 1
         self.history["val"].append([p.step, loss])
-        self._record(
-            {
-                "step": p.step,
-                "epoch": p.epoch,
-                "val_loss": loss,
-                "val_bpc": bpc(loss),
-                "source": source,
-            }
-        )
-        self.emit(Evaluated(p.step, loss, bpc(loss), best, source))
+        rec = {"step": p.step, "epoch": p.epoch, "val_loss": loss, "val_bpc": bpc(loss)}
+        both = {"raw_val_loss": raw, "ema_val_loss": averaged} if averaged is not None else {}
+        self._record(rec | {"source": source} | both)
+        self.emit(Evaluated(p.step, loss, bpc(loss), best, source, raw, averaged))
         self._save(best)
 
     def _record(self, rec: dict) -> None:
@@ -362,7 +382,7 @@ class Trainer:
     def _preview(self) -> None:
         from charrnn.sampler import Sampler
 
-        sampler = Sampler(snapshot.engine(self.model, self.vocab))
+        sampler = Sampler(snapshot.engine(self.sampling_model, self.vocab))
         self.emit(
             Sampled(self.progress.step, sampler.generate("", 200, 0.8, rng_seed=self.progress.step))
         )
@@ -385,7 +405,9 @@ class Trainer:
         if not self.world.main:
             return
         tensors, optim = snapshot.pack(self.model, self.optimizer, self.scaler, carry)
-        if not all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model.")):
+        tensors |= self.average.tensors() if self.average is not None else {}
+        weights = ("model.", "ema.")
+        if not all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith(weights)):
             raise self._diverged("the weights became non-finite")
         state = {
             **asdict(self.progress),
@@ -394,6 +416,8 @@ class Trainer:
             "precision": self.precision,
             "steps_per_epoch": self.batcher.steps_per_epoch,
             "total_steps": self.horizon,
+            # which of the file's weight sets sample/score/serve use (checkpoint.sampling_prefix)
+            "weights": "average" if self.average is not None and self.use_average else "raw",
         }
         meta = {
             "model": self.model_cfg.to_dict(),
@@ -406,7 +430,7 @@ class Trainer:
             "history": self.history,
             "parameters": parameter_count(self.model),
             "versions": {"torch": torch.__version__},
-        }
+        } | ({"init_from": self.init_from} if self.init_from else {})
         checkpoint.save(self.last_path, tensors, meta)
         if best:
             checkpoint.link(self.last_path, self.best_path)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from charrnn import checkpoint
+
 CASES = {
     # corpus problems
     "missing corpus": (["train", "missing.txt"], "missing.txt: no such file"),
@@ -72,7 +74,7 @@ def files(trained: Path) -> None:
         body = json.dumps({**header, "__metadata__": {**header["__metadata__"], **meta}}).encode()
         Path(name).write_bytes(struct.pack("<Q", len(body)) + body + raw[8 + n :])
 
-    rewrite("newer.ckpt", {"charrnn.format": "2"})
+    rewrite("newer.ckpt", {"charrnn.format": str(checkpoint.FORMAT_VERSION + 1)})
     model = json.loads(header["__metadata__"]["model"])
     rewrite("lying.ckpt", {"model": json.dumps({**model, "hidden": 4096})})
 

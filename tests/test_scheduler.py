@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from charrnn.checkpoint import fingerprint
 from charrnn.engine import Engine
 from charrnn.logits import Filters
 from charrnn.sampler import Options, Sampler
-from charrnn.serve.models import Model, fingerprint
+from charrnn.serve.models import Model
 from charrnn.serve.scheduler import Job, Scheduler, SessionPlan, Update
 from charrnn.serve.sessions import SessionStore
 

@@ -164,7 +164,8 @@ def _complete(srv: Server, **body) -> dict:
 
 def test_sessions_continue_across_a_restart(served, tmp_path: Path) -> None:
     first = {"prompt": "ROMEO:\n", "max_tokens": 80, "seed": 3, "temperature": 0.8}
-    second = {"prompt": "\nJULIET:\n", "max_tokens": 80, "seed": 4, "temperature": 0.8}
+    # a one-character prompt: what comes next still depends on the session's state
+    second = {"prompt": "\n", "max_tokens": 80, "seed": 4, "temperature": 0.8}
     srv = served("--deterministic")
     a1 = _complete(srv, session="story-a", **first)["choices"][0]["text"]
     assert srv.stop() == 0

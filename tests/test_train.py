@@ -125,7 +125,8 @@ def test_long_runs_are_told_apart_by_every_limit() -> None:
 def test_all_text_for_training_means_no_dropout_and_no_long_run() -> None:
     for val in (0, 1):  # no split, or one too small to score a prediction
         for cfg in (TrainConfig(max_epochs=100), TrainConfig(max_epochs=5), TrainConfig()):
-            assert model_defaults(cfg, 35, val) == ("all-text", {"dropout": 0.0})
+            rule = ("all-text", {"dropout": 0.0, "weight_drop": 0.0})
+            assert model_defaults(cfg, 35, val) == rule
     assert model_defaults(TrainConfig(max_epochs=100), 35, 2)[0] == "long-run"
 
 
@@ -145,11 +146,22 @@ def test_loss_falls_well_below_unigram_entropy() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cell", "precision"), [("lstm", "fp32"), ("gru", "bf16"), ("rnn", "fp32")]
+    ("cell", "precision", "regularisers"),
+    [
+        ("lstm", "fp32", {"weight_drop": 0.25, "locked_dropout": True}),
+        ("gru", "bf16", {"weight_drop": 0.25}),
+        ("rnn", "fp32", {}),
+    ],
 )
-def test_resumed_run_ends_with_identical_weights(cell: str, precision: str) -> None:
+def test_resumed_run_ends_with_identical_weights(
+    cell: str, precision: str, regularisers: dict
+) -> None:
+    """Raw weights and their average alike; weight-drop and locked-dropout masks are redrawn
+    exactly as the uninterrupted run drew them."""
     ds = dataset(shakespeare_text(60_000))
-    model = ModelConfig(vocab_size=ds.vocab.size, cell=cell, hidden=48, embed=16, dropout=0.2)
+    model = ModelConfig(
+        vocab_size=ds.vocab.size, cell=cell, hidden=48, embed=16, dropout=0.2, **regularisers
+    )
     cfg = TrainConfig(
         batch_size=8,
         seq_len=32,
@@ -175,6 +187,10 @@ def test_resumed_run_ends_with_identical_weights(cell: str, precision: str) -> N
     assert second.run().step == 40
     a, b = whole.model.state_dict(), second.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert whole.average is not None and second.average is not None
+    a, b = whole.average.model.state_dict(), second.average.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], whole.model.state_dict()[k]) for k in a)
     # evaluation records agree exactly (training records average over a window the cut splits)
     evals = [
         [x for x in Path(d, "metrics.jsonl").read_text().splitlines() if "val_loss" in x]

@@ -15,17 +15,26 @@ from charrnn.errors import InputError
 from charrnn.prep import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
 
 SHAPE = ("cell", "layers", "hidden", "embed")
+# model options that shape no weight: training choices a resumed (or fine-tuning) run may change
+REGULARISERS = ("dropout", "weight_drop", "locked_dropout")
+
+
+def check_shape(given: dict, meta: dict, when: str = "on resume") -> None:
+    """Refuse a shape option that differs from the checkpoint's (equal ones pass): the weights
+    continue, so their shapes cannot change. `when`: "on resume" or "with --init-from"."""
+    model = meta["model"]
+    hint = "when resuming" if when == "on resume" else when
+    for name in SHAPE:
+        if name in given and given[name] != model[name]:
+            raise InputError(
+                f"--{name} cannot change {when}: the checkpoint's model has {model[name]}, "
+                f"this asks for {given[name]}; leave --{name} out {hint}"
+            )
 
 
 def check_unchanged(given: dict, meta: dict, world_size: int) -> None:
     """Refuse a shape or stream option that differs from the checkpoint's (equal ones pass)."""
-    model = meta["model"]
-    for name in SHAPE:
-        if name in given and given[name] != model[name]:
-            raise InputError(
-                f"--{name} cannot change on resume: the checkpoint's model has {model[name]}, "
-                f"this asks for {given[name]}; leave --{name} out when resuming"
-            )
+    check_shape(given, meta)
     if {"batch_size", "seq_len"} & given.keys():
         _check_streams(given, meta, world_size)
 
@@ -66,11 +75,10 @@ def _processes(n: int) -> str:
 
 
 def resumed_model(meta: dict, given: dict) -> dict:
-    """The checkpoint's model config, with a new --dropout if given: dropout shapes no weight, so
-    like --lr it is a training choice that a resumed run may change."""
+    """The checkpoint's model config, with new regularisers (--dropout, --weight-drop,
+    --locked-dropout) if given: they shape no weight, so like --lr they may change on resume."""
     model = dict(meta["model"])
-    if "dropout" in given:
-        model["dropout"] = given["dropout"]
+    model.update({k: given[k] for k in REGULARISERS if k in given})
     return model
 
 

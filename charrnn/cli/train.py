@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import sys
@@ -22,6 +21,7 @@ from charrnn.cli.rundir import label, refuse_clobber, run_dir
 from charrnn.console import TrainView, console
 from charrnn.errors import InputError, Interrupted
 from charrnn.train import (
+    FINETUNE_DEFAULTS,
     LONG_RUN_EPOCHS,
     LONG_RUN_MODEL,
     NOMINAL_CHARS_PER_SEC,
@@ -33,7 +33,15 @@ from charrnn.train import (
 
 # ModelConfig's defaults, repeated rather than imported: importing the model would load torch for
 # `charrnn -h` (a test checks that the two agree).
-_M = {"cell": "lstm", "layers": 2, "hidden": 512, "embed": 64, "dropout": 0.3}
+_M = {
+    "cell": "lstm",
+    "layers": 2,
+    "hidden": 512,
+    "embed": 64,
+    "dropout": 0.3,
+    "weight_drop": None,  # the cell's: 0.2 for the LSTM, 0 otherwise
+    "locked_dropout": True,
+}
 _T = TrainConfig()
 # prep's validation split rule, repeated for the help text (prep imports numpy; a test checks them)
 DEFAULT_VAL_FRAC, MIN_VAL_CHARS = 0.1, 1_000
@@ -91,6 +99,24 @@ def train(
             f"{_M['dropout']}; {LONG_RUN_MODEL['dropout']} for a long run; 0 with no validation split",
         ),
     ] = None,
+    weight_drop: Annotated[
+        float | None,
+        _opt(
+            MODEL,
+            "DropConnect on the recurrent weights, in [0, 1): a fraction of each weight_hh matrix "
+            "zeroed for a whole step.",
+            "0.2 for lstm, 0 for gru and rnn; 0 with no validation split",
+        ),
+    ] = None,
+    locked_dropout: Annotated[
+        bool | None,
+        _opt(
+            MODEL,
+            "One dropout mask per stream for a whole step (variational) instead of one per character.",
+            "on",
+            "--locked-dropout/--no-locked-dropout",
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None, _opt(BATCH, "Parallel text streams per process.", _T.batch_size, min=1)
     ] = None,
@@ -115,6 +141,14 @@ def train(
     ] = None,
     grad_clip: Annotated[
         float | None, _opt(OPTIM, "Clip the gradient norm (0 = off).", _T.grad_clip)
+    ] = None,
+    ema: Annotated[
+        float | None,
+        _opt(
+            OPTIM,
+            "Decay of the weight average (EMA) that evaluation, best.ckpt and sampling use; 0 = off.",
+            _T.ema,
+        ),
     ] = None,
     max_epochs: Annotated[
         int | None,
@@ -164,6 +198,15 @@ def train(
     resume: Annotated[
         Path | None, _opt(OUTPUT, "Continue exactly from this checkpoint (e.g. runs/x/last.ckpt).")
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        _opt(
+            OUTPUT,
+            "Start a new run from this model's weights (fine-tuning): its shape, its vocabulary "
+            "plus the text's new characters, a fresh optimizer, and a lower --lr and --warmup "
+            f"({FINETUNE_DEFAULTS['lr']:g}, {FINETUNE_DEFAULTS['warmup']}) unless given.",
+        ),
+    ] = None,
     allow_new_corpus: Annotated[
         bool,
         _opt(
@@ -206,22 +249,29 @@ def train(
     """Train a model; checkpoints and metrics.jsonl go to the run directory."""
     given = {k: v for k, v in locals().items() if v is not None}
     from charrnn import checkpoint, distributed
-    from charrnn.cli.resume import check_unchanged, resumed_model
+    from charrnn.cli.resume import check_shape, check_unchanged, resumed_model
     from charrnn.model import ModelConfig
     from charrnn.runtime import RunLock, resolve_device
 
+    if resume and init_from:
+        raise InputError(
+            "--resume continues a run, --init-from starts a new one from a model: give one of them"
+        )
     header = checkpoint.read_header(resume) if resume else None
     if header is not None and not header.meta["state"]:
         raise InputError(f"{resume}: holds no training state to resume")
+    source = checkpoint.read_header(init_from) if init_from else None
     world = distributed.from_env()
     if header is not None:
         check_unchanged(given, header.meta, world.size)
-    tcfg = _train_config(given, header)
+    if source is not None:
+        check_shape(given, source.meta, "with --init-from")
+    tcfg = _train_config(given, header, finetune=source is not None)
     # check the model options before spending time on the corpus
-    if header is None:
+    if header is None and source is None:
         ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
     else:
-        ModelConfig.from_dict(resumed_model(header.meta, given))
+        ModelConfig.from_dict(resumed_model((header or source).meta, given))
     corpus = corpus or (header.meta["corpus"].get("path") if header else None)
     if not corpus:
         raise InputError("missing CORPUS: the text file or dataset to train on")
@@ -238,7 +288,7 @@ def train(
             if world.main:
                 refuse_clobber(out_dir, overwrite, resume)
             result, signum = _train_locked(
-                corpus, given, header, tcfg, out_dir, world, dev, allow_new_corpus
+                corpus, given, header, source, tcfg, out_dir, world, dev, allow_new_corpus
             )
     except BaseException:
         if created and world.main and {p.name for p in out_dir.iterdir()} <= {".lock"}:
@@ -254,13 +304,16 @@ def train(
         )
 
 
-def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_corpus):
+def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allow_new_corpus):
     """Prepare the data, build the run and train, with signals turned into a clean stop."""
     import torch
 
     from charrnn import distributed
+    from charrnn.cli.finetune import as_checkpoint_vocab, fine_tune
     from charrnn.cli.resume import resumed_model, resumed_val_frac
+    from charrnn.cli.signals import Signals
     from charrnn.data import is_dataset, resolve_dataset
+    from charrnn.finetune import reencode
     from charrnn.model import ModelConfig
     from charrnn.trainer import Trainer
 
@@ -280,11 +333,19 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
         dataset, _ = resolve_dataset(corpus, **prep_opts)
     if say and "val_frac" not in given and not is_dataset(Path(corpus)):
         _say_if_all_text(corpus, int(dataset.meta["chars"]))
-    if header:
+    start = None
+    if source:
+        start = fine_tune(source, dataset, tcfg, say)
+        dataset = reencode(dataset, start.vocab)
+        mcfg = ModelConfig.from_dict(
+            {**resumed_model(source.meta, given), "vocab_size": start.vocab.size}
+        )
+    elif header:
+        dataset = as_checkpoint_vocab(dataset, header.meta["vocab"])
         mcfg = ModelConfig.from_dict(resumed_model(header.meta, given))
     else:
         mcfg = _new_model(dataset, given, tcfg, world.size, say)
-    stopper = _Signals()
+    stopper = Signals()
     with TrainView(console, quiet=quiet or not world.main) as view:
         trainer = Trainer(
             dataset,
@@ -297,6 +358,7 @@ def _train_locked(corpus, given, header, tcfg, out_dir, world, dev, allow_new_co
             should_stop=stopper.reason,
             world=world,
             allow_new_corpus=allow_new_corpus,
+            start=start,
         )
         stopper.install()
         try:
@@ -333,20 +395,25 @@ def _new_model(dataset, given: dict, tcfg: TrainConfig, world_size: int, say: bo
 
     n_train, n_val = len(dataset.split("train")), len(dataset.split("val"))
     rule, values = model_defaults(tcfg, n_train, n_val, world_size)
-    chosen = {k: v for k, v in values.items() if k not in given}
+    plain = ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
+    # what the rule changes: options not given whose default (for this cell) differs
+    chosen = {k: v for k, v in values.items() if k not in given and getattr(plain, k) != v}
     if chosen and say:
-        opts = ", ".join(f"--{k} {v:g}" for k, v in chosen.items())
+        opts = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in chosen.items())
         console.print(_RULES[rule].format(opts), markup=False, highlight=False)
     merged = {k: given.get(k, chosen.get(k, d)) for k, d in _M.items()}
     return ModelConfig(vocab_size=dataset.vocab.size, **merged)
 
 
-def _train_config(given: dict, header) -> TrainConfig:
-    """Defaults, or the checkpoint's config, with the options the user gave on top."""
+def _train_config(given: dict, header, finetune: bool = False) -> TrainConfig:
+    """Defaults (fine-tuning's where --init-from), or the checkpoint's config, with the options the
+    user gave on top."""
     names = {f.name for f in fields(TrainConfig)}
     changes = {k: v for k, v in given.items() if k in names and k != "time_budget"}
     if "time_budget" in given:
         changes["time_budget"] = parse_duration(given["time_budget"])
+    if finetune:
+        changes = {**FINETUNE_DEFAULTS, **changes}
     if header is None:
         if not {"max_epochs", "max_steps", "time_budget"} & changes.keys():
             changes |= DEFAULT_STOP  # about ten minutes on a ~1 MB corpus, never endless
@@ -356,34 +423,3 @@ def _train_config(given: dict, header) -> TrainConfig:
     for fixed in ("batch_size", "seq_len"):
         changes.pop(fixed, None)
     return TrainConfig.from_dict(header.meta["train"]).with_(**changes)
-
-
-class _Signals:
-    """First Ctrl-C / SIGTERM: finish the step, save last.ckpt, exit 130 / 143. Second: exit now
-    (checkpoints are written atomically, so nothing on disk is ever half-written)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, object] = {}
-
-    def install(self) -> None:
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self._old[s] = signal.signal(s, self._handle)
-
-    def uninstall(self) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None:
-            os.write(2, b"\ncharrnn: stopping now; last.ckpt holds the last saved state\n")
-            os._exit(128 + signum)
-        self.signum = signum
-        os.write(
-            2,
-            b"\ncharrnn: stopping after this step and saving last.ckpt "
-            b"(press Ctrl-C again to quit at once)\n",
-        )
-
-    def reason(self) -> str | None:
-        return "interrupted" if self.signum is not None else None

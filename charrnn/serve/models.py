@@ -8,7 +8,6 @@ the scheduler does.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,14 +65,6 @@ def parse_spec(spec: str) -> tuple[str, Path]:
     return parent or path.stem or "model", path
 
 
-def fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def load_models(
     specs: list[tuple[str, Path]],
     device: str = "cpu",
@@ -98,5 +89,5 @@ def load_models(
         sampler = Sampler.from_checkpoint(path, device, threads, deterministic)
         header = sampler.header or checkpoint.read_header(path)
         info = checkpoint.summarize(header)
-        models[name] = Model(name, Path(path), sampler, fingerprint(Path(path)), info)
+        models[name] = Model(name, Path(path), sampler, checkpoint.fingerprint(path), info)
     return models
