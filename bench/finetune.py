@@ -60,12 +60,13 @@ def train(target: Path, out: Path, budget: str, extra: list[str]) -> dict:
         "model": f"{m['cell']} {m['layers']}x{m['hidden']} dropout {m['dropout']}",
         "lr": meta["training"]["config"]["lr"],
         "warmup": meta["training"]["config"]["warmup"],
+        "eval_every": meta["training"]["config"]["eval_every"],
     }
 
 
-def options(variant: str, source: str) -> list[str]:
+def options(variant: str, source: str | None) -> list[str]:
     """'lr=0.001,warmup=5' → ['--init-from', source, '--lr', '0.001', '--warmup', '5']."""
-    out = ["--init-from", source]
+    out = ["--init-from", source] if source else []
     for pair in filter(None, variant.split(",")):
         key, value = pair.split("=")
         out += [f"--{key.strip().replace('_', '-')}", value.strip()]
@@ -81,6 +82,7 @@ def main() -> None:
         "--variants", default="", help="';'-separated option sets, e.g. lr=0.001,warmup=5"
     )
     ap.add_argument("--skip-scratch", action="store_true")
+    ap.add_argument("--scratch-options", default="", help="e.g. eval_every=50")
     args = ap.parse_args()
     text = SHAKESPEARE.read_text(encoding="utf-8")[-args.chars :]
     figures: dict = {"budget": args.budget, "target_chars": len(text), "source": args.source}
@@ -89,8 +91,11 @@ def main() -> None:
         target.write_text(text, encoding="utf-8")
         figures["source_val_loss_before"] = round(zero_shot(args.source, target), 4)
         if not args.skip_scratch:
-            figures["scratch"] = train(target, Path(tmp, "scratch"), args.budget, [])
-        variants = [v for v in args.variants.split(";") if v] or [""]
+            extra = options(args.scratch_options, None)
+            figures["scratch"] = {"options": args.scratch_options} | train(
+                target, Path(tmp, "scratch"), args.budget, extra
+            )
+        variants = args.variants.split(";")  # "" is the fine-tuning defaults alone
         figures["fine_tuned"] = [
             {"options": v}
             | train(target, Path(tmp, f"ft{i}"), args.budget, options(v, args.source))

@@ -12,11 +12,13 @@ import torch
 
 from charrnn import checkpoint
 from charrnn.finetune import merge_vocab, start_from
+from charrnn.train import FINETUNE_DEFAULTS
 from charrnn.vocab import Vocab
 from tests.conftest import TINY, shakespeare_text
 
-# French: the English source model has never seen 'é', 'ç', 'î', 'œ', '«' or '»'.
-NEW_TEXT = "« Le cœur a ses raisons que la raison ne connaît point », dit-il, ému : ça va.\n"
+# French (the project's own words): the English source model has never seen its accents or '«»'.
+NEW_TEXT = "« Sous le vieux chêne, dit-il, ému, la forêt connaît mon cœur : ça va. »\n"
+ACCENTED = {"«", "»", "ê", "é", "î", "œ", "ç"}
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +58,9 @@ def test_old_rows_move_intact_and_new_rows_are_sensible(source: Path) -> None:
         if k.startswith(prefix)
     }
     start = start_from(header, Vocab.from_text(NEW_TEXT), seed=3)
-    assert sorted(start.new_chars) == sorted({"é", "ç", "œ", "«", "»", "î"})
+    assert set(start.new_chars) == ACCENTED and start.new_chars == sorted(start.new_chars)
     after, merged = start.tensors, start.vocab
-    assert list(merged.chars) == sorted(merged.chars) and merged.size == old.size + 6
+    assert list(merged.chars) == sorted(merged.chars) and merged.size == old.size + len(ACCENTED)
     for i, ch in enumerate(old.chars):
         j = merged.index(ch)
         for key in ("embed.weight", "head.weight", "head.bias"):
@@ -84,15 +86,15 @@ def test_new_characters_train_and_sample(cli, source: Path) -> None:
     )
     assert r.code == 0, r.err
     assert "fine-tuning from" in r.err
-    assert "6 new characters join the vocabulary" in r.err and "'é'" in r.err
+    assert f"{len(ACCENTED)} new characters join the vocabulary" in r.err and "'é'" in r.err
     header = checkpoint.read_header("ft/best.ckpt")
     assert header.meta["vocab"] == sorted(header.meta["vocab"])
-    assert {"é", "ç", "œ", "«", "»"} <= set(header.meta["vocab"])
+    assert set(header.meta["vocab"]) >= ACCENTED
     assert header.meta["init_from"]["path"] == str(source)
-    assert header.meta["train"]["lr"] == 3e-3  # the fine-tuning default
-    r = cli("sample", "ft/best.ckpt", "--length", "400", "--temp", "0.5", "--seed", "Le c")
+    assert header.meta["train"]["lr"] == FINETUNE_DEFAULTS["lr"]
+    r = cli("sample", "ft/best.ckpt", "-n", "400", "--temp", "0.5", "--seed", "« Sous", "--no-echo")
     assert r.code == 0, r.err
-    assert {"é", "œ"} & set(r.out)  # learned new characters are written
+    assert len(ACCENTED & set(r.out)) >= 3  # learned new characters are written
     info = json.loads(cli("inspect", "ft/best.ckpt", "--json").out)
     assert info["init_from"]["new_chars"] == header.meta["init_from"]["new_chars"]
     assert "initialised from" in cli("inspect", "ft/best.ckpt").out
