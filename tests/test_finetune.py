@@ -4,6 +4,7 @@ characters that train and sample, the record `inspect` shows, and what is refuse
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,25 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = TrainConfig(batch_size=8, seq_len=32, max_steps=60, eval_every=30, warmup=10)
     Trainer(ds, model, cfg, base / "run").run()
     return base / "run" / "best.ckpt"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_regularised_forward_is_the_fused_one_when_nothing_is_dropped(cell: str) -> None:
+    """Weight-drop and locked dropout call the same kernel (one layer at a time for locked
+    dropout): with nothing dropped they compute what nn.LSTM / nn.GRU / nn.RNN computes."""
+    from charrnn.model import CharRNN, ModelConfig
+
+    torch.manual_seed(0)
+    for locked in (False, True):
+        cfg = ModelConfig(vocab_size=9, cell=cell, layers=3, hidden=16, embed=8, dropout=0.0)
+        model = CharRNN(replace(cfg, locked_dropout=locked, weight_drop=0.0)).train()
+        x = model.embed(torch.randint(0, 9, (4, 7)))
+        state = model.init_state(4)
+        out, final = model._regularised(x, state)
+        ref, ref_final = model.rnn(x, state)
+        assert torch.allclose(out, ref, atol=1e-6)
+        pairs = zip(final, ref_final, strict=True) if cell == "lstm" else [(final, ref_final)]
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in pairs)
 
 
 def test_merge_keeps_code_point_order_and_lists_only_new_characters() -> None:
@@ -88,6 +108,9 @@ def test_new_characters_train_and_sample(cli, source: Path) -> None:
     assert "fine-tuning from" in r.err
     assert f"{len(ACCENTED)} new characters join the vocabulary" in r.err and "'é'" in r.err
     header = checkpoint.read_header("ft/best.ckpt")
+    # all of this small text is for training: no dropout, as for a new model (the all-text rule)
+    assert "all of the text is for training: using --dropout 0, --weight-drop 0 (" in r.err
+    assert header.meta["model"]["dropout"] == 0 and header.meta["model"]["weight_drop"] == 0
     assert header.meta["vocab"] == sorted(header.meta["vocab"])
     assert set(header.meta["vocab"]) >= ACCENTED
     assert header.meta["init_from"]["path"] == str(source)

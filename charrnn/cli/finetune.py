@@ -44,3 +44,25 @@ def as_checkpoint_vocab(dataset, chars: list[str]):
     if dataset.vocab.to_json() == chars or not set(dataset.vocab.chars) <= set(chars):
         return dataset
     return reencode(dataset, Vocab.from_json(chars))
+
+
+def fine_tune_model(source, start, dataset, given: dict, say: bool):
+    """The fine-tuning run's model: the checkpoint's, widened to the merged vocabulary, with the
+    regularisers given; with no validation split the all-text rule applies, as for a new model."""
+    from charrnn.cli.resume import resumed_model
+    from charrnn.model import ModelConfig
+    from charrnn.train import ALL_TEXT_MODEL, has_validation
+
+    model = {**resumed_model(source.meta, given), "vocab_size": start.vocab.size}
+    if not has_validation(len(dataset.split("val"))):
+        rule = {k: v for k, v in ALL_TEXT_MODEL.items() if k not in given and model.get(k) != v}
+        if rule and say:
+            opts = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in rule.items())
+            console.print(
+                f"all of the text is for training: using {opts} (nothing is held out, so fitting "
+                "the text is the goal)",
+                highlight=False,
+                markup=False,
+            )
+        model |= rule
+    return ModelConfig.from_dict(model)

@@ -309,7 +309,7 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
     import torch
 
     from charrnn import distributed
-    from charrnn.cli.finetune import as_checkpoint_vocab, fine_tune
+    from charrnn.cli.finetune import as_checkpoint_vocab, fine_tune, fine_tune_model
     from charrnn.cli.resume import resumed_model, resumed_val_frac
     from charrnn.cli.signals import Signals
     from charrnn.data import is_dataset, resolve_dataset
@@ -337,9 +337,7 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
     if source:
         start = fine_tune(source, dataset, tcfg, say)
         dataset = reencode(dataset, start.vocab)
-        mcfg = ModelConfig.from_dict(
-            {**resumed_model(source.meta, given), "vocab_size": start.vocab.size}
-        )
+        mcfg = fine_tune_model(source, start, dataset, given, say)
     elif header:
         dataset = as_checkpoint_vocab(dataset, header.meta["vocab"])
         mcfg = ModelConfig.from_dict(resumed_model(header.meta, given))
