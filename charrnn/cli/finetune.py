@@ -49,6 +49,7 @@ def as_checkpoint_vocab(dataset, chars: list[str]):
 def fine_tune_model(source, start, dataset, given: dict, say: bool):
     """The fine-tuning run's model: the checkpoint's, widened to the merged vocabulary, with the
     regularisers given; with no validation split the all-text rule applies, as for a new model."""
+    from charrnn.cli.plan import as_options
     from charrnn.cli.resume import resumed_model
     from charrnn.model import ModelConfig
     from charrnn.train import ALL_TEXT_MODEL, has_validation
@@ -57,10 +58,9 @@ def fine_tune_model(source, start, dataset, given: dict, say: bool):
     if not has_validation(len(dataset.split("val"))):
         rule = {k: v for k, v in ALL_TEXT_MODEL.items() if k not in given and model.get(k) != v}
         if rule and say:
-            opts = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in rule.items())
             console.print(
-                f"all of the text is for training: using {opts} (nothing is held out, so fitting "
-                "the text is the goal)",
+                f"all of the text is for training: using {as_options(rule)} (nothing is held out, "
+                "so fitting the text is the goal)",
                 highlight=False,
                 markup=False,
             )

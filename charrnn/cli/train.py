@@ -11,12 +11,19 @@ import json
 import shutil
 import signal
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
+from charrnn.cli.plan import (
+    _M,
+    DEFAULT_VAL_FRAC,
+    MIN_VAL_CHARS,
+    new_model,
+    say_if_all_text,
+    train_config,
+)
 from charrnn.cli.rundir import label, refuse_clobber, run_dir
 from charrnn.console import TrainView, console
 from charrnn.errors import InputError, Interrupted
@@ -27,27 +34,9 @@ from charrnn.train import (
     NOMINAL_CHARS_PER_SEC,
     WARMUP_FRACTION,
     TrainConfig,
-    model_defaults,
-    parse_duration,
 )
 
-# ModelConfig's defaults, repeated rather than imported: importing the model would load torch for
-# `charrnn -h` (a test checks that the two agree).
-_M = {
-    "cell": "lstm",
-    "layers": 2,
-    "hidden": 512,
-    "embed": 64,
-    "dropout": 0.3,
-    "weight_drop": None,  # the cell's: 0.2 for the LSTM, 0 otherwise
-    "locked_dropout": True,
-}
 _T = TrainConfig()
-# prep's validation split rule, repeated for the help text (prep imports numpy; a test checks them)
-DEFAULT_VAL_FRAC, MIN_VAL_CHARS = 0.1, 1_000
-# Without any stopping option a run stops by itself: after 10 minutes (the schedule anneals to it),
-# or 50 epochs for a small corpus, whichever comes first.
-DEFAULT_STOP = {"time_budget": 600.0, "max_epochs": 50}
 MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA = (
     "Model",
     "Batching",
@@ -266,7 +255,7 @@ def train(
         check_unchanged(given, header.meta, world.size)
     if source is not None:
         check_shape(given, source.meta, "with --init-from")
-    tcfg = _train_config(given, header, finetune=source is not None)
+    tcfg = train_config(given, header, finetune=source is not None)
     # check the model options before spending time on the corpus
     if header is None and source is None:
         ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
@@ -332,7 +321,7 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
     if not world.main:
         dataset, _ = resolve_dataset(corpus, **prep_opts)
     if say and "val_frac" not in given and not is_dataset(Path(corpus)):
-        _say_if_all_text(corpus, int(dataset.meta["chars"]))
+        say_if_all_text(corpus, int(dataset.meta["chars"]))
     start = None
     if source:
         start = fine_tune(source, dataset, tcfg, say)
@@ -342,7 +331,7 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
         dataset = as_checkpoint_vocab(dataset, header.meta["vocab"])
         mcfg = ModelConfig.from_dict(resumed_model(header.meta, given))
     else:
-        mcfg = _new_model(dataset, given, tcfg, world.size, say)
+        mcfg = new_model(dataset, given, tcfg, world.size, say)
     stopper = Signals()
     with TrainView(console, quiet=quiet or not world.main) as view:
         trainer = Trainer(
@@ -364,60 +353,3 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
         finally:
             stopper.uninstall()
             distributed.shutdown(world)
-
-
-def _say_if_all_text(corpus: str, chars: int) -> None:
-    """Say when raw text prepared without --val-frac was too small for a validation split."""
-    from charrnn.prep import auto_val_frac
-
-    if not auto_val_frac(chars):
-        val = int(chars * DEFAULT_VAL_FRAC)
-        console.print(
-            f"{corpus}: {chars:,} chars, too few for a validation split ({DEFAULT_VAL_FRAC:.0%} "
-            f"would be {val:,}, under {MIN_VAL_CHARS:,}): training on all of it",
-            highlight=False,
-            markup=False,
-        )
-
-
-_RULES = {
-    "long-run": "a long run: using {} (the long-run defaults)",
-    "all-text": "all of the text is for training: using {} (nothing is held out, so fitting the "
-    "text is the goal; the long-run defaults do not apply)",
-}
-
-
-def _new_model(dataset, given: dict, tcfg: TrainConfig, world_size: int, say: bool):
-    """A fresh run's model: the options given, else the defaults this data and plan call for."""
-    from charrnn.model import ModelConfig
-
-    n_train, n_val = len(dataset.split("train")), len(dataset.split("val"))
-    rule, values = model_defaults(tcfg, n_train, n_val, world_size)
-    plain = ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
-    # what the rule changes: options not given whose default (for this cell) differs
-    chosen = {k: v for k, v in values.items() if k not in given and getattr(plain, k) != v}
-    if chosen and say:
-        opts = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in chosen.items())
-        console.print(_RULES[rule].format(opts), markup=False, highlight=False)
-    merged = {k: given.get(k, chosen.get(k, d)) for k, d in _M.items()}
-    return ModelConfig(vocab_size=dataset.vocab.size, **merged)
-
-
-def _train_config(given: dict, header, finetune: bool = False) -> TrainConfig:
-    """Defaults (fine-tuning's where --init-from), or the checkpoint's config, with the options the
-    user gave on top."""
-    names = {f.name for f in fields(TrainConfig)}
-    changes = {k: v for k, v in given.items() if k in names and k != "time_budget"}
-    if "time_budget" in given:
-        changes["time_budget"] = parse_duration(given["time_budget"])
-    if finetune:
-        changes = {**FINETUNE_DEFAULTS, **changes}
-    if header is None:
-        if not {"max_epochs", "max_steps", "time_budget"} & changes.keys():
-            changes |= DEFAULT_STOP  # about ten minutes on a ~1 MB corpus, never endless
-        return TrainConfig(**changes)
-    # the streams are the checkpoint's (check_unchanged refused any real change); its per-process
-    # batch size is what the trainer shares out among this run's processes
-    for fixed in ("batch_size", "seq_len"):
-        changes.pop(fixed, None)
-    return TrainConfig.from_dict(header.meta["train"]).with_(**changes)
