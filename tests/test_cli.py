@@ -187,12 +187,15 @@ def test_usage_errors_exit_2_in_one_line(cli) -> None:
 
 
 def test_default_stopping_rule_only_without_any() -> None:
-    from charrnn.cli.train import _train_config
+    from charrnn.cli.plan import train_config
 
-    assert (_train_config({}, None).time_budget, _train_config({}, None).max_epochs) == (600.0, 50)
-    cfg = _train_config({"max_steps": 10}, None)
+    assert (train_config({}, None).time_budget, train_config({}, None).max_epochs) == (600.0, 50)
+    cfg = train_config({"max_steps": 10}, None)
     assert (cfg.max_steps, cfg.time_budget, cfg.max_epochs) == (10, None, None)
-    assert _train_config({"time_budget": "2h"}, None).time_budget == 7200
+    assert train_config({"time_budget": "2h"}, None).time_budget == 7200
+    tuned = train_config({}, None, finetune=True)  # --init-from: fine-tuning's rate and warmup
+    assert (tuned.lr, tuned.warmup) == (3e-4, 20)
+    assert train_config({"lr": 0.01}, None, finetune=True).lr == 0.01  # what is given wins
 
 
 def test_long_runs_get_the_long_run_model_unless_chosen(cli) -> None:
