@@ -96,7 +96,9 @@ def model_config(header: Header) -> ModelConfig:
         raise InputError(
             f"{header.path}: corrupt checkpoint (vocabulary size disagrees with model)"
         )
-    prefixes = ["model."] + (["ema."] if any(k.startswith("ema.") for k in header.tensors) else [])
+    from charrnn.checkpoint import AVERAGE, has_average
+
+    prefixes = ["model."] + ([AVERAGE] if has_average(header) else [])
     for prefix in prefixes:  # the raw weights, and the average where the file has one
         expected = {f"{prefix}{k}": v for k, v in expected_shapes(cfg).items()}
         found = {k: v.shape for k, v in header.tensors.items() if k.startswith(prefix)}

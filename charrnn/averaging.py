@@ -12,9 +12,8 @@ import copy
 
 import torch
 
+from charrnn.checkpoint import AVERAGE as PREFIX
 from charrnn.model import CharRNN
-
-PREFIX = "ema."
 
 
 def decay_at(step: int, decay: float) -> float:

@@ -175,12 +175,20 @@ def _parse_meta(p: Path, raw: dict) -> dict[str, Any]:
     return meta
 
 
+AVERAGE = "ema."  # the tensor-name prefix of the weight average (charrnn.averaging writes it)
+
+
+def has_average(header: Header) -> bool:
+    """Whether the file holds a weight average beside the raw weights (format 2 on)."""
+    return any(k.startswith(AVERAGE) for k in header.tensors)
+
+
 def sampling_prefix(header: Header) -> str:
     """Which weights sample, score and serve use: the average (`ema.*`) where the file has one and
     it scored better than the raw training weights (`model.*`) when the file was saved."""
     if header.meta["state"].get("weights") == "raw":
         return "model."
-    return "ema." if any(k.startswith("ema.") for k in header.tensors) else "model."
+    return AVERAGE if has_average(header) else "model."
 
 
 def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -333,10 +341,10 @@ def summarize(header: Header, with_vocab: bool = False) -> dict[str, Any]:
 
 def _weights(header: Header) -> dict[str, Any]:
     """Which weight sets the file holds and which one sampling uses."""
-    averaged = sampling_prefix(header) == "ema."
+    averaged = sampling_prefix(header) == AVERAGE
     return {
         "sampling": "average" if averaged else "raw",
-        "average": any(k.startswith("ema.") for k in header.tensors),
+        "average": has_average(header),
         "ema_decay": header.meta["train"].get("ema") or None,
         "resumable": any(k.startswith("optim.") for k in header.tensors),
     }

@@ -186,6 +186,30 @@ def fit_batch(n: int, batch_size: int, seq_len: int, world: int = 1) -> tuple[in
     return batch_size, seq_len
 
 
+def fit_streams(
+    n: int, batch_size: int, seq_len: int, world: int, resumed_streams: int | None = None
+) -> tuple[int, int, str]:
+    """A run's per-process batch size and seq-len, and what to tell the user. A resumed run keeps
+    its streams (shared out among however many processes there are now); a new one shrinks
+    batch × seq-len to fit a small corpus (`fit_batch`)."""
+    if resumed_streams is not None:
+        if resumed_streams % world:
+            raise InputError(
+                f"the checkpoint's {resumed_streams} streams cannot be shared by {world} processes"
+            )
+        return resumed_streams // world, seq_len, ""
+    b, s = fit_batch(n, batch_size, seq_len, world)
+    if (b, s) == (batch_size, seq_len):
+        return b, s, ""
+    return (
+        b,
+        s,
+        (
+            f"corpus too small for batch {batch_size} × seq-len {seq_len}: using batch {b} × seq-len {s}"
+        ),
+    )
+
+
 class StreamBatcher:
     """Truncated-BPTT batches: `streams` contiguous streams, each rank owning a block of rows."""
 

@@ -129,7 +129,7 @@ def start_from(header: Header, text: Vocab, seed: int) -> Start:
         "corpus": header.meta["corpus"].get("name"),
         "step": state.get("step", 0),
         "best_val_loss": best if isinstance(best, int | float) and math.isfinite(best) else None,
-        "weights": "average" if prefix == "ema." else "raw",
+        "weights": "average" if prefix == checkpoint.AVERAGE else "raw",
         "vocab_size": old.size,
         "new_chars": new,
     }

@@ -16,7 +16,8 @@ from charrnn.averaging import PREFIX, Averaged
 from charrnn.checkpoint import Header
 from charrnn.engine import Engine
 from charrnn.errors import InputError
-from charrnn.model import CharRNN, State, state_from_tensors
+from charrnn.model import CharRNN, ModelConfig, State, state_from_tensors
+from charrnn.train import TrainConfig
 from charrnn.vocab import Vocab
 
 
@@ -86,3 +87,20 @@ def restore(
         scaler.load_state_dict(optim["scaler"])
     carry = [tensors[f"carry.{j}"][:, rows].to(device) for j in range(2) if f"carry.{j}" in tensors]
     return state_from_tensors(model.cfg.cell, carry) if carry else None
+
+
+def metadata(
+    model_cfg: ModelConfig, cfg: TrainConfig, vocab: Vocab, corpus: dict, state: dict, optim: dict
+) -> dict:
+    """The checkpoint's JSON metadata sections that describe the run (README "Checkpoint format");
+    the trainer adds its history and parameter count, and `init_from` for a fine-tuned run."""
+    return {
+        "model": model_cfg.to_dict(),
+        "train": cfg.to_dict(),
+        "vocab": vocab.to_json(),
+        "vocab_counts": list(vocab.counts or []),
+        "corpus": corpus,
+        "state": state,
+        "optim": optim,
+        "versions": {"torch": torch.__version__},
+    }

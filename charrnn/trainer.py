@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from charrnn import checkpoint, distributed, snapshot
 from charrnn.averaging import Averaged
-from charrnn.data import Dataset, StreamBatcher, fit_batch
-from charrnn.errors import CharRNNError, InputError
+from charrnn.data import Dataset, StreamBatcher, fit_streams
+from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate, unigram_entropy
 from charrnn.finetune import Start
 from charrnn.model import (
@@ -83,7 +83,15 @@ class Trainer:
         new_corpus = resume is not None and self._check_corpus(resume, allow_new_corpus)
         self.fresh = resume is None
         train_ids, self.val_ids = dataset.split("train"), dataset.split("val")
-        cfg = self._fit_batches(cfg, len(train_ids), resume)
+        streams = (
+            cfg.batch_size * int(resume.meta["state"].get("world_size", 1)) if resume else None
+        )
+        batch, seq, note = fit_streams(
+            len(train_ids), cfg.batch_size, cfg.seq_len, self.world.size, streams
+        )
+        if note:
+            self.emit(Note(note))
+        cfg = cfg.with_(batch_size=batch, seq_len=seq)
         self.precision = resolve_precision(cfg.precision, self.device, model_cfg.cell)
         self.cfg, self.model_cfg = cfg, model_cfg
         self.batcher = StreamBatcher(
@@ -119,28 +127,6 @@ class Trainer:
                 self.progress.batch_in_epoch = 0
         self.last_path = out_dir / "last.ckpt"
         self.best_path = out_dir / "best.ckpt"
-
-    def _fit_batches(
-        self, cfg: TrainConfig, n: int, resume: checkpoint.Header | None
-    ) -> TrainConfig:
-        """Per-process batch size: a resumed run keeps its streams (shared out among however many
-        processes there are now); a new one shrinks batch × seq-len to fit a small corpus."""
-        if resume is not None:
-            streams = cfg.batch_size * int(resume.meta["state"].get("world_size", 1))
-            if streams % self.world.size:
-                raise InputError(
-                    f"the checkpoint's {streams} streams cannot be shared by {self.world.size} processes"
-                )
-            return cfg.with_(batch_size=streams // self.world.size)
-        b, s = fit_batch(n, cfg.batch_size, cfg.seq_len, self.world.size)
-        if (b, s) != (cfg.batch_size, cfg.seq_len):
-            self.emit(
-                Note(
-                    f"corpus too small for batch {cfg.batch_size} × seq-len {cfg.seq_len}: "
-                    f"using batch {b} × seq-len {s}"
-                )
-            )
-        return cfg.with_(batch_size=b, seq_len=s)
 
     # --- resume -------------------------------------------------------------------------------
     def _check_corpus(self, header: checkpoint.Header, allow_new: bool) -> bool:
@@ -349,12 +335,10 @@ class Trainer:
         if has_validation(len(self.val_ids)):
             ids = self.val_ids[: self.cfg.eval_chars + 1]
             raw, _ = evaluate(self.model, ids, self.device, self.world)
-            loss = raw
             if self.average is not None:
                 averaged, _ = evaluate(self.average.model, ids, self.device, self.world)
-                self.use_average = averaged < raw
-                loss = min(raw, averaged)
-            source = "val"
+            self.use_average = averaged is not None and averaged < raw
+            loss, source = min(raw, averaged if averaged is not None else raw), "val"
         else:  # no held-out text to compare the two on: the raw weights fit the text, as before
             self.use_average = False
             loss, source = (
@@ -406,7 +390,7 @@ class Trainer:
             return
         tensors, optim = snapshot.pack(self.model, self.optimizer, self.scaler, carry)
         tensors |= self.average.tensors() if self.average is not None else {}
-        weights = ("model.", "ema.")
+        weights = ("model.", checkpoint.AVERAGE)
         if not all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith(weights)):
             raise self._diverged("the weights became non-finite")
         state = {
@@ -419,18 +403,11 @@ class Trainer:
             # which of the file's weight sets sample/score/serve use (checkpoint.sampling_prefix)
             "weights": "average" if self.average is not None and self.use_average else "raw",
         }
-        meta = {
-            "model": self.model_cfg.to_dict(),
-            "train": self.cfg.to_dict(),
-            "vocab": self.vocab.to_json(),
-            "vocab_counts": list(self.vocab.counts or []),
-            "corpus": self.dataset.fingerprint(),
-            "state": state,
-            "optim": optim,
-            "history": self.history,
-            "parameters": parameter_count(self.model),
-            "versions": {"torch": torch.__version__},
-        } | ({"init_from": self.init_from} if self.init_from else {})
+        meta = snapshot.metadata(
+            self.model_cfg, self.cfg, self.vocab, self.dataset.fingerprint(), state, optim
+        ) | {"history": self.history, "parameters": parameter_count(self.model)}
+        if self.init_from:
+            meta["init_from"] = self.init_from
         checkpoint.save(self.last_path, tensors, meta)
         if best:
             checkpoint.link(self.last_path, self.best_path)
