@@ -9,6 +9,8 @@ at a time, never a per-timestep Python cell. Inference lives in `engine` (numpy,
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,6 +32,12 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 # The fused multi-layer kernels behind nn.LSTM / nn.GRU / nn.RNN: (input, hx, weights, has_biases,
 # layers, dropout, train, bidirectional, batch_first) → (output, *final states).
 _FUSED = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
+
+# On cuDNN, weights that are not views of the module's one flat buffer (a weight-drop mask, one
+# layer's slice) are packed afresh on every call, and PyTorch says so with a warning about memory.
+# For these regularisers that copy is the method (AWD-LSTM does the same), not a mistake a user
+# can fix, so that one message is not shown.
+warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
 
 
 class CharRNN(nn.Module):
