@@ -210,7 +210,7 @@ def test_long_runs_get_the_long_run_model_unless_chosen(cli) -> None:
         run: json.loads(cli("inspect", f"{run}/last.ckpt", "--json").out)["model"]
         for run in ("long", "chosen", "short")
     }
-    assert (model["long"]["layers"], model["long"]["dropout"]) == (3, 0.5)
+    assert (model["long"]["layers"], model["long"]["dropout"]) == (3, 0.4)
     assert (model["chosen"]["layers"], model["chosen"]["dropout"]) == (1, 0.1)
     assert (model["short"]["layers"], model["short"]["dropout"]) == (2, 0.3)
 
@@ -218,7 +218,7 @@ def test_long_runs_get_the_long_run_model_unless_chosen(cli) -> None:
 def test_a_long_run_says_which_defaults_it_took(cli) -> None:
     Path("c.txt").write_text(shakespeare_text(1_500), encoding="utf-8")
     r = cli("train", "c.txt", *TINY, "--max-epochs", "21", "--layers", "2", "--val-frac", "0.1")
-    assert r.code == 0 and "a long run: using --dropout 0.5 (the long-run defaults)" in r.err
+    assert r.code == 0 and "a long run: using --dropout 0.4 (the long-run defaults)" in r.err
 
 
 def test_cli_model_defaults_are_the_model_configs() -> None:
