@@ -52,7 +52,7 @@ class Extra:
         torch._foreach_lerp_(self.mine, self.theirs, weight_of(self.rule, step))
 
     def save(self, step: int) -> None:
-        torch.save([p.clone() for p in self.mine], self.folder / f"{step}.pt")
+        torch.save(self.mine, self.folder / f"{step}.pt")
 
 
 def install(rules: list[str], out: Path) -> dict:
