@@ -28,6 +28,7 @@ from common import SHAKESPEARE, report
 
 from charrnn import trainer as trainer_module
 from charrnn.averaging import Averaged, decay_at
+from charrnn.train import TrainConfig
 
 
 def weight_of(rule: str, step: int) -> float:
@@ -140,7 +141,8 @@ def main() -> None:
     builtin = {e["step"]: e["ema_val_loss"] for e in evals}
     figures: dict = {"budget": args.budget, "rng_seed": args.rng_seed, "steps": evals[-1]["step"]}
     figures["best_raw"] = round(min(raw.values()), 4)
-    for rule, by_step in {"0.999 (default)": builtin, **scored}.items():
+    default = f"{TrainConfig.ema} (default)"
+    for rule, by_step in {default: builtin, **scored}.items():
         paired = {s: min(raw[s], v) for s, v in by_step.items() if s in raw}
         step = min(paired, key=paired.__getitem__)
         figures[f"best_{rule}"] = round(paired[step], 4)

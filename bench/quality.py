@@ -3,7 +3,9 @@ reaches on the validation split (last 10 %, evaluated statefully over the whole 
 2×512 LSTM (Adam 2e-3, no dropout, no schedule, fp32, batch 64 × seq 100) given the same wall budget
 and the same evaluation, best of evaluations every 250 steps. Run one at a time on an idle machine.
 `--rng-seed N` measures the defaults on another draw; options it does not know go to `charrnn train`
-(tuning runs, recorded as `quality_<budget>_tuning`)."""
+(tuning runs, recorded as `quality_<budget>_tuning`). `--resume` finishes a run kept with `--out` that
+was stopped (a machine or session that ended): `charrnn train --resume` continues it exactly, counting
+its earlier time against the budget, so an hour-long run may span sessions."""
 
 from __future__ import annotations
 
@@ -74,13 +76,15 @@ def baseline(budget: float) -> tuple[float, int]:
     return min(best, evaluate(model, val, torch.device("cpu"), World())[0]), step
 
 
-def run_charrnn(budget: str, out: str | None, extra: list[str]) -> dict:
-    """Train with charrnn's defaults (plus `extra`) for `budget`; its best evaluation and model."""
+def run_charrnn(budget: str, out: str | None, extra: list[str], resume: bool = False) -> dict:
+    """Train with charrnn's defaults (plus `extra`) for `budget`, or finish the run stopped in `out`
+    (`resume`); its best evaluation and model."""
     from charrnn.checkpoint import read_header
 
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "charrnn", "train", str(SHAKESPEARE), "--time-budget", budget]
-        cmd += ["--out", out or tmp, "--json", "--quiet", "--overwrite", *extra]
+        cmd += ["--out", out or tmp, "--json", "--quiet", *extra]
+        cmd += ["--resume", str(Path(out or tmp, "last.ckpt"))] if resume else ["--overwrite"]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         m = read_header(result["best_path"]).meta["model"]
         lines = Path(out or tmp, "metrics.jsonl").read_text().splitlines()
@@ -110,15 +114,21 @@ def main() -> None:
     which.add_argument("--skip-charrnn", action="store_true", help="measure the baseline alone")
     ap.add_argument("--out", help="keep charrnn's run directory here (default: a temporary one)")
     ap.add_argument("--rng-seed", type=int, help="charrnn's seed: the defaults on another draw")
+    ap.add_argument("--resume", action="store_true", help="finish the stopped run kept in --out")
     args, extra = ap.parse_known_args()  # anything else goes to `charrnn train` (tuning runs)
     from charrnn.train import parse_duration
+
+    if args.resume and not (args.out and args.skip_baseline):
+        ap.error("--resume finishes a charrnn run kept with --out: give --out and --skip-baseline")
 
     tuning = bool(extra)  # another seed alone still measures the defaults
     extra += ["--rng-seed", str(args.rng_seed)] if args.rng_seed is not None else []
     figures: dict = {"budget": args.budget}
     if not args.skip_charrnn:
         command = ["charrnn train tinyshakespeare.txt --time-budget", args.budget, *extra]
-        figures |= {"command": " ".join(command)} | run_charrnn(args.budget, args.out, extra)
+        figures |= {"command": " ".join(command)}
+        figures |= run_charrnn(args.budget, args.out, extra, args.resume)
+        figures |= {"resumed": True} if args.resume else {}
     if not args.skip_baseline:
         base, steps = baseline(parse_duration(args.budget))
         figures |= {"baseline_val_loss": round(base, 4), "baseline_steps": steps}

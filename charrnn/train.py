@@ -43,7 +43,7 @@ class TrainConfig:
     rng_seed: int = 1337
     precision: str = "auto"
     # Decay of the weight average that evaluation ranks and sampling uses (0 = raw weights only).
-    ema: float = 0.999
+    ema: float = 0.995
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "seq_len", "eval_every", "eval_chars", "log_every")

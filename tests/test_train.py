@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from charrnn import checkpoint
+from charrnn.averaging import Averaged, decay_at
 from charrnn.data import load_dataset
 from charrnn.errors import InputError
-from charrnn.model import ModelConfig
+from charrnn.model import CharRNN, ModelConfig
 from charrnn.prep import prep
 from charrnn.train import (
     Progress,
@@ -46,6 +47,30 @@ def test_schedule_warmup_then_cosine_to_floor() -> None:
     assert lr_at(900, 3.0, cfg) == pytest.approx(1e-4)
     assert lr_at(900, None, cfg) == pytest.approx(1e-3)
     assert bpc(math.log(2)) == pytest.approx(1.0)
+
+
+def test_average_warms_up_then_holds_the_default_cap() -> None:
+    """The README's rule: (1 + t)/(10 + t) until the cap (reached near step 1,800 for the default
+    0.995), and the running average it drives is the plain recurrence on the weights seen."""
+    cap = TrainConfig().ema
+    assert cap == 0.995
+    first = next(t for t in range(100_000) if decay_at(t, cap) == cap)
+    assert 1_700 < first < 1_900 and decay_at(first - 1, cap) < cap
+    assert decay_at(0, cap) == 0.1 and decay_at(10**6, cap) == cap
+
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=5, hidden=4, embed=3, layers=1, dropout=0.0))
+    average, expected = Averaged(model, 0.5), [p.detach().clone() for p in model.parameters()]
+    for step in range(12):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        average.update(step)
+        d = decay_at(step, 0.5)
+        live = list(model.parameters())
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, live, strict=True)]
+    for got, want in zip(average.model.parameters(), expected, strict=True):
+        torch.testing.assert_close(got, want)
 
 
 def test_warmup_is_capped_to_fit_the_plan() -> None:
