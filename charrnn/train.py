@@ -46,7 +46,7 @@ class TrainConfig:
     ema: float = 0.995
     # Start each epoch's windows at another offset (drawn from rng_seed and the epoch), so that over
     # many epochs the truncated-BPTT boundaries fall at different places in the text.
-    shift_windows: bool = False
+    shift_windows: bool = True
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "seq_len", "eval_every", "eval_chars", "log_every")
@@ -88,8 +88,8 @@ class TrainConfig:
         unknown = set(d) - names
         if unknown:
             raise InputError(f"train config has unknown fields: {', '.join(sorted(unknown))}")
-        # a checkpoint from before weight averaging resumes as it was trained: without it
-        return cls(**{"ema": 0.0, **d})
+        # a checkpoint from before weight averaging or shifted windows resumes as it was trained
+        return cls(**{"ema": 0.0, "shift_windows": False, **d})
 
     def to_dict(self) -> dict:
         return asdict(self)

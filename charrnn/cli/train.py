@@ -144,7 +144,7 @@ def train(
         _opt(
             BATCH,
             "Start each epoch's windows at another offset, so BPTT boundaries move between epochs.",
-            "off",
+            "on",
             "--shift-windows/--no-shift-windows",
         ),
     ] = None,
