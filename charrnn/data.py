@@ -213,21 +213,40 @@ def fit_streams(
 class StreamBatcher:
     """Truncated-BPTT batches: `streams` contiguous streams, each rank owning a block of rows."""
 
-    def __init__(self, ids: np.ndarray, streams: int, seq_len: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        ids: np.ndarray,
+        streams: int,
+        seq_len: int,
+        rank: int = 0,
+        world: int = 1,
+        shift_seed: int | None = None,
+    ):
         if streams % world:
             raise InputError(f"{streams} streams cannot be shared by {world} processes")
-        self.ids, self.seq_len = ids, seq_len
+        self.ids, self.seq_len, self.shift_seed = ids, seq_len, shift_seed
         self.stream_len = (len(ids) - 1) // streams
         self.steps_per_epoch = self.stream_len // seq_len
         if self.steps_per_epoch < 1:
             raise InputError(f"{len(ids)} chars cannot fill {streams} streams of {seq_len}")
+        # an epoch reads steps × seq_len of each stream; what is left over is room to shift into
+        self.max_shift = min(seq_len - 1, self.stream_len - self.steps_per_epoch * seq_len)
         per_rank = streams // world
         rows = np.arange(rank * per_rank, (rank + 1) * per_rank, dtype=np.int64)
         self._window = rows[:, None] * self.stream_len + np.arange(seq_len + 1)[None, :]
 
-    def batch(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+    def shift(self, epoch: int) -> int:
+        """Where epoch `epoch`'s windows start within each stream: 0 unless shifting, else a draw
+        from (seed, epoch) alone, so every rank and a resumed run agree without storing it."""
+        if self.shift_seed is None or epoch == 0 or self.max_shift == 0:
+            return 0
+        rng = np.random.default_rng([self.shift_seed, epoch])
+        return int(rng.integers(0, self.max_shift + 1))
+
+    def batch(self, t: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Inputs and targets (int64, shape rows × seq_len) for step t of the epoch."""
-        w = np.asarray(self.ids[self._window + t * self.seq_len], dtype=np.int64)
+        start = self.shift(epoch) + t * self.seq_len
+        w = np.asarray(self.ids[self._window + start], dtype=np.int64)
         if t % RELEASE_EVERY == RELEASE_EVERY - 1:
             release(self.ids)
         return w[:, :-1], w[:, 1:]

@@ -44,6 +44,9 @@ class TrainConfig:
     precision: str = "auto"
     # Decay of the weight average that evaluation ranks and sampling uses (0 = raw weights only).
     ema: float = 0.995
+    # Start each epoch's windows at another offset (drawn from rng_seed and the epoch), so that over
+    # many epochs the truncated-BPTT boundaries fall at different places in the text.
+    shift_windows: bool = True
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "seq_len", "eval_every", "eval_chars", "log_every")
@@ -72,6 +75,8 @@ class TrainConfig:
             raise InputError(f"--rng-seed must be a non-negative integer, got {self.rng_seed}")
         if not _finite(self.ema) or not 0 <= self.ema < 1:
             raise InputError(f"--ema must be in [0, 1) (0 = off), got {self.ema}")
+        if not isinstance(self.shift_windows, bool):
+            raise InputError(f"shift_windows must be true or false, got {self.shift_windows!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}")
 
@@ -83,8 +88,8 @@ class TrainConfig:
         unknown = set(d) - names
         if unknown:
             raise InputError(f"train config has unknown fields: {', '.join(sorted(unknown))}")
-        # a checkpoint from before weight averaging resumes as it was trained: without it
-        return cls(**{"ema": 0.0, **d})
+        # a checkpoint from before weight averaging or shifted windows resumes as it was trained
+        return cls(**{"ema": 0.0, "shift_windows": False, **d})
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -100,6 +100,7 @@ class Trainer:
             cfg.seq_len,
             self.world.rank,
             self.world.size,
+            cfg.rng_seed if cfg.shift_windows else None,
         )
         self.horizon = total_steps(cfg, self.batcher.steps_per_epoch)
         cfg, shortened = fit_warmup(cfg, self.batcher.steps_per_epoch, self.world.size)
@@ -157,7 +158,7 @@ class Trainer:
         cfg, p = self.cfg, self.progress
         if p.batch_in_epoch == 0:
             self.carry = self.model.init_state(cfg.batch_size, self.device)
-        x, y = (torch.from_numpy(a) for a in self.batcher.batch(p.batch_in_epoch))
+        x, y = (torch.from_numpy(a) for a in self.batcher.batch(p.batch_in_epoch, p.epoch))
         pin = self.device.type == "cuda"
         x = (x.pin_memory() if pin else x).to(self.device, non_blocking=True)
         y = (y.pin_memory() if pin else y).to(self.device, non_blocking=True)

@@ -163,7 +163,7 @@ def test_a_format_1_checkpoint_still_loads_samples_and_fine_tunes(cli, source: P
     meta = {k: json.dumps(v) for k, v in header.meta.items() if k != "init_from"}
     state = {k: v for k, v in header.meta["state"].items() if k != "weights"}
     meta |= {"state": json.dumps(state), "charrnn.format": "1"}
-    train = {k: v for k, v in header.meta["train"].items() if k != "ema"}
+    train = {k: v for k, v in header.meta["train"].items() if k not in ("ema", "shift_windows")}
     meta["train"] = json.dumps(train)
     save_file(arrays, "old.ckpt", metadata=meta)
     info = json.loads(cli("inspect", "old.ckpt", "--json").out)
@@ -184,3 +184,4 @@ def test_a_format_1_checkpoint_still_loads_samples_and_fine_tunes(cli, source: P
     assert r.code == 0, r.err  # resumes as it was trained: without an average
     resumed = checkpoint.read_header("old/last.ckpt")
     assert resumed.meta["train"]["ema"] == 0.0 and checkpoint.sampling_prefix(resumed) == "model."
+    assert resumed.meta["train"]["shift_windows"] is False  # nor with shifted windows

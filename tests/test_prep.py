@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -132,6 +133,30 @@ def test_stream_batcher_is_contiguous_tbptt() -> None:
     assert (y0 == x0 + 1).all() and (x1[:, 0] == x0[:, -1] + 1).all()
     r1 = StreamBatcher(ids, streams=4, seq_len=10, rank=1, world=2)
     assert r1.batch(3)[0].tolist() == b.batch(3)[0][2:].tolist()
+
+
+def test_shifted_windows_move_between_epochs_and_stay_in_their_streams() -> None:
+    """--shift-windows: epoch 0 is the plain layout; later epochs start every stream at one drawn
+    offset within the left-over characters, stay contiguous within the epoch, never read past the
+    stream's end, and the same seed draws the same offsets (ranks and resumed runs agree)."""
+    ids = np.arange(1081, dtype=np.uint16)
+    plain, shifted = StreamBatcher(ids, 4, 10), StreamBatcher(ids, 4, 10, shift_seed=7)
+    assert shifted.stream_len == 270 and shifted.steps_per_epoch == 27 and shifted.max_shift == 0
+    ids = np.arange(1037, dtype=np.uint16)  # streams of 259: 25 windows of 10 and 9 to spare
+    plain, shifted = StreamBatcher(ids, 4, 10), StreamBatcher(ids, 4, 10, shift_seed=7)
+    assert shifted.max_shift == 9 and shifted.steps_per_epoch == plain.steps_per_epoch == 25
+    assert all(np.array_equal(plain.batch(t)[0], shifted.batch(t, 0)[0]) for t in range(25))
+    offsets = [shifted.shift(e) for e in range(1, 40)]
+    assert len(set(offsets)) > 4 and all(0 <= o <= 9 for o in offsets)
+    assert offsets == [StreamBatcher(ids, 4, 10, shift_seed=7).shift(e) for e in range(1, 40)]
+    assert offsets != [StreamBatcher(ids, 4, 10, shift_seed=8).shift(e) for e in range(1, 40)]
+    assert [plain.shift(e) for e in range(40)] == [0] * 40
+    for epoch in (1, 2, 3):
+        o = shifted.shift(epoch)
+        xs = [shifted.batch(t, epoch) for t in range(25)]
+        assert xs[0][0][:, 0].tolist() == [o, 259 + o, 518 + o, 777 + o]
+        assert all((b[0][:, 0] == a[0][:, -1] + 1).all() for a, b in itertools.pairwise(xs))
+        assert (xs[-1][1][:, -1] < np.array([259, 518, 777, 1036]) + 1).all()
 
 
 def test_memory_mapped_batches_survive_releasing_their_pages() -> None:

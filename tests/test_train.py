@@ -224,6 +224,37 @@ def test_resumed_run_ends_with_identical_weights(
     assert evals[0] == evals[1] and len(evals[0]) == 3
 
 
+def test_shifted_windows_resume_exactly_and_change_the_run() -> None:
+    """--shift-windows: a run cut inside its second epoch and resumed ends with the uninterrupted
+    run's weights (the offsets are drawn from the seed and the epoch, not stored), and the shifted
+    run is a different run from the plain one."""
+    ds = dataset(shakespeare_text(6_000))
+    model = ModelConfig(vocab_size=ds.vocab.size, hidden=32, embed=8, dropout=0.1)
+    cfg = TrainConfig(
+        batch_size=8, seq_len=40, max_steps=40, eval_every=15, warmup=5, shift_windows=True
+    )
+    whole = Trainer(ds, model, cfg, Path("whole"))
+    assert whole.batcher.steps_per_epoch == 16 and whole.batcher.max_shift > 0
+    whole.run()
+    first = Trainer(
+        ds,
+        model,
+        cfg,
+        Path("split"),
+        should_stop=lambda: "interrupted" if first.progress.step >= 22 else None,
+    )
+    assert first.run().reason == "interrupted"
+    second = Trainer(
+        ds, model, cfg, Path("split"), resume=checkpoint.read_header("split/last.ckpt")
+    )
+    assert second.run().step == 40
+    a, b = whole.model.state_dict(), second.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = Trainer(ds, model, cfg.with_(shift_windows=False), Path("plain"))
+    plain.run()
+    assert not all(torch.equal(a[k], plain.model.state_dict()[k]) for k in a)
+
+
 def test_toy_corpus_shrinks_batch_and_uses_train_loss() -> None:
     ds = dataset("hello world, hello there.", val_frac=0.0)
     notes = []

@@ -139,6 +139,15 @@ def train(
             _T.ema,
         ),
     ] = None,
+    shift_windows: Annotated[
+        bool | None,
+        _opt(
+            BATCH,
+            "Start each epoch's windows at another offset, so BPTT boundaries move between epochs.",
+            "on",
+            "--shift-windows/--no-shift-windows",
+        ),
+    ] = None,
     max_epochs: Annotated[
         int | None,
         _opt(STOP, "Stop after this many passes over the data.", "50 if no stopping option", min=1),
