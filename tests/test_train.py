@@ -37,6 +37,18 @@ def dataset(text: str, name: str = "ds", val_frac: float = 0.1):
     return load_dataset(Path(name))
 
 
+def cut_at(ds, model: ModelConfig, cfg: TrainConfig, step: int):
+    """Train into ./split and stop there as Ctrl-C would (saving last.ckpt); the run's result."""
+    first = Trainer(
+        ds,
+        model,
+        cfg,
+        Path("split"),
+        should_stop=lambda: "interrupted" if first.progress.step >= step else None,
+    )
+    return first.run()
+
+
 def test_schedule_warmup_then_cosine_to_floor() -> None:
     cfg = TrainConfig(lr=1e-3, warmup=10, min_lr=0.1)
     assert lr_at(0, 0.0, cfg) == pytest.approx(1e-4)
@@ -198,14 +210,7 @@ def test_resumed_run_ends_with_identical_weights(
     )
     whole = Trainer(ds, model, cfg, Path("whole"))
     whole.run()
-    first = Trainer(
-        ds,
-        model,
-        cfg,
-        Path("split"),
-        should_stop=lambda: "interrupted" if first.progress.step >= 22 else None,
-    )
-    assert first.run().reason == "interrupted"
+    assert cut_at(ds, model, cfg, 22).reason == "interrupted"
     header = checkpoint.read_header("split/last.ckpt")
     assert header.meta["state"]["step"] == 22 and not header.meta["state"]["finished"]
     second = Trainer(ds, model, cfg, Path("split"), resume=header)
@@ -236,14 +241,7 @@ def test_shifted_windows_resume_exactly_and_change_the_run() -> None:
     whole = Trainer(ds, model, cfg, Path("whole"))
     assert whole.batcher.steps_per_epoch == 16 and whole.batcher.max_shift > 0
     whole.run()
-    first = Trainer(
-        ds,
-        model,
-        cfg,
-        Path("split"),
-        should_stop=lambda: "interrupted" if first.progress.step >= 22 else None,
-    )
-    assert first.run().reason == "interrupted"
+    assert cut_at(ds, model, cfg, 22).reason == "interrupted"
     second = Trainer(
         ds, model, cfg, Path("split"), resume=checkpoint.read_header("split/last.ckpt")
     )
