@@ -144,7 +144,7 @@ def train(
         _opt(
             BATCH,
             "Start each epoch's windows at another offset, so BPTT boundaries move between epochs.",
-            "on",
+            "on" if _T.shift_windows else "off",
             "--shift-windows/--no-shift-windows",
         ),
     ] = None,
