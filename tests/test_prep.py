@@ -139,8 +139,7 @@ def test_shifted_windows_move_between_epochs_and_stay_in_their_streams() -> None
     """--shift-windows: epoch 0 is the plain layout; later epochs start every stream at one drawn
     offset within the left-over characters, stay contiguous within the epoch, never read past the
     stream's end, and the same seed draws the same offsets (ranks and resumed runs agree)."""
-    ids = np.arange(1081, dtype=np.uint16)
-    plain, shifted = StreamBatcher(ids, 4, 10), StreamBatcher(ids, 4, 10, shift_seed=7)
+    shifted = StreamBatcher(np.arange(1081, dtype=np.uint16), 4, 10, shift_seed=7)
     assert shifted.stream_len == 270 and shifted.steps_per_epoch == 27 and shifted.max_shift == 0
     ids = np.arange(1037, dtype=np.uint16)  # streams of 259: 25 windows of 10 and 9 to spare
     plain, shifted = StreamBatcher(ids, 4, 10), StreamBatcher(ids, 4, 10, shift_seed=7)
