@@ -1,5 +1,6 @@
 # make demo  — install, build the built-in corpus, train ~2 minutes, sample
-# make test  — install, run the test suite
+# make test  — install, run the test suite (make test-fast: the tests not marked slow)
+# make docs  — regenerate docs/cli.md from every command's --help
 # make bench — performance figures (bench/results.jsonl)
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TIME ?= 2m
 
-.PHONY: install demo corpus test lint bench clean
+.PHONY: install demo corpus test test-fast lint bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,12 +32,19 @@ demo: corpus
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'not slow'
+
 lint: $(STAMP)
 	$(BIN)/ruff check charrnn tests bench
 	$(BIN)/ruff format --check charrnn tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# The CLI reference; tests/test_docs.py fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/python -m charrnn.cli.reference > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
 
 clean:
 	rm -rf $(VENV) runs corpora/pystdlib .pytest_cache
