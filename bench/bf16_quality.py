@@ -11,10 +11,10 @@ from common import SHAKESPEARE, report
 
 
 def val_after(cell: str, precision: str, steps: int) -> float:
-    from charrnn.data import resolve_dataset
+    from charrnn.data.dataset import resolve_dataset
     from charrnn.model import ModelConfig
-    from charrnn.train import TrainConfig
-    from charrnn.trainer import Trainer
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     cfg = TrainConfig(

@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 from common import SHAKESPEARE, report
 
-from charrnn import trainer as trainer_module
-from charrnn.averaging import Averaged, decay_at
-from charrnn.train import TrainConfig
+from charrnn.train import loop as trainer_module
+from charrnn.train.averaging import Averaged, decay_at
+from charrnn.train.config import TrainConfig
 
 
 def weight_of(rule: str, step: int) -> float:
@@ -86,9 +86,9 @@ def install(rules: list[str], out: Path) -> dict:
 
 def score_extras(held: dict, out: Path) -> dict:
     """Validation loss of every saved average, step by step, with the trainer's own evaluation."""
-    from charrnn.data import resolve_dataset
-    from charrnn.distributed import World
-    from charrnn.evaluate import evaluate
+    from charrnn.data.dataset import resolve_dataset
+    from charrnn.train.distributed import World
+    from charrnn.train.evaluate import evaluate
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     val = ds.split("val")

@@ -26,11 +26,12 @@ def zero_shot(source: str, target: Path) -> float:
     """The source model's validation loss on the target text's validation split, untrained."""
     import torch
 
-    from charrnn import checkpoint, snapshot
-    from charrnn.data import resolve_dataset
-    from charrnn.distributed import World
-    from charrnn.evaluate import evaluate
-    from charrnn.finetune import reencode
+    from charrnn import checkpoint
+    from charrnn.data.dataset import resolve_dataset
+    from charrnn.train import state as snapshot
+    from charrnn.train.distributed import World
+    from charrnn.train.evaluate import evaluate
+    from charrnn.train.finetune import reencode
     from charrnn.vocab import Vocab
 
     header = checkpoint.read_header(source)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from common import SHAKESPEARE, report, timeit
 
-from charrnn.novelty import CorpusIndex
-from charrnn.prep import prep
+from charrnn.data.corpus_index import CorpusIndex
+from charrnn.data.prep import prep
 
 SAMPLE = 2000
 

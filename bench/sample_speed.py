@@ -30,9 +30,9 @@ def main() -> None:
     ap.add_argument("--chars", type=int, default=600)
     ap.add_argument("--cell", default="lstm")
     args = ap.parse_args()
-    from charrnn.engine import Engine
+    from charrnn.infer.numpy_engine import Engine
+    from charrnn.infer.sampler import Sampler
     from charrnn.model import CharRNN, ModelConfig
-    from charrnn.sampler import Sampler
     from charrnn.vocab import Vocab
 
     torch.manual_seed(0)

@@ -16,9 +16,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--chars", type=int, default=30_000)
     args = ap.parse_args()
-    from charrnn.engine import Engine
+    from charrnn.infer.numpy_engine import Engine
+    from charrnn.infer.score import Scorer
     from charrnn.model import CharRNN, ModelConfig
-    from charrnn.score import Scorer
     from charrnn.vocab import Vocab
 
     text = SHAKESPEARE.read_text(encoding="utf-8")

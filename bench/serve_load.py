@@ -128,7 +128,7 @@ def _baseline(ckpt: Path) -> float:
     from sample_speed import naive_loop
 
     from charrnn.checkpoint import read_header
-    from charrnn.snapshot import build_model
+    from charrnn.train.state import build_model
 
     header = read_header(ckpt)
     model = build_model(header).eval()

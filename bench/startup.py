@@ -22,10 +22,10 @@ def wall(cmd: list[str], repeat: int = 5) -> float:
 
 
 def main() -> None:
-    from charrnn.data import resolve_dataset
+    from charrnn.data.dataset import resolve_dataset
     from charrnn.model import ModelConfig
-    from charrnn.train import TrainConfig
-    from charrnn.trainer import Trainer
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     with tempfile.TemporaryDirectory() as out:

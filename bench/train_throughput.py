@@ -74,8 +74,8 @@ def charrnn_cps(
     regularisers: dict | None = None,
 ) -> list[float]:
     from charrnn.model import ModelConfig
-    from charrnn.train import TrainConfig
-    from charrnn.trainer import Trainer
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
 
     cfg = TrainConfig(
         batch_size=B,
@@ -115,7 +115,7 @@ def main() -> None:
     args = ap.parse_args()
     reg = {"dropout": args.dropout, "weight_drop": args.weight_drop}
     reg["locked_dropout"] = args.locked_dropout
-    from charrnn.data import resolve_dataset
+    from charrnn.data.dataset import resolve_dataset
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     ids = np.asarray(ds.split("train"))

@@ -21,10 +21,10 @@ from common import SHAKESPEARE, report
 def snapshots(steps: int, count: int, hidden: int, seed: int) -> tuple[list, object]:
     """A 2-layer LSTM trained for `steps` steps; its model at `count` evenly spaced steps."""
     from charrnn import checkpoint
-    from charrnn.data import resolve_dataset
+    from charrnn.data.dataset import resolve_dataset
     from charrnn.model import ModelConfig
-    from charrnn.train import TrainConfig
-    from charrnn.trainer import Trainer
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
 
     ds, _ = resolve_dataset(str(SHAKESPEARE), val_frac=0.1)
     model = ModelConfig(vocab_size=ds.vocab.size, hidden=hidden, embed=32, dropout=0.0)

@@ -13,7 +13,7 @@ from charrnn.errors import CharRNNError, InputError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from charrnn.sampler import Sampler
+    from charrnn.infer.sampler import Sampler
 
 __all__ = ["CharRNNError", "InputError", "Sampler", "__version__", "load"]
 
@@ -25,6 +25,6 @@ def load(path: str, device: str = "cpu", threads: int = 0, deterministic: bool =
     `threads` caps the CPU threads (0: every core this process may use). `deterministic`: sample i
     of a batch equals its seed run alone (CPU; slower batches).
     """
-    from charrnn.sampler import Sampler
+    from charrnn.infer.sampler import Sampler
 
     return Sampler.from_checkpoint(path, device, threads, deterministic)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrnn.architecture import CELLS, Cell, ModelConfig, expected_shapes
+from charrnn.model_config import CELLS, Cell, ModelConfig, expected_shapes
 
 __all__ = [
     "CELLS",

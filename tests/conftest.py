@@ -104,11 +104,11 @@ def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2×96 LSTM trained for 120 steps on tiny-shakespeare; returns its best.ckpt."""
-    from charrnn.data import load_dataset
+    from charrnn.data.dataset import load_dataset
+    from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
-    from charrnn.prep import prep
-    from charrnn.train import TrainConfig
-    from charrnn.trainer import Trainer
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
 
     base = tmp_path_factory.mktemp("trained")
     prep([str(SHAKESPEARE)], base / "ds")

@@ -9,10 +9,10 @@ import torch
 
 def train_steps(dataset_dir: str, out_dir: str, batch_size: int, steps: int) -> dict:
     """Train `steps` steps; every rank returns its final weights (rank 0 also writes the run)."""
-    from charrnn.data import load_dataset
+    from charrnn.data.dataset import load_dataset
     from charrnn.model import ModelConfig
-    from charrnn.train import TrainConfig
-    from charrnn.trainer import Trainer
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
 
     torch.set_num_threads(1)
     ds = load_dataset(Path(dataset_dir))

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn import checkpoint, snapshot
+from charrnn import checkpoint
 from charrnn.errors import CharRNNError, InputError
+from charrnn.train import state as snapshot
 
 
 def craft(header: dict, data: bytes = b"") -> bytes:

@@ -224,8 +224,8 @@ def test_a_long_run_says_which_defaults_it_took(cli) -> None:
 def test_cli_model_defaults_are_the_model_configs() -> None:
     from dataclasses import fields
 
-    from charrnn import prep
     from charrnn.cli.train import _M, DEFAULT_VAL_FRAC, MIN_VAL_CHARS
+    from charrnn.data import prep
     from charrnn.model import ModelConfig
 
     assert {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"} == _M

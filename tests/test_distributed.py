@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from charrnn import checkpoint
-from charrnn.prep import prep
+from charrnn.data.prep import prep
 
 from .conftest import TINY, run_cli, shakespeare_text, torchrun
 from .dist_worker import train_steps

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import engine as engine_module
-from charrnn.engine import Engine
+from charrnn.infer import numpy_engine as engine_module
+from charrnn.infer.numpy_engine import Engine
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
 
@@ -40,7 +40,8 @@ def test_engine_matches_module_forward_after_a_long_prime(cell: str) -> None:
 
 
 def test_engine_matches_trained_weights(trained: Path) -> None:
-    from charrnn import checkpoint, snapshot
+    from charrnn import checkpoint
+    from charrnn.train import state as snapshot
 
     model = snapshot.build_model(checkpoint.read_header(trained))
     eng = Engine.load(trained)
@@ -100,7 +101,7 @@ def test_state_select_reorders_streams() -> None:
 
 def test_bf16_checkpoints_load(tmp_path: Path) -> None:
     from charrnn import checkpoint
-    from charrnn.engine import read_model_tensors
+    from charrnn.infer.numpy_engine import read_model_tensors
 
     w = torch.randn(4, 3)
     checkpoint.save(tmp_path / "x.ckpt", {"model.w": w.to(torch.bfloat16)}, _meta())
@@ -142,8 +143,8 @@ def test_cpu_sampling_never_imports_torch(trained: Path) -> None:
 
 def test_the_torch_path_agrees_with_the_numpy_engine(trained: Path) -> None:
     """The --device cuda/mps path, run here on the CPU: same logits, and the sampler runs on it."""
-    from charrnn.engine_torch import TorchEngine
-    from charrnn.sampler import Sampler
+    from charrnn.infer.sampler import Sampler
+    from charrnn.infer.torch_engine import TorchEngine
 
     tor, eng = TorchEngine.load(trained, "cpu"), Engine.load(trained)
     ids = eng.vocab.encode("ROMEO:\nWhat say you?")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import checkpoint, snapshot
+from charrnn import checkpoint
+from charrnn.train import state as snapshot
 
 from .conftest import CLI, TINY, run_cli, shakespeare_text
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from charrnn import checkpoint
-from charrnn.finetune import merge_vocab, start_from
-from charrnn.train import FINETUNE_DEFAULTS
+from charrnn.train.config import FINETUNE_DEFAULTS
+from charrnn.train.finetune import merge_vocab, start_from
 from charrnn.vocab import Vocab
 from tests.conftest import TINY, shakespeare_text
 
@@ -25,11 +25,11 @@ ACCENTED = {"«", "»", "ê", "é", "î", "œ", "ç"}
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny LSTM trained on English text (no accented letters)."""
-    from charrnn.data import load_dataset
+    from charrnn.data.dataset import load_dataset
+    from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
-    from charrnn.prep import prep
-    from charrnn.train import TrainConfig
-    from charrnn.trainer import Trainer
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
 
     base = tmp_path_factory.mktemp("source")
     (base / "en.txt").write_text(shakespeare_text(40_000), encoding="utf-8")
@@ -171,7 +171,7 @@ def test_a_format_1_checkpoint_still_loads_samples_and_fine_tunes(cli, source: P
     r = cli("sample", "old.ckpt", "--length", "50", "--rng-seed", "1")
     assert r.code == 0 and len(r.out) == 50
     # what sampling reads is the raw weights, bit for bit
-    from charrnn.engine import read_model_tensors
+    from charrnn.infer.numpy_engine import read_model_tensors
 
     got = read_model_tensors(checkpoint.read_header("old.ckpt"))
     assert got.keys() == {k for k in arrays if k.startswith("model.")}

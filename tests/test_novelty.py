@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from charrnn.data.corpus_index import CorpusIndex, Novelty
 from charrnn.errors import InputError
-from charrnn.novelty import CorpusIndex, Novelty
 from tests.conftest import SHAKESPEARE, shakespeare_text
 
 # Brute force runs `in` over the corpus once per window, so it gets a slice, not the whole 1.1 MB.
@@ -152,7 +152,7 @@ def test_build_rejects_bytes_that_are_not_utf8() -> None:
 
 
 def prepared(name: str, text: str) -> Path:
-    from charrnn.prep import prep
+    from charrnn.data.prep import prep
 
     src = Path(f"{name}.txt")
     src.write_text(text, encoding="utf-8")
@@ -202,7 +202,7 @@ def test_another_texts_array_is_not_trusted() -> None:
 
 
 def test_read_only_dataset_falls_back_to_the_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    from charrnn.data import cache_dir
+    from charrnn.data.dataset import cache_dir
 
     ds = prepared("ds", SMALL)
     mkstemp, refused = tempfile.mkstemp, {ds}
@@ -251,11 +251,11 @@ def test_for_checkpoint_with_corpus_given(trained: Path) -> None:
 
 def test_for_checkpoint_without_its_text_says_how_to_supply_it() -> None:
     from charrnn.checkpoint import read_header
-    from charrnn.data import load_dataset
+    from charrnn.data.dataset import load_dataset
+    from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
-    from charrnn.prep import prep
-    from charrnn.train import TrainConfig
-    from charrnn.trainer import Trainer
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
 
     ds = prepared("ds", SMALL)
     data = load_dataset(ds)
@@ -276,5 +276,5 @@ def test_for_checkpoint_without_its_text_says_how_to_supply_it() -> None:
 
 
 def test_importing_novelty_does_not_import_torch() -> None:
-    code = "import sys, charrnn.novelty; assert 'torch' not in sys.modules"
+    code = "import sys, charrnn.data.corpus_index; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

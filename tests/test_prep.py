@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn.data import RELEASE_EVERY, StreamBatcher, fit_batch, load_dataset, resolve_dataset
+from charrnn.data.dataset import (
+    RELEASE_EVERY,
+    StreamBatcher,
+    fit_batch,
+    load_dataset,
+    resolve_dataset,
+)
+from charrnn.data.prep import decode_chunks, id_dtype, prep
 from charrnn.errors import InputError
-from charrnn.prep import decode_chunks, id_dtype, prep
 
 from .conftest import SHAKESPEARE
 

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from charrnn.logits import Filters, adjust, draw, probabilities
+from charrnn.infer.logits import Filters, adjust, draw, probabilities
 
 logit_rows = st.lists(st.floats(-20, 20, allow_nan=False), min_size=2, max_size=40, unique=True)
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn.beam import beam_search
-from charrnn.controls import Rules, count_words
 from charrnn.errors import InputError
-from charrnn.logits import Filters, log_softmax
-from charrnn.sampler import Options
+from charrnn.infer.beam import beam_search
+from charrnn.infer.controls import Rules, count_words
+from charrnn.infer.logits import Filters, log_softmax
+from charrnn.infer.sampler import Options
 
 from .conftest import shakespeare_text
 

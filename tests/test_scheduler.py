@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from charrnn.checkpoint import fingerprint
-from charrnn.engine import Engine
-from charrnn.logits import Filters
-from charrnn.sampler import Options, Sampler
+from charrnn.infer.logits import Filters
+from charrnn.infer.numpy_engine import Engine
+from charrnn.infer.sampler import Options, Sampler
 from charrnn.serve.models import Model
 from charrnn.serve.scheduler import Job, Scheduler, SessionPlan, Update
 from charrnn.serve.sessions import SessionStore
@@ -74,7 +74,7 @@ def test_jobs_joining_a_running_batch_write_what_sample_writes(trained: Path) ->
 
 def test_torch_engine_serves_and_keeps_sessions(trained: Path, tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from charrnn.engine_torch import TorchEngine
+    from charrnn.infer.torch_engine import TorchEngine
 
     sampler = Sampler(TorchEngine.load(trained, "cpu"))  # type: ignore[arg-type]
     model = _model(trained, sampler)

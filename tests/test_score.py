@@ -14,9 +14,9 @@ import torch
 
 import charrnn
 from charrnn import checkpoint
-from charrnn.engine import Engine
+from charrnn.infer.numpy_engine import Engine
+from charrnn.infer.score import Scorer
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.score import Scorer
 from charrnn.vocab import Vocab
 
 from .conftest import shakespeare_text

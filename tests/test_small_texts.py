@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from charrnn import checkpoint
-from charrnn.prep import MIN_VAL_CHARS, auto_val_frac, prep
+from charrnn.data.prep import MIN_VAL_CHARS, auto_val_frac, prep
 
 from .conftest import TINY, shakespeare_text
 

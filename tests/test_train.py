@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from charrnn import checkpoint
-from charrnn.averaging import Averaged, decay_at
-from charrnn.data import load_dataset
+from charrnn.data.dataset import load_dataset
+from charrnn.data.prep import prep
 from charrnn.errors import InputError
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.prep import prep
-from charrnn.train import (
+from charrnn.train.averaging import Averaged, decay_at
+from charrnn.train.config import (
     Progress,
     TrainConfig,
     bpc,
@@ -26,7 +26,7 @@ from charrnn.train import (
     planned_steps,
     stop_reason,
 )
-from charrnn.trainer import Trainer, unigram_entropy
+from charrnn.train.loop import Trainer, unigram_entropy
 
 from .conftest import shakespeare_text
 
@@ -279,7 +279,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint() -> None:
     cfg = TrainConfig(
         max_steps=60, eval_every=5, log_every=1, lr=1e30, warmup=0, grad_clip=0, precision="fp32"
     )
-    from charrnn.trainer import Diverged
+    from charrnn.train.loop import Diverged
 
     with pytest.raises(Diverged, match=r"diverged|non-finite"):
         Trainer(ds, m, cfg, Path("r"), resume=header).run()

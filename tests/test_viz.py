@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn.engine import Engine
 from charrnn.errors import InputError
-from charrnn.score import Scorer
+from charrnn.infer.numpy_engine import Engine
+from charrnn.infer.score import Scorer
 from charrnn.viz.units import Layout, correlations, select_units, text_properties
 from tests.conftest import shakespeare_text
 

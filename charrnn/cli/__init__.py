@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from charrnn import __version__
-from charrnn.console import console, error
+from charrnn.cli.console import console, error
 from charrnn.errors import CharRNNError
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from charrnn.console import console
+from charrnn.cli.console import console
 from charrnn.errors import InputError
 
 # The optional positional checkpoint of sample, viz and inspect, resolved by find_checkpoint.

@@ -1,17 +1,17 @@
 """What `charrnn train` does for a run that starts from a checkpoint's weights: fitting the model to
 the text's vocabulary (--init-from), and reading a resumed fine-tuning run's text through its wider
-vocabulary. The merge and the transplant themselves are `charrnn.finetune`'s.
+vocabulary. The merge and the transplant themselves are `charrnn.train.finetune`'s.
 """
 
 from __future__ import annotations
 
-from charrnn.console import console
-from charrnn.train import TrainConfig
+from charrnn.cli.console import console
+from charrnn.train.config import TrainConfig
 
 
 def fine_tune(source, dataset, tcfg: TrainConfig, say: bool):
     """The model a fine-tuning run starts from, fitted to the text's vocabulary; says what it did."""
-    from charrnn.finetune import start_from
+    from charrnn.train.finetune import start_from
 
     start = start_from(source, dataset.vocab, tcfg.rng_seed)
     if say:
@@ -38,7 +38,7 @@ def fine_tune(source, dataset, tcfg: TrainConfig, say: bool):
 def as_checkpoint_vocab(dataset, chars: list[str]):
     """A resumed fine-tuning run's text, read through the checkpoint's wider vocabulary (any other
     mismatch is left for the corpus check to report)."""
-    from charrnn.finetune import reencode
+    from charrnn.train.finetune import reencode
     from charrnn.vocab import Vocab
 
     if dataset.vocab.to_json() == chars or not set(dataset.vocab.chars) <= set(chars):
@@ -50,9 +50,9 @@ def fine_tune_model(source, start, dataset, given: dict, say: bool):
     """The fine-tuning run's model: the checkpoint's, widened to the merged vocabulary, with the
     regularisers given; with no validation split the all-text rule applies, as for a new model."""
     from charrnn.cli.plan import as_options
-    from charrnn.cli.resume import resumed_model
     from charrnn.model import ModelConfig
-    from charrnn.train import ALL_TEXT_MODEL, has_validation
+    from charrnn.train.config import ALL_TEXT_MODEL, has_validation
+    from charrnn.train.resume import resumed_model
 
     model = {**resumed_model(source.meta, given), "vocab_size": start.vocab.size}
     if not has_validation(len(dataset.split("val"))):

@@ -20,7 +20,7 @@ def inspect(
 ) -> None:
     """Show what a checkpoint holds: model, vocabulary, corpus, training and loss curve (no torch needed)."""
     from charrnn import checkpoint as ckpt
-    from charrnn.console import render_inspect
+    from charrnn.cli.console import render_inspect
 
     header = ckpt.read_header(find_checkpoint(checkpoint))
     info = ckpt.summarize(header, with_vocab=vocab)

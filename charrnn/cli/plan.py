@@ -1,14 +1,14 @@
 """What a fresh run is: its training config (defaults, fine-tuning's, or a resumed checkpoint's, with the
 options given on top) and a new model's options (the rules that fit the defaults to the data and the
-plan). `cli.train` calls these; the rules themselves are `charrnn.train`'s pure functions.
+plan). `cli.train` calls these; the rules themselves are `charrnn.train.config`'s pure functions.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
 
-from charrnn.console import console
-from charrnn.train import FINETUNE_DEFAULTS, TrainConfig, model_defaults, parse_duration
+from charrnn.cli.console import console
+from charrnn.train.config import FINETUNE_DEFAULTS, TrainConfig, model_defaults, parse_duration
 
 # ModelConfig's defaults, repeated rather than imported: importing the model would load torch for
 # `charrnn -h` (a test checks that the two agree).
@@ -30,7 +30,7 @@ DEFAULT_STOP = {"time_budget": 600.0, "max_epochs": 50}
 
 def say_if_all_text(corpus: str, chars: int) -> None:
     """Say when raw text prepared without --val-frac was too small for a validation split."""
-    from charrnn.prep import auto_val_frac
+    from charrnn.data.prep import auto_val_frac
 
     if not auto_val_frac(chars):
         val = int(chars * DEFAULT_VAL_FRAC)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from charrnn.cli.common import print_json
-from charrnn.console import console
+from charrnn.cli.console import console
 
 
 def prep(
@@ -44,8 +44,8 @@ def prep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> None:
     """Encode text into a dataset directory (meta.json + id arrays) that [bold]train[/] memory-maps."""
-    from charrnn.prep import corpus_name
-    from charrnn.prep import prep as run_prep
+    from charrnn.data.prep import corpus_name
+    from charrnn.data.prep import prep as run_prep
 
     target = out or Path("data") / corpus_name(inputs)
     result = run_prep(

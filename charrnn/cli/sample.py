@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import typer
 
 from charrnn.cli.common import CheckpointArg, find_checkpoint, quiet_pipe, unescape, utf8_stdout
-from charrnn.console import console
+from charrnn.cli.console import console
 from charrnn.errors import InputError
 
 CONTROLS, OUTPUT, RUN = "Controls", "Output", "Runtime"
@@ -155,9 +155,9 @@ def sample(
     ] = False,
 ) -> None:
     """Generate text from a checkpoint; the text alone goes to stdout, streamed as it is written."""
-    from charrnn.controls import Rules
-    from charrnn.logits import Filters
-    from charrnn.sampler import Options, new_seed
+    from charrnn.infer.controls import Rules
+    from charrnn.infer.logits import Filters
+    from charrnn.infer.sampler import Options, new_seed
 
     drawing = {
         "--temp": temp,
@@ -195,7 +195,7 @@ def sample(
     opts.check()  # before any slow loading
     path = find_checkpoint(checkpoint)
     prime = sys.stdin.read() if seed == "-" else unescape(seed)
-    from charrnn.sampler import Sampler
+    from charrnn.infer.sampler import Sampler
 
     dev = _device(device)
     if deterministic and dev != "cpu":
@@ -212,11 +212,11 @@ def sample(
     out = _Out(unescape(separator), prime if not no_echo and not records else "", as_json, opts)
     with quiet_pipe():
         if beam is not None:
-            from charrnn.beam import beam_search
+            from charrnn.infer.beam import beam_search
 
             out.finished(beam_search(sampler, prime, opts, beam), index, streamed=False)
         elif records is not None:
-            from charrnn.records import records as make_records
+            from charrnn.infer.records import records as make_records
 
             found = 0
             for rec in make_records(
@@ -237,13 +237,13 @@ def sample(
 def _device(name: str) -> str:
     if name == "cpu":
         return name
-    from charrnn.runtime import resolve_device
+    from charrnn.train.precision import resolve_device
 
     return str(resolve_device(name))
 
 
 def _corpus_index(sampler, corpus: str | None):
-    from charrnn.novelty import CorpusIndex
+    from charrnn.data.corpus_index import CorpusIndex
 
     index = CorpusIndex.for_checkpoint(sampler.header, corpus)
     if not index.matches_checkpoint:
@@ -262,7 +262,7 @@ class _Out:
         self.count = 0
 
     def stream(self, sampler, prime, opts, rng_seed: int, n: int, index) -> None:
-        from charrnn.sampler import seed_of
+        from charrnn.infer.sampler import seed_of
 
         keep = self.as_json or index is not None  # else sample 0 is only streamed, never held
         run = sampler.run(prime, opts, [seed_of(rng_seed, i) for i in range(n)], keep)

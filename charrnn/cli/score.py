@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import typer
 
 from charrnn.cli.common import find_checkpoint, quiet_pipe, read_text, utf8_stdout
-from charrnn.console import console
+from charrnn.cli.console import console
 from charrnn.errors import InputError
 
 OUTPUT = "Output"
@@ -77,8 +77,8 @@ def score(
     ] = None,
 ) -> None:
     """Score text under a model: nats/char, bits/char and perplexity, read as one stream."""
-    from charrnn.engine import Engine
-    from charrnn.score import Scorer
+    from charrnn.infer.numpy_engine import Engine
+    from charrnn.infer.score import Scorer
 
     args = list(paths or [])
     if model:
@@ -121,7 +121,7 @@ def _whole(scorer, ckpt: Path, name: str, text: str, adapt: bool) -> dict:
     row = {"checkpoint": str(ckpt), "file": name, **result.to_json()}
     row["unknown_chars"] = dict(result.unknown)
     if adapt:
-        from charrnn.adapt import dynamic_nats
+        from charrnn.infer.adapt import dynamic_nats
 
         _, ids, _ = scorer.known(text)
         nats = dynamic_nats(scorer.engine.header, ids, scorer.start_id, scorer.unigram)

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from charrnn.console import console
+from charrnn.cli.console import console
 from charrnn.errors import InputError
 
 LIMITS = "Limits"
@@ -124,7 +124,7 @@ def serve(
             "charrnn serve needs the serve extra: pip install 'charrnn[serve]'"
         ) from None
     from charrnn.cli.common import find_checkpoint
-    from charrnn.data import cache_dir
+    from charrnn.data.dataset import cache_dir
     from charrnn.serve.app import build_app
     from charrnn.serve.models import load_models, parse_spec
     from charrnn.serve.protocol import Limits

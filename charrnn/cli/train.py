@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from charrnn.cli.console import TrainView, console
 from charrnn.cli.plan import (
     _M,
     DEFAULT_VAL_FRAC,
@@ -24,10 +25,8 @@ from charrnn.cli.plan import (
     say_if_all_text,
     train_config,
 )
-from charrnn.cli.rundir import label, refuse_clobber, run_dir
-from charrnn.console import TrainView, console
 from charrnn.errors import InputError, Interrupted
-from charrnn.train import (
+from charrnn.train.config import (
     FINETUNE_DEFAULTS,
     LONG_RUN_EPOCHS,
     LONG_RUN_MODEL,
@@ -35,6 +34,7 @@ from charrnn.train import (
     WARMUP_FRACTION,
     TrainConfig,
 )
+from charrnn.train.rundir import label, refuse_clobber, run_dir
 
 _T = TrainConfig()
 MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA = (
@@ -246,10 +246,11 @@ def train(
 ) -> None:
     """Train a model; checkpoints and metrics.jsonl go to the run directory."""
     given = {k: v for k, v in locals().items() if v is not None}
-    from charrnn import checkpoint, distributed
-    from charrnn.cli.resume import check_shape, check_unchanged, resumed_model
+    from charrnn import checkpoint
     from charrnn.model import ModelConfig
-    from charrnn.runtime import RunLock, resolve_device
+    from charrnn.train import distributed
+    from charrnn.train.precision import RunLock, resolve_device
+    from charrnn.train.resume import check_shape, check_unchanged, resumed_model
 
     if resume and init_from:
         raise InputError(
@@ -306,14 +307,14 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
     """Prepare the data, build the run and train, with signals turned into a clean stop."""
     import torch
 
-    from charrnn import distributed
     from charrnn.cli.finetune import as_checkpoint_vocab, fine_tune, fine_tune_model
-    from charrnn.cli.resume import resumed_model, resumed_val_frac
     from charrnn.cli.signals import Signals
-    from charrnn.data import is_dataset, resolve_dataset
-    from charrnn.finetune import reencode
+    from charrnn.data.dataset import is_dataset, resolve_dataset
     from charrnn.model import ModelConfig
-    from charrnn.trainer import Trainer
+    from charrnn.train import distributed
+    from charrnn.train.finetune import reencode
+    from charrnn.train.loop import Trainer
+    from charrnn.train.resume import resumed_model, resumed_val_frac
 
     quiet = given.get("quiet", False)
     if given.get("threads"):

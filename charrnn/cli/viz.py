@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import typer
 
 from charrnn.cli.common import CheckpointArg, find_checkpoint, read_text
-from charrnn.console import console
+from charrnn.cli.console import console
 from charrnn.errors import CharRNNError, InputError
 
 MAX_CHARS = 5_000
@@ -62,7 +62,7 @@ def viz(
     if lstmvis is not None and (output is not None or units is not None):
         raise InputError("--lstmvis writes every unit into DIR; leave out -o and --units")
     path = find_checkpoint(checkpoint)
-    from charrnn.engine import Engine
+    from charrnn.infer.numpy_engine import Engine
 
     started = time.perf_counter()
     engine = Engine.load(path)
@@ -120,7 +120,7 @@ def _text(file: str | None, max_chars: int, header) -> tuple[str, str, int]:
 def _validation_text(header, max_chars: int) -> tuple[str, str, int]:
     """The validation split of the dataset the checkpoint was trained on, if it is still there and
     holds the same corpus: text the model has not trained on."""
-    from charrnn.data import is_dataset, load_dataset
+    from charrnn.data.dataset import is_dataset, load_dataset
 
     corpus = header.meta.get("corpus")
     corpus = corpus if isinstance(corpus, dict) else {}

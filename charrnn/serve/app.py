@@ -135,7 +135,7 @@ async def score(request: Request) -> Response:
 
 
 def _score(model: Model, text: str, per_char: bool, top_k: int) -> dict:
-    from charrnn.score import Scorer
+    from charrnn.infer.score import Scorer
 
     scorer = Scorer(model.engine)
     result = scorer.score(text)

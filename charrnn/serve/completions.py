@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from charrnn.controls import Rules
-from charrnn.logits import Filters
-from charrnn.sampler import MAX_SEED, Options
+from charrnn.infer.controls import Rules
+from charrnn.infer.logits import Filters
+from charrnn.infer.sampler import MAX_SEED, Options
 from charrnn.serve.middleware import read_json
 from charrnn.serve.protocol import (
     ApiError,

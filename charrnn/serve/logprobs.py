@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from charrnn.logits import log_softmax
+from charrnn.infer.logits import log_softmax
 from charrnn.vocab import Vocab
 
 # a character, its log-probability and the top k (None for a prompt's first character)

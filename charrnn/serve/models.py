@@ -15,7 +15,7 @@ from typing import Any
 
 from charrnn import checkpoint
 from charrnn.errors import InputError
-from charrnn.sampler import Sampler
+from charrnn.infer.sampler import Sampler
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from charrnn.controls import UNTILS, Rules
 from charrnn.errors import CharRNNError
-from charrnn.logits import Filters
-from charrnn.sampler import MAX_SEED, Options
+from charrnn.infer.controls import UNTILS, Rules
+from charrnn.infer.logits import Filters
+from charrnn.infer.sampler import MAX_SEED, Options
 from charrnn.serve.logprobs import LogprobEntry
 
 MAX_LOGPROBS = 20

@@ -4,7 +4,7 @@ streams together, one character per step, while the event loop only moves bytes.
 A request becomes a `Job`: its prompt is read (primed) slice by slice between steps, so a long prompt
 never stalls the other streams; then its streams join their model's batch, and between two steps
 streams that ended leave and primed ones join. Each stream draws with its own generator (seeded as
-`sample` seeds it) through `charrnn.stream`, the code `sample` runs, so a seeded request writes what
+`sample` seeds it) through `charrnn.infer.stream`, the code `sample` runs, so a seeded request writes what
 `charrnn sample` writes with the same options when the engine is deterministic (one-row products:
 no row's arithmetic depends on its neighbours). In the fast mode a batch's products are one
 matrix-matrix product, and a stream's rounding depends on the batch it shares.
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn.controls import Guard
-from charrnn.engine import Forward, State
-from charrnn.sampler import Options
+from charrnn.infer.controls import Guard
+from charrnn.infer.numpy_engine import Forward, State
+from charrnn.infer.sampler import Options
+from charrnn.infer.stream import Stream, draw
 from charrnn.serve.logprobs import LogprobEntry, entry, prompt_logprobs
 from charrnn.serve.models import Model
 from charrnn.serve.sessions import SessionStore
-from charrnn.stream import Stream, draw
 
 FLUSH = 0.02  # seconds between a job's updates after its first characters, with few jobs
 FLUSH_MOST = 0.1  # and with many: each update costs the event loop and the client a JSON event

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charrnn.errors import InputError
-from charrnn.sampler import Options, new_seed, seed_of
+from charrnn.infer.sampler import Options, new_seed, seed_of
 from charrnn.serve.models import Model
 from charrnn.serve.protocol import ApiError, Limits
 from charrnn.serve.scheduler import Job, Scheduler, SessionPlan, Update

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.engine import State
 from charrnn.errors import InputError
+from charrnn.infer.numpy_engine import State
 
 TAIL = 256  # characters of a session's text kept for the controls that look back
 SESSION_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")

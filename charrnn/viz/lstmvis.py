@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from charrnn.engine import Engine
 from charrnn.errors import CharRNNError, InputError
-from charrnn.score import Scorer
+from charrnn.infer.numpy_engine import Engine
+from charrnn.infer.score import Scorer
 from charrnn.vocab import Unknown
 
 FILES = ("states.hdf5", "train.hdf5", "train.dict", "lstm.yml")

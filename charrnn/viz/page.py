@@ -23,8 +23,8 @@ from importlib import resources
 import numpy as np
 
 from charrnn import checkpoint
-from charrnn.engine import Engine
-from charrnn.score import Scorer
+from charrnn.infer.numpy_engine import Engine
+from charrnn.infer.score import Scorer
 from charrnn.viz.units import PROPERTIES, Layout, correlations, select_units, text_properties
 from charrnn.vocab import Unknown
 

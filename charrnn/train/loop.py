@@ -16,12 +16,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint, distributed, snapshot
-from charrnn.averaging import Averaged
-from charrnn.data import Dataset, StreamBatcher, fit_streams
+from charrnn import checkpoint
+from charrnn.data.dataset import Dataset, StreamBatcher, fit_streams
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import evaluate, unigram_entropy
-from charrnn.finetune import Start
 from charrnn.model import (
     CharRNN,
     ModelConfig,
@@ -30,8 +27,10 @@ from charrnn.model import (
     parameter_count,
     state_tensors,
 )
-from charrnn.runtime import RunLock, autocast, resolve_device, resolve_precision
-from charrnn.train import (
+from charrnn.train import distributed
+from charrnn.train import state as snapshot
+from charrnn.train.averaging import Averaged
+from charrnn.train.config import (
     Callback,
     Evaluated,
     Finished,
@@ -50,6 +49,9 @@ from charrnn.train import (
     stop_reason,
     total_steps,
 )
+from charrnn.train.evaluate import evaluate, unigram_entropy
+from charrnn.train.finetune import Start
+from charrnn.train.precision import RunLock, autocast, resolve_device, resolve_precision
 
 
 class Diverged(CharRNNError):
@@ -365,7 +367,7 @@ class Trainer:
             self._metrics.write(rec)
 
     def _preview(self) -> None:
-        from charrnn.sampler import Sampler
+        from charrnn.infer.sampler import Sampler
 
         sampler = Sampler(snapshot.engine(self.sampling_model, self.vocab))
         self.emit(

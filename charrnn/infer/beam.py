@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from charrnn.controls import Guard
-from charrnn.logits import log_softmax, redirect
-from charrnn.sampler import Options, Sample, Sampler
+from charrnn.infer.controls import Guard
+from charrnn.infer.logits import log_softmax, redirect
+from charrnn.infer.sampler import Options, Sample, Sampler
 
 
 def beam_search(sampler: Sampler, prime: str, opts: Options, width: int) -> Sample:

@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from charrnn.controls import Guard
-from charrnn.logits import Filters, adjust_rows, draw_rows, probabilities_rows, redirect
+from charrnn.infer.controls import Guard
+from charrnn.infer.logits import Filters, adjust_rows, draw_rows, probabilities_rows, redirect
 from charrnn.vocab import Vocab
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn import distributed
 from charrnn.model import CharRNN, state_from_tensors, state_tensors
+from charrnn.train import distributed
 
 EVAL_STREAMS = 32
 EVAL_SEQ = 256

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn.engine import Engine, State
-from charrnn.logits import log_softmax
+from charrnn.infer.logits import log_softmax
+from charrnn.infer.numpy_engine import Engine, State
 from charrnn.vocab import Unknown
 
 CHUNK = 4096  # characters per forward call: bounds memory (a chunk's log-probabilities are float64)

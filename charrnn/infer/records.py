@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Protocol
 
-from charrnn.sampler import Options, Sample, Sampler, seed_of
+from charrnn.infer.sampler import Options, Sample, Sampler, seed_of
 
 BATCH = 64  # attempts generated together
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from charrnn import checkpoint, snapshot
-from charrnn.engine import Forward
-from charrnn.engine import State as NumpyState
+from charrnn import checkpoint
+from charrnn.infer.numpy_engine import Forward
+from charrnn.infer.numpy_engine import State as NumpyState
 from charrnn.model import CharRNN, State, state_tensors
+from charrnn.train import state as snapshot
 from charrnn.vocab import Vocab
 
 PRIME_CHUNK = 4096

@@ -11,13 +11,13 @@ from __future__ import annotations
 import torch
 
 from charrnn import checkpoint
-from charrnn.architecture import model_config
-from charrnn.averaging import PREFIX, Averaged
 from charrnn.checkpoint import Header
-from charrnn.engine import Engine
 from charrnn.errors import InputError
+from charrnn.infer.numpy_engine import Engine
 from charrnn.model import CharRNN, ModelConfig, State, state_from_tensors
-from charrnn.train import TrainConfig
+from charrnn.model_config import model_config
+from charrnn.train.averaging import PREFIX, Averaged
+from charrnn.train.config import TrainConfig
 from charrnn.vocab import Vocab
 
 

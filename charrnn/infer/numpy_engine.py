@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from charrnn import checkpoint
-from charrnn.architecture import ModelConfig, model_config
 from charrnn.errors import InputError
-from charrnn.threads import ThreadTuner, blas_threads, default_threads
+from charrnn.infer.threads import ThreadTuner, blas_threads, default_threads
+from charrnn.model_config import ModelConfig, model_config
 from charrnn.vocab import Vocab
 
 F32 = np.float32

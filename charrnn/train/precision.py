@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import torch
 
-from charrnn import distributed
 from charrnn.errors import InputError
+from charrnn.train import distributed
 
 
 def resolve_device(name: str, world: distributed.World | None = None) -> torch.device:

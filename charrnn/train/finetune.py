@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from charrnn import checkpoint
-from charrnn.architecture import model_config
 from charrnn.checkpoint import Header
-from charrnn.data import Dataset
+from charrnn.data.dataset import Dataset
 from charrnn.errors import InputError
+from charrnn.model_config import model_config
 from charrnn.vocab import Vocab
 
 # Model-state keys whose first dimension is the vocabulary: their rows move with the characters.

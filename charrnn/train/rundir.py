@@ -13,8 +13,8 @@ from charrnn.errors import InputError
 
 def label(corpus: str) -> str:
     """The corpus's short name for runs/<name>: a dataset's recorded name, else the file's stem."""
-    from charrnn.data import is_dataset
-    from charrnn.prep import corpus_name
+    from charrnn.data.dataset import is_dataset
+    from charrnn.data.prep import corpus_name
 
     meta = Path(corpus) / "meta.json"
     if is_dataset(Path(corpus)):

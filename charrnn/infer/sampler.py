@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.checkpoint import Header
-from charrnn.controls import Guard, Rules
-from charrnn.engine import Engine
 from charrnn.errors import InputError
-from charrnn.logits import Filters
-from charrnn.score import Score, Scorer
-from charrnn.stream import Stream, draw
+from charrnn.infer.controls import Guard, Rules
+from charrnn.infer.logits import Filters
+from charrnn.infer.numpy_engine import Engine
+from charrnn.infer.score import Score, Scorer
+from charrnn.infer.stream import Stream, draw
 from charrnn.vocab import Unknown, Vocab
 
 MAX_SEED = 2**63
@@ -102,7 +102,7 @@ class Sampler:
         deterministic: every stream's arithmetic is independent of its batch (see `engine`)."""
         if device == "cpu":
             return cls(Engine.load(path, threads, deterministic))
-        from charrnn.engine_torch import TorchEngine
+        from charrnn.infer.torch_engine import TorchEngine
 
         return cls(TorchEngine.load(path, device))  # type: ignore[arg-type]
 
@@ -181,7 +181,7 @@ class Sampler:
 
     def score(self, text: str, unknown: Unknown = "skip") -> Score:
         """How probable the text is under the model: `.nats_per_char`, `.bpc`, `.perplexity`,
-        `.chars`, `.unknown` (the figures of `charrnn score`; see `charrnn.score`)."""
+        `.chars`, `.unknown` (the figures of `charrnn score`; see `charrnn.infer.score`)."""
         return Scorer(self.engine).score(text, unknown)
 
     # --- the engine loop ----------------------------------------------------------------------

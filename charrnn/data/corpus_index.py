@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from charrnn.data import Dataset, cache_dir, is_dataset, load_dataset, resolve_dataset
+from charrnn.data.dataset import Dataset, cache_dir, is_dataset, load_dataset, resolve_dataset
+from charrnn.data.prep import SPLITS
 from charrnn.errors import InputError
-from charrnn.prep import SPLITS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from charrnn.train import Evaluated, Finished, Logged, Note, Sampled, Started
+from charrnn.train.config import Evaluated, Finished, Logged, Note, Sampled, Started
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint, snapshot
+from charrnn import checkpoint
 from charrnn.checkpoint import Header
 from charrnn.model import detach_state
+from charrnn.train import state as snapshot
 
 SEGMENT = 50  # characters per segment: one gradient step after each
 # Chosen on the first 20,000 characters of tiny-shakespeare's validation text with the 10-minute

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from charrnn.data.prep import DATASET_FORMAT, DATASET_VERSION, SPLITS, Errors, collect_sources, prep
 from charrnn.errors import InputError
-from charrnn.prep import DATASET_FORMAT, DATASET_VERSION, SPLITS, Errors, collect_sources, prep
 from charrnn.vocab import Vocab
 
 _DTYPES = ("uint8", "uint16", "uint32")
