@@ -28,7 +28,7 @@ def zero_shot(source: str, target: Path) -> float:
 
     from charrnn import checkpoint
     from charrnn.data.dataset import resolve_dataset
-    from charrnn.train import state as snapshot
+    from charrnn.model import load_model
     from charrnn.train.distributed import World
     from charrnn.train.evaluate import evaluate
     from charrnn.train.finetune import reencode
@@ -37,7 +37,7 @@ def zero_shot(source: str, target: Path) -> float:
     header = checkpoint.read_header(source)
     ds, _ = resolve_dataset(str(target))
     ds = reencode(ds, Vocab.from_json(header.meta["vocab"]))
-    model = snapshot.build_model(header)
+    model = load_model(header)
     return evaluate(model, ds.split("val"), torch.device("cpu"), World())[0]
 
 

@@ -128,10 +128,10 @@ def _baseline(ckpt: Path) -> float:
     from sample_speed import naive_loop
 
     from charrnn.checkpoint import read_header
-    from charrnn.train.state import build_model
+    from charrnn.model import load_model
 
     header = read_header(ckpt)
-    model = build_model(header).eval()
+    model = load_model(header).eval()
     torch.backends.mkldnn.enabled = False
     n = 600
     return n / timeit(lambda: naive_loop(model, n, 0.8), repeat=3)

@@ -291,7 +291,7 @@ def load_tensors(header: Header, device: str = "cpu") -> dict[str, torch.Tensor]
 
 
 def summarize(header: Header, with_vocab: bool = False) -> dict[str, Any]:
-    """What `inspect --json` prints: a stable, documented view of the header (see README)."""
+    """What `inspect --json` prints: a stable, documented view of the header (docs/formats.md)."""
     m, s, meta = header.meta["model"], header.meta["state"], header.meta
     vocab = meta["vocab"]
     best = s.get("best_val_loss")

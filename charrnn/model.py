@@ -3,8 +3,8 @@
 Deliberately plain, so the cuDNN / oneDNN fused kernels do the work and checkpoints hold only standard
 state_dict keys. Training-time regularisers that `nn.LSTM` lacks (weight-drop, locked dropout) call the
 same fused kernel (`torch.lstm` & co., what `nn.LSTM.forward` calls) with masked weights or one layer
-at a time, never a per-timestep Python cell. Inference lives in `engine` (numpy, CPU) and
-`engine_torch` (GPU), built from these weights.
+at a time, never a per-timestep Python cell. Inference lives in `infer` (the numpy and torch
+engines), built from these weights; `load_model` builds the module a checkpoint describes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrnn.model_config import CELLS, Cell, ModelConfig, expected_shapes
+from charrnn import checkpoint
+from charrnn.checkpoint import Header
+from charrnn.model_config import CELLS, Cell, ModelConfig, expected_shapes, model_config
 
 __all__ = [
     "CELLS",
@@ -24,6 +26,7 @@ __all__ = [
     "ModelConfig",
     "State",
     "expected_shapes",
+    "load_model",
 ]
 
 # A state is (h, c) for an LSTM and h alone otherwise; each is layers × batch × hidden.
@@ -140,3 +143,17 @@ def configure_adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.o
         {"params": rest, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99))
+
+
+def load_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) -> CharRNN:
+    """The checkpoint's model for inference (its sampling weights: the average where there is
+    one), its parameters the (read-only) loaded tensors."""
+    cfg = model_config(header)
+    tensors = tensors if tensors is not None else checkpoint.load_tensors(header)
+    prefix = checkpoint.sampling_prefix(header)
+    model = CharRNN(cfg)  # its random init is thrown away: assign=True adopts the loaded tensors
+    model.load_state_dict(
+        {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)},
+        assign=True,
+    )
+    return model.eval()

@@ -19,7 +19,7 @@ Cell = Literal["lstm", "gru", "rnn"]
 CELLS: tuple[str, ...] = ("lstm", "gru", "rnn")
 
 
-# The default weight-drop by cell (README "Choosing the defaults").
+# The default weight-drop by cell (docs/defaults.md).
 WEIGHT_DROP = {"lstm": 0.2, "gru": 0.0, "rnn": 0.0}
 
 

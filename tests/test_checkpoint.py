@@ -15,7 +15,7 @@ import torch
 
 from charrnn import checkpoint
 from charrnn.errors import CharRNNError, InputError
-from charrnn.train import state as snapshot
+from charrnn.model import load_model
 
 
 def craft(header: dict, data: bytes = b"") -> bytes:
@@ -33,7 +33,7 @@ def test_header_read_matches_and_needs_no_torch(trained: Path) -> None:
     h = checkpoint.read_header(trained)
     assert h.format_version == checkpoint.FORMAT_VERSION
     assert h.meta["model"]["hidden"] == 96 and len(h.meta["vocab"]) == 65
-    model = snapshot.build_model(h)
+    model = load_model(h)
     assert model.head.weight.shape == (65, 96)
     code = (
         "import sys, charrnn.checkpoint as c; h = c.read_header(sys.argv[1]); "
@@ -115,11 +115,11 @@ def test_tensors_that_disagree_with_config_are_refused(trained: Path) -> None:
         Path("lie.ckpt").write_bytes(craft({**header, "__metadata__": meta}, data))
         h = checkpoint.read_header("lie.ckpt")
         with pytest.raises(InputError, match="disagree"):
-            snapshot.build_model(h)
+            load_model(h)
     meta = {**header["__metadata__"], "model": json.dumps({**model, "surprise": 1})}
     Path("extra.ckpt").write_bytes(craft({**header, "__metadata__": meta}, data))
     with pytest.raises(InputError, match="unknown fields"):
-        snapshot.build_model(checkpoint.read_header("extra.ckpt"))
+        load_model(checkpoint.read_header("extra.ckpt"))
 
 
 def test_expected_shapes_match_the_module() -> None:

@@ -41,9 +41,9 @@ def test_engine_matches_module_forward_after_a_long_prime(cell: str) -> None:
 
 def test_engine_matches_trained_weights(trained: Path) -> None:
     from charrnn import checkpoint
-    from charrnn.train import state as snapshot
+    from charrnn.model import load_model
 
-    model = snapshot.build_model(checkpoint.read_header(trained))
+    model = load_model(checkpoint.read_header(trained))
     eng = Engine.load(trained)
     ids = torch.tensor(
         [eng.vocab.encode(("To be, or not to be: that is the question.\n" * 30)[:1000])]

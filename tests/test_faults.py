@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from charrnn import checkpoint
-from charrnn.train import state as snapshot
+from charrnn.model import load_model
 
 from .conftest import CLI, TINY, run_cli, shakespeare_text
 
@@ -45,7 +45,7 @@ def wait_for_step(
 def loads(path: Path) -> int:
     """A checkpoint on disk must always load whole; returns its step."""
     header = checkpoint.read_header(path)
-    snapshot.build_model(header)
+    load_model(header)
     checkpoint.load_tensors(header)
     return header.meta["state"]["step"]
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from charrnn import checkpoint
-from charrnn.train.config import FINETUNE_DEFAULTS
 from charrnn.train.finetune import merge_vocab, start_from
+from charrnn.train.plan import FINETUNE_DEFAULTS
 from charrnn.vocab import Vocab
 from tests.conftest import TINY, shakespeare_text
 

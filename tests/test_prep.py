@@ -9,15 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn.data.dataset import (
-    RELEASE_EVERY,
-    StreamBatcher,
-    fit_batch,
-    load_dataset,
-    resolve_dataset,
-)
+from charrnn.data.dataset import RELEASE_EVERY, load_dataset, resolve_dataset
 from charrnn.data.prep import decode_chunks, id_dtype, prep
 from charrnn.errors import InputError
+from charrnn.train.batches import StreamBatcher, fit_batch
 
 from .conftest import SHAKESPEARE
 

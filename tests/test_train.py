@@ -15,18 +15,10 @@ from charrnn.data.prep import prep
 from charrnn.errors import InputError
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.train.averaging import Averaged, decay_at
-from charrnn.train.config import (
-    Progress,
-    TrainConfig,
-    bpc,
-    effective_warmup,
-    lr_at,
-    model_defaults,
-    parse_duration,
-    planned_steps,
-    stop_reason,
-)
+from charrnn.train.config import TrainConfig, bpc, parse_duration
 from charrnn.train.loop import Trainer, unigram_entropy
+from charrnn.train.plan import effective_warmup, model_defaults, planned_steps
+from charrnn.train.schedule import Progress, lr_at, stop_reason
 
 from .conftest import shakespeare_text
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from charrnn.train.config import Evaluated, Finished, Logged, Note, Sampled, Started
+from charrnn.train.events import Evaluated, Finished, Logged, Note, Snapshot, Started
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -109,10 +109,9 @@ class TrainView:
                 f"step {event.step}: {what} loss {event.val_loss:.4f} nats/char, "
                 f"{event.val_bpc:.4f} bpc{mark}{raw}"
             )
-        elif isinstance(event, Sampled):
-            self.say(
-                f"[dim]--- sample at step {event.step} ---[/]\n{escape(event.text)}\n[dim]---[/]"
-            )
+        elif isinstance(event, Snapshot):
+            text = preview(event)
+            self.say(f"[dim]--- sample at step {event.step} ---[/]\n{escape(text)}\n[dim]---[/]")
         elif isinstance(event, Finished):
             self._finished(event)
 
@@ -283,3 +282,13 @@ def _init_line(src: dict) -> str:
 
 def _processes(n: int) -> str:
     return "1 process" if n == 1 else f"{n} processes"
+
+
+def preview(event: Snapshot, length: int = 200, temperature: float = 0.8) -> str:
+    """A sample drawn from a training run's current weights (`--sample-every`), seeded by the step
+    so the same run shows the same previews."""
+    from charrnn.infer.numpy_engine import Engine
+    from charrnn.infer.sampler import Sampler
+
+    engine = Engine(event.model, event.vocab, event.weights, threads=1)
+    return Sampler(engine).generate("", length, temperature, rng_seed=event.step)

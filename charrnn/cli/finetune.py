@@ -51,7 +51,7 @@ def fine_tune_model(source, start, dataset, given: dict, say: bool):
     regularisers given; with no validation split the all-text rule applies, as for a new model."""
     from charrnn.cli.plan import as_options
     from charrnn.model import ModelConfig
-    from charrnn.train.config import ALL_TEXT_MODEL, has_validation
+    from charrnn.train.plan import ALL_TEXT_MODEL, has_validation
     from charrnn.train.resume import resumed_model
 
     model = {**resumed_model(source.meta, given), "vocab_size": start.vocab.size}

@@ -12,7 +12,7 @@ from charrnn.cli.common import CheckpointArg, find_checkpoint, print_json
 def inspect(
     checkpoint: CheckpointArg = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object on stdout (keys in the README).")
+        bool, typer.Option("--json", help="One JSON object on stdout (keys in docs/formats.md).")
     ] = False,
     vocab: Annotated[
         bool, typer.Option("--vocab", help="Also list every character with its count.")

@@ -1,6 +1,6 @@
 """What a fresh run is: its training config (defaults, fine-tuning's, or a resumed checkpoint's, with the
 options given on top) and a new model's options (the rules that fit the defaults to the data and the
-plan). `cli.train` calls these; the rules themselves are `charrnn.train.config`'s pure functions.
+plan). `cli.train` calls these; the rules themselves are `charrnn.train.plan`'s pure functions.
 """
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import fields
 
 from charrnn.cli.console import console
-from charrnn.train.config import FINETUNE_DEFAULTS, TrainConfig, model_defaults, parse_duration
+from charrnn.train.config import TrainConfig, parse_duration
+from charrnn.train.plan import FINETUNE_DEFAULTS, model_defaults
 
 # ModelConfig's defaults, repeated rather than imported: importing the model would load torch for
 # `charrnn -h` (a test checks that the two agree).

@@ -237,9 +237,9 @@ def sample(
 def _device(name: str) -> str:
     if name == "cpu":
         return name
-    from charrnn.train.precision import resolve_device
+    from charrnn.device import resolve_device
 
-    return str(resolve_device(name))
+    return resolve_device(name)
 
 
 def _corpus_index(sampler, corpus: str | None):

@@ -63,7 +63,7 @@ def serve(
         typer.Option(
             "--deterministic",
             help="A seeded request returns exactly what `charrnn sample` gives, however full the "
-            "batch (about 40 % less throughput under load; see README).",
+            "batch (about 40 % less throughput under load; see docs/serving.md).",
         ),
     ] = False,
     max_chars: Annotated[

@@ -26,13 +26,13 @@ from charrnn.cli.plan import (
     train_config,
 )
 from charrnn.errors import InputError, Interrupted
-from charrnn.train.config import (
+from charrnn.train.config import TrainConfig
+from charrnn.train.plan import (
     FINETUNE_DEFAULTS,
     LONG_RUN_EPOCHS,
     LONG_RUN_MODEL,
     NOMINAL_CHARS_PER_SEC,
     WARMUP_FRACTION,
-    TrainConfig,
 )
 from charrnn.train.rundir import label, refuse_clobber, run_dir
 
@@ -249,8 +249,8 @@ def train(
     from charrnn import checkpoint
     from charrnn.model import ModelConfig
     from charrnn.train import distributed
-    from charrnn.train.precision import RunLock, resolve_device
     from charrnn.train.resume import check_shape, check_unchanged, resumed_model
+    from charrnn.train.rundir import RunLock
 
     if resume and init_from:
         raise InputError(
@@ -276,7 +276,7 @@ def train(
         raise InputError("missing CORPUS: the text file or dataset to train on")
     if corpus != "-" and not Path(corpus).exists():
         raise InputError(f"{corpus}: no such file or directory")
-    dev = resolve_device(device, world)
+    dev = distributed.device(world, device)
     distributed.init(world, dev)  # every rank trains into the directory rank 0 chose
     out_dir = distributed.broadcast(
         world, run_dir(out, label(corpus), resume) if world.main else None

@@ -172,10 +172,8 @@ def _count(sources: Sequence[Source], errors: Errors) -> tuple[np.ndarray, list[
 
 
 DEFAULT_VAL_FRAC = 0.1
-# A validation split shorter than this cannot rank checkpoints, so `train`, preparing raw text without
-# --val-frac, keeps all of such a text for training. Measured with bench/val_split_noise.py (README
-# "Choosing the defaults"): windows of 1,000 characters ranked two snapshots of a small model 0.025
-# nats/char apart in the whole split's order 89-94 % of the time (two models), 100 characters 72-75 %.
+# A shorter validation split cannot rank checkpoints: keep all of the text for training
+# (bench/val_split_noise.py; docs/defaults.md, "Validation split").
 MIN_VAL_CHARS = 1_000
 
 

@@ -17,8 +17,7 @@ import torch.nn.functional as F
 
 from charrnn import checkpoint
 from charrnn.checkpoint import Header
-from charrnn.model import detach_state
-from charrnn.train import state as snapshot
+from charrnn.model import detach_state, load_model
 
 SEGMENT = 50  # characters per segment: one gradient step after each
 # Chosen on the first 20,000 characters of tiny-shakespeare's validation text with the 10-minute
@@ -41,7 +40,7 @@ def dynamic_nats(
     as `score` predicts it: after `start_id` (a newline) when given, else by `first_logprobs`."""
     torch.manual_seed(0)
     tensors = {k: v.clone().float() for k, v in checkpoint.load_tensors(header).items()}
-    model = snapshot.build_model(header, tensors)
+    model = load_model(header, tensors)
     model.eval()  # no dropout: the same function `score` computes, now with changing weights
     params = [p for p in model.parameters()]
     for p in params:

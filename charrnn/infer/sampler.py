@@ -99,7 +99,12 @@ class Sampler:
         cls, path: str | Path, device: str = "cpu", threads: int = 0, deterministic: bool = False
     ) -> Sampler:
         """CPU: the numpy engine (no torch). cuda / mps: the torch engine on that device.
-        deterministic: every stream's arithmetic is independent of its batch (see `engine`)."""
+        deterministic: every stream's arithmetic is independent of its batch (see `numpy_engine`).
+        `auto` is resolved here (a GPU where there is one); a device that is not there is an
+        `InputError`."""
+        from charrnn.device import resolve_device
+
+        device = resolve_device(device)
         if device == "cpu":
             return cls(Engine.load(path, threads, deterministic))
         from charrnn.infer.torch_engine import TorchEngine

@@ -12,7 +12,7 @@ import time
 
 def default_threads() -> int:
     """All the cores this process may use: measured faster for one stream and for batches, and,
-    with another program busy on the other core, no slower than one thread (README, Performance)."""
+    with another program busy on the other core, no slower than one thread (docs/performance.md)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

@@ -17,8 +17,7 @@ import torch
 from charrnn import checkpoint
 from charrnn.infer.numpy_engine import Forward
 from charrnn.infer.numpy_engine import State as NumpyState
-from charrnn.model import CharRNN, State, state_tensors
-from charrnn.train import state as snapshot
+from charrnn.model import CharRNN, State, load_model, state_tensors
 from charrnn.vocab import Vocab
 
 PRIME_CHUNK = 4096
@@ -130,7 +129,7 @@ class TorchEngine:
     def load(cls, path, device: str) -> TorchEngine:
         header = checkpoint.read_header(path)
         vocab = Vocab.from_json(header.meta["vocab"], header.meta["vocab_counts"] or None)
-        engine = cls(snapshot.build_model(header), vocab, device)
+        engine = cls(load_model(header), vocab, device)
         engine.header = header
         return engine
 

@@ -34,8 +34,14 @@ def from_env() -> World:
     return World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def cuda_device(world: World) -> torch.device:
-    """One GPU per local rank; call only when training on CUDA."""
+def device(world: World, name: str) -> torch.device:
+    """This rank's device for `--device NAME`: with several processes on CUDA, one GPU per local
+    rank (set as the current device, as nccl expects)."""
+    from charrnn.device import resolve_device
+
+    resolved = torch.device(resolve_device(name))
+    if resolved.type != "cuda" or world.size == 1:
+        return resolved
     torch.cuda.set_device(world.local_rank % max(1, torch.cuda.device_count()))
     return torch.device("cuda", torch.cuda.current_device())
 

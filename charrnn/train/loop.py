@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint
-from charrnn.data.dataset import Dataset, StreamBatcher, fit_streams
+from charrnn.data.dataset import Dataset
 from charrnn.errors import CharRNNError
 from charrnn.model import (
     CharRNN,
@@ -30,28 +30,16 @@ from charrnn.model import (
 from charrnn.train import distributed
 from charrnn.train import state as snapshot
 from charrnn.train.averaging import Averaged
-from charrnn.train.config import (
-    Callback,
-    Evaluated,
-    Finished,
-    Logged,
-    MetricsLog,
-    Note,
-    Progress,
-    Sampled,
-    Started,
-    TrainConfig,
-    bpc,
-    fit_warmup,
-    has_validation,
-    lr_at,
-    progress_of,
-    stop_reason,
-    total_steps,
-)
+from charrnn.train.batches import StreamBatcher, fit_streams
+from charrnn.train.config import TrainConfig, bpc
 from charrnn.train.evaluate import evaluate, unigram_entropy
+from charrnn.train.events import Callback, Evaluated, Finished, Logged, Note, Snapshot, Started
 from charrnn.train.finetune import Start
-from charrnn.train.precision import RunLock, autocast, resolve_device, resolve_precision
+from charrnn.train.metrics import MetricsLog
+from charrnn.train.plan import fit_warmup, has_validation
+from charrnn.train.precision import autocast, resolve_precision
+from charrnn.train.rundir import RunLock
+from charrnn.train.schedule import Progress, lr_at, progress_of, stop_reason, total_steps
 
 
 class Diverged(CharRNNError):
@@ -77,7 +65,7 @@ class Trainer:
         start: Start | None = None,
     ) -> None:
         self.world = world or distributed.from_env()
-        self.device = resolve_device(device, self.world)
+        self.device = distributed.device(self.world, device)
         distributed.init(self.world, self.device)
         self.dataset, self.out_dir, self.emit = dataset, out_dir, on_event
         self.should_stop = should_stop
@@ -367,12 +355,11 @@ class Trainer:
             self._metrics.write(rec)
 
     def _preview(self) -> None:
-        from charrnn.infer.sampler import Sampler
-
-        sampler = Sampler(snapshot.engine(self.sampling_model, self.vocab))
-        self.emit(
-            Sampled(self.progress.step, sampler.generate("", 200, 0.8, rng_seed=self.progress.step))
-        )
+        """Report the weights sampling would use now; the caller draws the preview from them."""
+        weights = {
+            k: v.detach().float().cpu().numpy() for k, v in self.sampling_model.state_dict().items()
+        }
+        self.emit(Snapshot(self.progress.step, self.model_cfg, self.vocab, weights))
 
     # --- checkpoints --------------------------------------------------------------------------
     def _diverged(self, what: str) -> Diverged:

@@ -1,41 +1,19 @@
-"""Where a run executes: device choice, numeric precision, and the run-directory lock.
+"""Numeric precision of a training run: which one `auto` means on this machine (does this CPU or GPU do
+bf16 natively), whether an explicit one is supported, and the autocast context.
 
-Kept apart from the loop because these answer questions about the machine (is there a GPU, does this
-CPU do bf16 natively, is another process using this directory), not about training.
+Kept apart from the loop because these answer questions about the machine, not about training; the
+device itself is `charrnn.device`'s choice.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 
 from charrnn.errors import InputError
-from charrnn.train import distributed
-
-
-def resolve_device(name: str, world: distributed.World | None = None) -> torch.device:
-    """'auto' → cuda, else mps, else cpu; an explicit choice that is unavailable is an error."""
-    if name not in ("auto", "cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise InputError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if _mps() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA GPU is available to this torch build")
-        if world is not None and world.size > 1:
-            return distributed.cuda_device(world)
-    if name == "mps" and not _mps():
-        raise InputError("--device mps: Apple's Metal backend is not available here")
-    return torch.device(name)
-
-
-def _mps() -> bool:
-    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
 
 def native_bf16_cpu() -> bool:
@@ -69,48 +47,3 @@ def autocast(device: torch.device, precision: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-class RunLock:
-    """An exclusive lock on a run directory, so two trainings never write the same checkpoints.
-
-    flock is released by the kernel when its holder dies, so a crashed run never blocks the next;
-    the pid inside is only for the message.
-    """
-
-    _held: ClassVar[set[Path]] = set()  # directories this process holds: re-entering is a no-op
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / ".lock"
-        self._fd: int | None = None
-
-    def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.resolve() in RunLock._held:
-            return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; run unguarded
-            self._fd = fd
-            return self
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise InputError(
-                f"{self.path.parent} is in use by another charrnn train (pid {other}); "
-                "wait for it or choose another --out"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        RunLock._held.add(self.path.resolve())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            RunLock._held.discard(self.path.resolve())
-            os.close(self._fd)
-            self._fd = None

@@ -10,9 +10,9 @@ configs and the trainer restores the run.
 
 from __future__ import annotations
 
-from charrnn.data.dataset import fit_batch
 from charrnn.data.prep import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
 from charrnn.errors import InputError
+from charrnn.train.batches import fit_batch
 
 SHAPE = ("cell", "layers", "hidden", "embed")
 # model options that shape no weight: training choices a resumed (or fine-tuning) run may change

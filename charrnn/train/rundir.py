@@ -1,12 +1,14 @@
 """Where a training run lives: the run directory's name, and never replacing another run by accident.
 
-It does not lock the directory (`runtime.RunLock` does) or write anything in it (the trainer does).
+It locks the directory (`RunLock`) but writes nothing else in it (the loop does).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import ClassVar
 
 from charrnn.errors import InputError
 
@@ -50,3 +52,48 @@ def refuse_clobber(out: Path, overwrite: bool, resume: Path | None) -> None:
             f"{out} already holds a run; continue it with --resume {out / held[0]}, "
             "start over with --overwrite, or choose another --out"
         )
+
+
+class RunLock:
+    """An exclusive lock on a run directory, so two trainings never write the same checkpoints.
+
+    flock is released by the kernel when its holder dies, so a crashed run never blocks the next;
+    the pid inside is only for the message.
+    """
+
+    _held: ClassVar[set[Path]] = set()  # directories this process holds: re-entering is a no-op
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.resolve() in RunLock._held:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; run unguarded
+            self._fd = fd
+            return self
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise InputError(
+                f"{self.path.parent} is in use by another charrnn train (pid {other}); "
+                "wait for it or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        RunLock._held.add(self.path.resolve())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            RunLock._held.discard(self.path.resolve())
+            os.close(self._fd)
+            self._fd = None

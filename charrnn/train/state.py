@@ -1,9 +1,10 @@
-"""What a charrnn checkpoint holds, in torch terms: the model it describes, and the training state
-(optimizer, grad scaler, carried hidden states) packed into named tensors and back.
+"""The training state in a checkpoint: weights, optimizer, grad scaler and carried hidden states packed
+into named tensors and back, and the metadata sections that describe the run.
 
 Tensor names: `model.<state_dict key>` (never DDP's `module.` prefix), `optim.<param index>.<name>`
 (AdamW's step / exp_avg / exp_avg_sq), `carry.<j>` (the hidden state carried between batches, all
-streams of all ranks, float32). The container (header validation, atomic writes) is `checkpoint`.
+streams of all ranks, float32). The container (header validation, atomic writes) is `checkpoint`;
+the model for inference is `model.load_model`.
 """
 
 from __future__ import annotations
@@ -13,32 +14,11 @@ import torch
 from charrnn import checkpoint
 from charrnn.checkpoint import Header
 from charrnn.errors import InputError
-from charrnn.infer.numpy_engine import Engine
 from charrnn.model import CharRNN, ModelConfig, State, state_from_tensors
 from charrnn.model_config import model_config
 from charrnn.train.averaging import PREFIX, Averaged
 from charrnn.train.config import TrainConfig
 from charrnn.vocab import Vocab
-
-
-def build_model(header: Header, tensors: dict[str, torch.Tensor] | None = None) -> CharRNN:
-    """The checkpoint's model for inference (its sampling weights: the average where there is
-    one), its parameters the (read-only) loaded tensors."""
-    cfg = model_config(header)
-    tensors = tensors if tensors is not None else checkpoint.load_tensors(header)
-    prefix = checkpoint.sampling_prefix(header)
-    model = CharRNN(cfg)  # its random init is thrown away: assign=True adopts the loaded tensors
-    model.load_state_dict(
-        {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)},
-        assign=True,
-    )
-    return model.eval()
-
-
-def engine(model: CharRNN, vocab: Vocab, threads: int = 1) -> Engine:
-    """A live model's current weights as a numpy inference engine (training previews)."""
-    weights = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
-    return Engine(model.cfg, vocab, weights, threads)
 
 
 def pack(
@@ -92,7 +72,7 @@ def restore(
 def metadata(
     model_cfg: ModelConfig, cfg: TrainConfig, vocab: Vocab, corpus: dict, state: dict, optim: dict
 ) -> dict:
-    """The checkpoint's JSON metadata sections that describe the run (README "Checkpoint format");
+    """The checkpoint's JSON metadata sections that describe the run (docs/formats.md);
     the trainer adds its history and parameter count, and `init_from` for a fine-tuned run."""
     return {
         "model": model_cfg.to_dict(),
