@@ -1,29 +1,92 @@
 """charrnn: character-level recurrent language models, trained and sampled from the command line.
 
-Importing this package is cheap on purpose: torch and numpy load only when a function needs them,
-so `charrnn inspect` and `charrnn --help` answer instantly, and sampling on CPU never loads torch.
+The public names live here (docs/python-api.md). Importing this package is cheap on purpose: each
+name loads its module on first use (PEP 562 `__getattr__`), so `charrnn inspect` and `charrnn --help`
+answer instantly and sampling on CPU never loads torch. Every other module path is internal and
+changed in 0.2.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 from charrnn.errors import CharRNNError, InputError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 if TYPE_CHECKING:
-    from charrnn.infer.sampler import Sampler
+    from charrnn.data.dataset import load_dataset
+    from charrnn.data.prep import prep
+    from charrnn.infer.beam import beam_search
+    from charrnn.infer.controls import Rules
+    from charrnn.infer.logits import Filters
+    from charrnn.infer.sampler import Options, Sample, Sampler
+    from charrnn.infer.score import Score, Scorer
+    from charrnn.model_config import ModelConfig
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
+    from charrnn.vocab import Vocab
 
-__all__ = ["CharRNNError", "InputError", "Sampler", "__version__", "load"]
+# public name → the module that defines it (imported on first use)
+_LAZY = {
+    "Sampler": "charrnn.infer.sampler",
+    "Options": "charrnn.infer.sampler",
+    "Sample": "charrnn.infer.sampler",
+    "Filters": "charrnn.infer.logits",
+    "Rules": "charrnn.infer.controls",
+    "beam_search": "charrnn.infer.beam",
+    "Scorer": "charrnn.infer.score",
+    "Score": "charrnn.infer.score",
+    "Vocab": "charrnn.vocab",
+    "ModelConfig": "charrnn.model_config",
+    "TrainConfig": "charrnn.train.config",
+    "Trainer": "charrnn.train.loop",
+    "prep": "charrnn.data.prep",
+    "load_dataset": "charrnn.data.dataset",
+}
+
+__all__ = [  # noqa: RUF022  (grouped as the docs list them)
+    "CharRNNError",
+    "InputError",
+    "ModelConfig",
+    "Options",
+    "Filters",
+    "Rules",
+    "Sample",
+    "Sampler",
+    "Score",
+    "Scorer",
+    "TrainConfig",
+    "Trainer",
+    "Vocab",
+    "__version__",
+    "beam_search",
+    "load",
+    "load_dataset",
+    "prep",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def load(path: str, device: str = "cpu", threads: int = 0, deterministic: bool = False) -> Sampler:
     """Load a checkpoint for sampling: `charrnn.load("runs/x/best.ckpt").generate("ROMEO:", 200)`.
 
-    On CPU this never imports torch (the numpy engine); `device="cuda"` uses torch on the GPU.
-    `threads` caps the CPU threads (0: every core this process may use). `deterministic`: sample i
-    of a batch equals its seed run alone (CPU; slower batches).
+    On CPU this never imports torch (the numpy engine); `device="cuda"` (or "auto": a GPU where
+    there is one) uses torch. `threads` caps the CPU threads (0: every core this process may use).
+    `deterministic`: sample i of a batch equals its seed run alone (CPU; slower batches).
     """
     from charrnn.infer.sampler import Sampler
 
