@@ -1,5 +1,5 @@
 """How many validation characters it takes to rank checkpoints: the measurement behind
-`prep.MIN_VAL_CHARS`, the size under which `train` keeps all of a raw text for training.
+`charrnn.data.split.MIN_VAL_CHARS`, the size under which `train` keeps all of a raw text for training.
 
 A small model is trained on tiny-shakespeare with snapshots along the way. Its validation split is then
 cut into every window of n contiguous characters, each scored from a fresh state as a validation split

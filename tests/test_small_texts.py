@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from charrnn import checkpoint
-from charrnn.data.prep import MIN_VAL_CHARS, auto_val_frac, prep
+from charrnn.data.prep import prep
+from charrnn.data.split import MIN_VAL_CHARS, auto_val_frac
 
 from .conftest import TINY, shakespeare_text
 

@@ -44,25 +44,3 @@ def as_checkpoint_vocab(dataset, chars: list[str]):
     if dataset.vocab.to_json() == chars or not set(dataset.vocab.chars) <= set(chars):
         return dataset
     return reencode(dataset, Vocab.from_json(chars))
-
-
-def fine_tune_model(source, start, dataset, given: dict, say: bool):
-    """The fine-tuning run's model: the checkpoint's, widened to the merged vocabulary, with the
-    regularisers given; with no validation split the all-text rule applies, as for a new model."""
-    from charrnn.cli.plan import as_options
-    from charrnn.model import ModelConfig
-    from charrnn.train.plan import ALL_TEXT_MODEL, has_validation
-    from charrnn.train.resume import resumed_model
-
-    model = {**resumed_model(source.meta, given), "vocab_size": start.vocab.size}
-    if not has_validation(len(dataset.split("val"))):
-        rule = {k: v for k, v in ALL_TEXT_MODEL.items() if k not in given and model.get(k) != v}
-        if rule and say:
-            console.print(
-                f"all of the text is for training: using {as_options(rule)} (nothing is held out, "
-                "so fitting the text is the goal)",
-                highlight=False,
-                markup=False,
-            )
-        model |= rule
-    return ModelConfig.from_dict(model)

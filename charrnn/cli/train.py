@@ -11,21 +11,17 @@ import json
 import shutil
 import signal
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
 from charrnn.cli.console import TrainView, console
-from charrnn.cli.plan import (
-    _M,
-    DEFAULT_VAL_FRAC,
-    MIN_VAL_CHARS,
-    new_model,
-    say_if_all_text,
-    train_config,
-)
+from charrnn.cli.plan import say_if_all_text, show
+from charrnn.data.split import DEFAULT_VAL_FRAC, MIN_VAL_CHARS
 from charrnn.errors import InputError, Interrupted
+from charrnn.model_config import ModelConfig
 from charrnn.train.config import TrainConfig
 from charrnn.train.plan import (
     FINETUNE_DEFAULTS,
@@ -37,6 +33,8 @@ from charrnn.train.plan import (
 from charrnn.train.rundir import label, refuse_clobber, run_dir
 
 _T = TrainConfig()
+# ModelConfig's defaults, for the help (model_config is torch-free: `charrnn -h` stays fast)
+_M = {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"}
 MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA = (
     "Model",
     "Batching",
@@ -247,9 +245,9 @@ def train(
     """Train a model; checkpoints and metrics.jsonl go to the run directory."""
     given = {k: v for k, v in locals().items() if v is not None}
     from charrnn import checkpoint
-    from charrnn.model import ModelConfig
     from charrnn.train import distributed
-    from charrnn.train.resume import check_shape, check_unchanged, resumed_model
+    from charrnn.train.plan import carried_model, train_config
+    from charrnn.train.resume import check_shape, check_unchanged
     from charrnn.train.rundir import RunLock
 
     if resume and init_from:
@@ -265,12 +263,12 @@ def train(
         check_unchanged(given, header.meta, world.size)
     if source is not None:
         check_shape(given, source.meta, "with --init-from")
-    tcfg = train_config(given, header, finetune=source is not None)
+    tcfg = train_config(given, header and header.meta, finetune=source is not None)
     # check the model options before spending time on the corpus
     if header is None and source is None:
         ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in _M.items()})
     else:
-        ModelConfig.from_dict(resumed_model((header or source).meta, given))
+        ModelConfig.from_dict(carried_model((header or source).meta, given))
     corpus = corpus or (header.meta["corpus"].get("path") if header else None)
     if not corpus:
         raise InputError("missing CORPUS: the text file or dataset to train on")
@@ -307,14 +305,14 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
     """Prepare the data, build the run and train, with signals turned into a clean stop."""
     import torch
 
-    from charrnn.cli.finetune import as_checkpoint_vocab, fine_tune, fine_tune_model
+    from charrnn.cli.finetune import as_checkpoint_vocab, fine_tune
     from charrnn.cli.signals import Signals
     from charrnn.data.dataset import is_dataset, resolve_dataset
-    from charrnn.model import ModelConfig
     from charrnn.train import distributed
     from charrnn.train.finetune import reencode
     from charrnn.train.loop import Trainer
-    from charrnn.train.resume import resumed_model, resumed_val_frac
+    from charrnn.train.plan import plan
+    from charrnn.train.resume import resumed_val_frac
 
     quiet = given.get("quiet", False)
     if given.get("threads"):
@@ -336,12 +334,20 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
     if source:
         start = fine_tune(source, dataset, tcfg, say)
         dataset = reencode(dataset, start.vocab)
-        mcfg = fine_tune_model(source, start, dataset, given, say)
     elif header:
         dataset = as_checkpoint_vocab(dataset, header.meta["vocab"])
-        mcfg = ModelConfig.from_dict(resumed_model(header.meta, given))
-    else:
-        mcfg = new_model(dataset, given, tcfg, world.size, say)
+    run = plan(
+        given,
+        vocab_size=dataset.vocab.size,
+        train_chars=len(dataset.split("train")),
+        val_chars=len(dataset.split("val")),
+        world_size=world.size,
+        resume_meta=header and header.meta,
+        source_meta=source and source.meta,
+    )
+    for note in run.notes if say else ():
+        show(note)
+    tcfg, mcfg = run.train, run.model
     stopper = Signals()
     with TrainView(console, quiet=quiet or not world.main) as view:
         trainer = Trainer(

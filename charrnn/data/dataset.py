@@ -141,7 +141,7 @@ def resolve_dataset(
     glob: str | None = None,
 ) -> tuple[Dataset, bool]:
     """A dataset directory as is (its splits obeyed), or raw text prepared into the cache keyed by
-    content hash; val_frac None lets the text's size choose (`prep.auto_val_frac`).
+    content hash; val_frac None lets the text's size choose (`split.auto_val_frac`).
 
     Returns (dataset, prepared_now). The key covers the bytes and every prep option, so editing the
     corpus or changing --val-frac prepares again and an unchanged corpus is never prepared twice.

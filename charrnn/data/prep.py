@@ -23,6 +23,7 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 
+from charrnn.data.split import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
 from charrnn.errors import InputError
 from charrnn.vocab import Vocab
 
@@ -169,25 +170,6 @@ def _count(sources: Sequence[Source], errors: Errors) -> tuple[np.ndarray, list[
                     nchars += len(text)
         infos.append({"name": src.name, "bytes": nbytes, "chars": nchars, "sha256": h.hexdigest()})
     return hist, infos, total.hexdigest()
-
-
-DEFAULT_VAL_FRAC = 0.1
-# A shorter validation split cannot rank checkpoints: keep all of the text for training
-# (bench/val_split_noise.py; docs/defaults.md, "Validation split").
-MIN_VAL_CHARS = 1_000
-
-
-def auto_val_frac(chars: int) -> float:
-    """The validation fraction for a text of this many characters when none was asked for: the
-    default, or 0 where that split would hold fewer than MIN_VAL_CHARS (it would measure nothing,
-    and cost the model text to learn from)."""
-    return DEFAULT_VAL_FRAC if int(chars * DEFAULT_VAL_FRAC) >= MIN_VAL_CHARS else 0.0
-
-
-def split_sizes(n: int, val_frac: float, test_frac: float) -> dict[str, int]:
-    """Contiguous tail splits, train first (the nanoGPT convention, so figures compare)."""
-    n_val, n_test = int(n * val_frac), int(n * test_frac)
-    return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
 
 
 def _encode(

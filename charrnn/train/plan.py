@@ -8,8 +8,10 @@ docs/defaults.md. The CLI shows what they chose; nothing here prints.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
-from charrnn.train.config import TrainConfig
+from charrnn.model_config import ModelConfig
+from charrnn.train.config import TrainConfig, parse_duration
 from charrnn.train.schedule import total_steps
 
 # A long run (many epochs) gets a bigger, more regularised model (docs/defaults.md, "Long runs").
@@ -90,3 +92,99 @@ def fit_warmup(
 
 # Fine-tuning keeps what the weights know: a low peak rate, a short warmup (docs/training.md).
 FINETUNE_DEFAULTS: dict[str, float | int] = {"lr": 3e-4, "warmup": 20}
+
+
+# Without any stopping option a run stops by itself: after 10 minutes (the schedule anneals to it),
+# or 50 epochs for a small corpus, whichever comes first.
+DEFAULT_STOP: dict[str, float | int] = {"time_budget": 600.0, "max_epochs": 50}
+# The model options a user can give (ModelConfig's fields less the vocabulary, which the text sets).
+MODEL_OPTIONS = tuple(f.name for f in fields(ModelConfig) if f.name != "vocab_size")
+# Model options that shape no weight: training choices a resumed or fine-tuning run may change.
+REGULARISERS = ("dropout", "weight_drop", "locked_dropout")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will be: its training and model configs, and what the rules chose on the way
+    (one line each, as the user could have typed it), for the CLI to show."""
+
+    train: TrainConfig
+    model: ModelConfig
+    notes: tuple[str, ...] = ()
+
+
+def train_config(
+    given: dict, resume_meta: dict | None = None, finetune: bool = False
+) -> TrainConfig:
+    """Defaults (fine-tuning's with --init-from), or a resumed checkpoint's config, with the options
+    given on top. `given` holds only what the user typed (`time_budget` as text: "10m")."""
+    names = {f.name for f in fields(TrainConfig)}
+    changes = {k: v for k, v in given.items() if k in names and k != "time_budget"}
+    if "time_budget" in given:
+        changes["time_budget"] = parse_duration(given["time_budget"])
+    if finetune:
+        changes = {**FINETUNE_DEFAULTS, **changes}
+    if resume_meta is None:
+        if not {"max_epochs", "max_steps", "time_budget"} & changes.keys():
+            changes |= DEFAULT_STOP  # about ten minutes on a ~1 MB corpus, never endless
+        return TrainConfig(**changes)
+    # the streams are the checkpoint's (resume.check_unchanged refused any real change); its
+    # per-process batch size is what the loop shares out among this run's processes
+    for fixed in ("batch_size", "seq_len"):
+        changes.pop(fixed, None)
+    return TrainConfig.from_dict(resume_meta["train"]).with_(**changes)
+
+
+def plan(
+    given: dict,
+    *,
+    vocab_size: int,
+    train_chars: int,
+    val_chars: int,
+    world_size: int = 1,
+    resume_meta: dict | None = None,
+    source_meta: dict | None = None,
+) -> Plan:
+    """The one planning function: a run's configs from the options given, the text's size and
+    vocabulary, the processes, and the checkpoint it resumes (`resume_meta`) or fine-tunes from
+    (`source_meta`). Pure: no I/O, no printing, the same answer on every rank.
+
+    - resume: the checkpoint's model and config, with new regularisers and training options;
+    - fine-tune: the source's shape, fine-tuning's lr and warmup, and the all-text rule;
+    - fresh: the options given, else the defaults this text and budget call for (`model_defaults`).
+    """
+    tcfg = train_config(given, resume_meta, finetune=source_meta is not None)
+    base = resume_meta or source_meta
+    if resume_meta is not None:
+        return Plan(tcfg, ModelConfig.from_dict(carried_model(resume_meta, given)))
+    if base is not None:
+        model = {**carried_model(base, given), "vocab_size": vocab_size}
+        rule, values = ("all-text", ALL_TEXT_MODEL) if not has_validation(val_chars) else ("", {})
+        current = ModelConfig.from_dict(model)
+    else:
+        rule, values = model_defaults(tcfg, train_chars, val_chars, world_size)
+        current = ModelConfig(vocab_size, **{k: v for k, v in given.items() if k in MODEL_OPTIONS})
+        model = {k: getattr(current, k) for k in ("vocab_size", *MODEL_OPTIONS)}
+        model["weight_drop"] = given.get("weight_drop")  # None: the cell's default
+    # what the rule changes: options not given whose value would differ
+    chosen = {k: v for k, v in values.items() if k not in given and getattr(current, k) != v}
+    notes = (_RULES[rule].format(as_options(chosen)),) if chosen else ()
+    return Plan(tcfg, ModelConfig.from_dict(model | chosen), notes)
+
+
+def carried_model(meta: dict, given: dict) -> dict:
+    """A checkpoint's model config, with new regularisers (--dropout, --weight-drop,
+    --locked-dropout) if given: they shape no weight, so like --lr they may change."""
+    return dict(meta["model"]) | {k: given[k] for k in REGULARISERS if k in given}
+
+
+def as_options(values: dict) -> str:
+    """{"weight_drop": 0} → "--weight-drop 0": what a rule chose, as the user would have typed it."""
+    return ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in values.items())
+
+
+_RULES = {
+    "long-run": "a long run: using {} (the long-run defaults)",
+    "all-text": "all of the text is for training: using {} (nothing is held out, so fitting the "
+    "text is the goal; the long-run defaults do not apply)",
+}

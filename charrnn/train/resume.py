@@ -10,13 +10,11 @@ configs and the trainer restores the run.
 
 from __future__ import annotations
 
-from charrnn.data.prep import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
+from charrnn.data.split import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
 from charrnn.errors import InputError
 from charrnn.train.batches import fit_batch
 
 SHAPE = ("cell", "layers", "hidden", "embed")
-# model options that shape no weight: training choices a resumed (or fine-tuning) run may change
-REGULARISERS = ("dropout", "weight_drop", "locked_dropout")
 
 
 def check_shape(given: dict, meta: dict, when: str = "on resume") -> None:
@@ -72,14 +70,6 @@ def _streams(per: int, world: int) -> str:
 
 def _processes(n: int) -> str:
     return "one process" if n == 1 else f"{n} processes"
-
-
-def resumed_model(meta: dict, given: dict) -> dict:
-    """The checkpoint's model config, with new regularisers (--dropout, --weight-drop,
-    --locked-dropout) if given: they shape no weight, so like --lr they may change on resume."""
-    model = dict(meta["model"])
-    model.update({k: given[k] for k in REGULARISERS if k in given})
-    return model
 
 
 def resumed_val_frac(meta: dict) -> float | None:
