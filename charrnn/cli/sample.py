@@ -149,7 +149,7 @@ def sample(
         typer.Option(
             "--deterministic",
             help="Batches compute every sample on its own, so sample i equals --rng-seed S+i "
-            "alone (about 1/3 of the batched speed).",
+            "alone (about half the batched speed: 46 % at 64 streams, docs/performance.md).",
             rich_help_panel=RUN,
         ),
     ] = False,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 DEFAULT_VAL_FRAC = 0.1
 # A shorter validation split cannot rank checkpoints: keep all of the text for training
-# (bench/val_split_noise.py; docs/defaults.md, "Validation split").
+# (bench/val_split_noise.py; docs/defaults.md: "Short runs").
 MIN_VAL_CHARS = 1_000
 
 

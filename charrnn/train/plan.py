@@ -14,7 +14,7 @@ from charrnn.model_config import ModelConfig
 from charrnn.train.config import TrainConfig, parse_duration
 from charrnn.train.schedule import total_steps
 
-# A long run (many epochs) gets a bigger, more regularised model (docs/defaults.md, "Long runs").
+# A long run (many epochs) gets a bigger, more regularised model (docs/defaults.md: "Long runs").
 LONG_RUN_MODEL = {"layers": 3, "dropout": 0.4}
 LONG_RUN_EPOCHS = 20
 # The default model's bf16 training rate here: a budget's epochs before anything is measured.
@@ -32,7 +32,7 @@ def planned_epochs(cfg: TrainConfig, train_chars: int, world_size: int = 1) -> f
     return min(limits, default=math.inf)
 
 
-# No validation split: fitting the text is the goal, so no dropout (docs/defaults.md, "All text").
+# No validation split: fitting the text is the goal, so no dropout (docs/defaults.md: "Short runs").
 ALL_TEXT_MODEL = {"dropout": 0.0, "weight_drop": 0.0}
 
 
@@ -55,7 +55,7 @@ def model_defaults(
     return "", {}
 
 
-# Warmup is capped at this share of the planned steps (docs/defaults.md, "Warmup").
+# Warmup is capped at this share of the planned steps (docs/defaults.md: "Short runs").
 WARMUP_FRACTION = 0.25
 
 
