@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from charrnn import atomic
 from charrnn.errors import CharRNNError, InputError
 
 if TYPE_CHECKING:
@@ -203,44 +204,30 @@ def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[s
     import charrnn
 
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     header = {"charrnn.format": str(FORMAT_VERSION)}
     meta = {**meta, "created": datetime.now(UTC).isoformat(timespec="seconds")}
     meta.setdefault("versions", {})["charrnn"] = charrnn.__version__
     header.update({k: json.dumps(v, ensure_ascii=True) for k, v in meta.items()})
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     try:
-        save_file(cpu, str(tmp), metadata=header)
-        with tmp.open("rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        with atomic.replacing(target, durable=True) as tmp:
+            save_file(cpu, str(tmp), metadata=header)
     except (OSError, SafetensorError) as e:  # disk full, file too large, permissions
-        tmp.unlink(missing_ok=True)
         why = getattr(e, "strerror", None) or str(e).rsplit("I/O error: ", 1)[-1]
         raise CharRNNError(f"could not save {target}: {why}; the previous file is intact") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def link(src: Path, dst: Path) -> None:
     """Make dst a second name for the finished file src, atomically (hard link, else a copy)."""
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
     try:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            import shutil
+        with atomic.replacing(dst, durable=True) as tmp:
+            try:
+                os.link(src, tmp)
+            except OSError:
+                import shutil
 
-            shutil.copyfile(src, tmp)
-            with tmp.open("rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, dst)
-        _fsync_dir(dst.parent)
+                shutil.copyfile(src, tmp)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise CharRNNError(
             f"could not save {dst}: {e.strerror or e}; the previous file is intact"
         ) from None
@@ -252,19 +239,6 @@ def clean_temp_files(directory: Path) -> list[Path]:
     for p in removed:
         p.unlink(missing_ok=True)
     return removed
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not supported on this platform; the rename itself is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def fingerprint(path: str | os.PathLike) -> str:

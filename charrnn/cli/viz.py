@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from charrnn import atomic
 from charrnn.cli.common import CheckpointArg, find_checkpoint, read_text
 from charrnn.cli.console import console
 from charrnn.errors import CharRNNError, InputError
@@ -153,13 +154,9 @@ def _write(html: str, target: str) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
         return
-    p = Path(target)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, p)
+        atomic.write_text(target, html)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         bad_path = isinstance(e, FileNotFoundError | NotADirectoryError | IsADirectoryError)
         error = InputError if bad_path else CharRNNError
         raise error(f"cannot write {target}: {e.strerror or e}") from None

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import bisect
 import codecs
-import contextlib
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from charrnn import atomic
 from charrnn.data.dataset import Dataset, cache_dir, is_dataset, load_dataset, resolve_dataset
 from charrnn.data.prep import SPLITS
 from charrnn.errors import InputError
@@ -269,16 +267,9 @@ def _save(path: Path, sa: np.ndarray) -> bool:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic.replacing(path) as tmp, tmp.open("wb") as f:
             np.save(f, sa, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         return False
     return True
 

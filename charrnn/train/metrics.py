@@ -6,8 +6,9 @@ It does not decide what to record (the loop does) and never reads the records ba
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from charrnn import atomic
 
 
 class MetricsLog:
@@ -26,9 +27,7 @@ class MetricsLog:
                         kept.append(line)
                 except ValueError:
                     continue  # a line torn by a crash
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic.write_text(path, "".join(k + "\n" for k in kept))
         self._file = path.open("a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
