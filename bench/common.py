@@ -18,7 +18,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.jsonl"
-SHAKESPEARE = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+SHARED_CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+
+
+def __getattr__(name: str) -> Path:
+    """`from common import SHAKESPEARE`: the standard corpus, from $CHARRNN_CORPUS or ../shared, or
+    a one-line exit saying how to get it (the benchmarks that need no corpus never ask)."""
+    if name != "SHAKESPEARE":
+        raise AttributeError(name)
+    path = Path(os.environ.get("CHARRNN_CORPUS") or SHARED_CORPUS)
+    if not path.is_file():
+        sys.exit(
+            f"bench: {path} is missing; get tiny-shakespeare (corpora/README.md says where) "
+            "and point CHARRNN_CORPUS at it"
+        )
+    return path
 
 
 def machine() -> dict:
