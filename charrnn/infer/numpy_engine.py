@@ -27,13 +27,13 @@ import itertools
 import os
 from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from charrnn import checkpoint
 from charrnn.errors import InputError
+from charrnn.infer.engine import Forward, State, run_to_end
 from charrnn.infer.threads import ThreadTuner, blas_threads, default_threads
 from charrnn.model_config import ModelConfig, model_config
 from charrnn.vocab import Vocab
@@ -45,46 +45,6 @@ BLOCK_BYTES = (
 MIN_ROWS_PER_THREAD = 8  # below this a thread's share is not worth the hand-off
 PRIME_CHUNK = 4096  # characters per input-projection product while priming (bounds memory)
 _NP_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "BF16": "<u2"}
-
-
-@dataclass
-class State:
-    """Hidden state of a batch of streams: per layer, h (and for an LSTM, c) of shape batch × hidden."""
-
-    h: list[np.ndarray]
-    c: list[np.ndarray] | None = None
-
-    @property
-    def batch(self) -> int:
-        return self.h[0].shape[0]
-
-    def select(self, rows: Sequence[int] | np.ndarray) -> State:
-        """A new state holding these rows in this order (repeats allowed): beams, compaction."""
-        idx = np.asarray(rows, dtype=np.intp)
-        return State([h[idx] for h in self.h], [c[idx] for c in self.c] if self.c else None)
-
-    def copy(self) -> State:
-        return self.select(np.arange(self.batch))
-
-    @staticmethod
-    def concat(states: Sequence[State]) -> State:
-        """One state holding the rows of these states in order (streams joining a batch)."""
-        h = [np.concatenate([s.h[i] for s in states]) for i in range(len(states[0].h))]
-        c = None
-        if states[0].c is not None:
-            c = [np.concatenate([s.c[i] for s in states]) for i in range(len(states[0].c))]  # type: ignore[index]
-        return State(h, c)
-
-
-@dataclass
-class Forward:
-    """What a run over a sequence returns: logits per position (or only the last), the final state,
-    and optionally every layer's hidden (and cell) state per position (for scoring and viz)."""
-
-    logits: np.ndarray  # T × vocab, or 1 × vocab with last_only
-    state: State
-    hidden: list[np.ndarray] | None = None  # per layer, T × hidden
-    cells: list[np.ndarray] | None = None  # per LSTM layer, T × hidden
 
 
 class _Matrix:
@@ -130,7 +90,8 @@ class _Matrix:
 
 
 class Engine:
-    """A model ready for inference. `Engine.load(path)`; then `initial_state`, `step`, `forward`."""
+    """A model ready for inference on the CPU (`charrnn.infer.engine.InferenceEngine`).
+    `Engine.load(path)`; then `initial_state`, `step`, `forward`."""
 
     def __init__(
         self,
@@ -277,15 +238,12 @@ class Engine:
         *,
         last_only: bool = False,
         keep_states: bool = False,
-    ) -> Forward:
+    ) -> Forward[State]:
         """Run one stream over a sequence, layer by layer: each layer's input projection for a
         chunk is one matrix product and only the recurrence steps per character."""
-        steps = self.forward_steps(ids, state, last_only=last_only, keep_states=keep_states)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return done.value
+        return run_to_end(
+            self.forward_steps(ids, state, last_only=last_only, keep_states=keep_states)
+        )
 
     def forward_steps(
         self,
@@ -295,7 +253,7 @@ class Engine:
         last_only: bool = False,
         keep_states: bool = False,
         every: int = 64,
-    ) -> Generator[None, None, Forward]:
+    ) -> Generator[None, None, Forward[State]]:
         """`forward` in slices: a generator that pauses after every `every` recurrence steps and
         returns the Forward. A server primes a long prompt slice by slice between its batch
         steps, so other streams never wait for it; the arithmetic is forward's, to the bit."""
@@ -333,6 +291,13 @@ class Engine:
         return np.concatenate(
             [top[r : r + 1] @ self.head.w + self.head_bias for r in range(len(top))]
         )
+
+    def to_numpy(self, state: State) -> State:
+        """The state in numpy's layout: this engine's own, copied."""
+        return state.copy()
+
+    def from_numpy(self, state: State) -> State:
+        return state.copy()
 
     def _project(self, i: int, x: np.ndarray) -> np.ndarray:
         """Layer i's input projection for a whole chunk: one matrix product (plus its bias)."""

@@ -20,6 +20,7 @@ import numpy as np
 from charrnn.checkpoint import Header
 from charrnn.errors import InputError
 from charrnn.infer.controls import Guard, Rules
+from charrnn.infer.engine import InferenceEngine
 from charrnn.infer.logits import Filters
 from charrnn.infer.numpy_engine import Engine
 from charrnn.infer.score import Score, Scorer
@@ -90,7 +91,7 @@ class Sample:
 class Sampler:
     """A trained model ready to write text. Build with `charrnn.load(path)` or from an engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: InferenceEngine) -> None:
         self.engine = engine
         self.vocab: Vocab = engine.vocab
 
@@ -109,7 +110,7 @@ class Sampler:
             return cls(Engine.load(path, threads, deterministic))
         from charrnn.infer.torch_engine import TorchEngine
 
-        return cls(TorchEngine.load(path, device))  # type: ignore[arg-type]
+        return cls(TorchEngine.load(path, device))
 
     @property
     def header(self) -> Header | None:

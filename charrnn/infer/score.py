@@ -17,11 +17,12 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from charrnn.infer.engine import InferenceEngine
 from charrnn.infer.logits import log_softmax
-from charrnn.infer.numpy_engine import Engine, State
 from charrnn.vocab import Unknown
 
 CHUNK = 4096  # characters per forward call: bounds memory (a chunk's log-probabilities are float64)
@@ -86,7 +87,7 @@ class Chunk:
 class Scorer:
     """Score and read texts with one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: InferenceEngine) -> None:
         self.engine, self.vocab = engine, engine.vocab
         nl = self.vocab.chars.index("\n") if "\n" in self.vocab else None
         self.start_id = nl
@@ -116,7 +117,7 @@ class Scorer:
     def chunks_of_ids(
         self, positions: np.ndarray, ids: np.ndarray, keep_states: bool = False, chunk: int = CHUNK
     ) -> Iterator[Chunk]:
-        state: State | None = None
+        state: Any = None  # the engine's own state
         prev: np.ndarray | None = None  # logits predicting the next chunk's first character
         if self.start_id is not None and len(ids):
             fwd = self.engine.forward([self.start_id], last_only=True)

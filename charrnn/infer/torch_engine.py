@@ -1,26 +1,38 @@
-"""The torch inference path, for `--device cuda` (and mps): the same interface as the numpy `Engine`
-(`initial_state`, `step`, `forward`, states with `select`), with logits handed back as numpy arrays so
-the sampling policies are shared. A prime runs through the fused `nn.LSTM`/`nn.GRU`; each further
-character through a hand-fused step (the first layer's input as a vocab × gates table, one product
-per layer, no autograd). The CPU default is the numpy engine; this path is for GPUs. Unlike the numpy
-engine its batched products may round a stream differently depending on the batch.
+"""The torch inference engine, for `--device cuda` (and mps; CPU in tests): the `InferenceEngine`
+protocol of `charrnn.infer.engine` over a checkpoint's `CharRNN`, with logits and per-position states
+handed back as numpy arrays so the sampling policies are shared.
+
+A prime runs through the fused `nn.LSTM`/`nn.GRU`/`nn.RNN` a slice at a time. Per-position states
+(`keep_states`: scoring, viz) run one layer at a time through single-layer fused modules, each
+layer's outputs being its hidden states; an LSTM's cells are then recomputed from those outputs
+(the gates in one product, the cell recurrence elementwise). Each further character goes through a
+hand-fused step (the first layer's input as a vocab × gates table, one product per layer, no
+autograd).
+
+It is not the CPU default: the numpy engine is (no torch import, faster per character). Unlike the
+numpy engine, its batched products may round a stream differently depending on the batch, and a
+sequence read in slices may round differently from the same sequence read at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from charrnn import checkpoint
-from charrnn.infer.numpy_engine import Forward
-from charrnn.infer.numpy_engine import State as NumpyState
-from charrnn.model import CharRNN, State, load_model, state_tensors
+from charrnn.errors import InputError
+from charrnn.infer.engine import Forward, run_to_end
+from charrnn.infer.engine import State as NumpyState
+from charrnn.model import CharRNN, State, load_model, state_from_tensors, state_tensors
 from charrnn.vocab import Vocab
 
-PRIME_CHUNK = 4096
+PRIME_CHUNK = 4096  # characters per fused call when nothing asks for pauses
+_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 @dataclass
@@ -117,69 +129,178 @@ class _FastStep:
 
 
 class TorchEngine:
-    """A checkpoint's model on a torch device, stepping streams like `Engine`."""
+    """A checkpoint's model on a torch device, stepping streams like the numpy `Engine`."""
 
     def __init__(self, model: CharRNN, vocab: Vocab, device: str) -> None:
         self.model, self.vocab, self.device = model.to(device).eval(), vocab, torch.device(device)
         self.cfg, self.cell = model.cfg, model.cfg.cell
         self.fast = _FastStep(self.model)
         self.header: checkpoint.Header | None = None
+        self._layers: list[nn.RNNBase] | None = None  # single-layer modules, for keep_states
 
     @classmethod
-    def load(cls, path, device: str) -> TorchEngine:
+    def load(cls, path: str | os.PathLike, device: str) -> TorchEngine:
         header = checkpoint.read_header(path)
         vocab = Vocab.from_json(header.meta["vocab"], header.meta["vocab_counts"] or None)
         engine = cls(load_model(header), vocab, device)
         engine.header = header
         return engine
 
+    # --- state --------------------------------------------------------------------------------
+    def initial_state(self, batch: int = 1) -> TorchState:
+        st = state_tensors(self.model.init_state(batch, self.device))
+        return TorchState(st[0], st[1] if len(st) > 1 else None)
+
+    def to_numpy(self, state: TorchState) -> NumpyState:
+        """The numpy engine's state layout (per layer, batch × hidden): how sessions store it."""
+        h = [x.float().cpu().numpy().copy() for x in state.h]
+        c = None if state.c is None else [x.float().cpu().numpy().copy() for x in state.c]
+        return NumpyState(h, c)
+
+    def from_numpy(self, state: NumpyState) -> TorchState:
+        def stack(xs: list[np.ndarray]) -> torch.Tensor:
+            return torch.as_tensor(np.stack(xs), dtype=torch.float32, device=self.device)
+
+        return TorchState(stack(state.h), None if state.c is None else stack(state.c))
+
     @torch.inference_mode()
     def head_logits(self, state: TorchState) -> np.ndarray:
         """The logits a state predicts (batch × vocab): a stream resumed from a saved state."""
         return self.model.head(state.h[-1]).float().cpu().numpy()
 
-    def to_numpy(self, state: TorchState) -> NumpyState:
-        """The numpy engine's state layout (per layer, batch × hidden): how sessions store it."""
-        h = [x.float().cpu().numpy() for x in state.h]
-        c = None if state.c is None else [x.float().cpu().numpy() for x in state.c]
-        return NumpyState(h, c)
-
-    def from_numpy(self, state: NumpyState) -> TorchState:
-        def stack(xs: list[np.ndarray]) -> torch.Tensor:
-            return torch.as_tensor(np.stack(xs), device=self.device)
-
-        return TorchState(stack(state.h), None if state.c is None else stack(state.c))
-
-    def initial_state(self, batch: int = 1) -> TorchState:
-        st = state_tensors(self.model.init_state(batch, self.device))
-        return TorchState(st[0], st[1] if len(st) > 1 else None)
-
+    # --- one character per stream -------------------------------------------------------------
     @torch.inference_mode()
-    def forward(
-        self,
-        ids,
-        state: TorchState | None = None,
-        *,
-        last_only: bool = False,
-    ) -> Forward:
-        """Logits for a sequence on one stream and the state after it (priming; per-position
-        states are the numpy engine's job)."""
-        state = state or self.initial_state(1)
-        seq = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device)[None]
-        mod: State = state.module_state()
-        outs = []
-        for start in range(0, seq.shape[1], PRIME_CHUNK):
-            out, mod = self.model(seq[:, start : start + PRIME_CHUNK], mod)
-            outs.append(out[0, -1:] if last_only else out[0])
-        ts = state_tensors(mod)
-        logits = torch.cat(outs).float().cpu().numpy() if outs else np.empty((0, self.vocab.size))
-        return Forward(logits, TorchState(ts[0], ts[1] if len(ts) > 1 else None))
-
-    @torch.inference_mode()
-    def step(self, ids, state: TorchState) -> np.ndarray:
+    def step(self, ids: Sequence[int] | np.ndarray, state: TorchState) -> np.ndarray:
+        """Advance every stream by its character; returns logits (batch × vocab). Updates `state`."""
         self.fast.set_state(state.module_state())
         out = self.fast(torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device))
         state.h = torch.stack(self.fast.h)
         if state.c is not None:
             state.c = torch.stack(self.fast.c)
         return out.float().cpu().numpy()
+
+    # --- a whole sequence on one stream -------------------------------------------------------
+    def forward(
+        self,
+        ids: Sequence[int] | np.ndarray,
+        state: TorchState | None = None,
+        *,
+        last_only: bool = False,
+        keep_states: bool = False,
+    ) -> Forward[TorchState]:
+        """Logits for a sequence on one stream and the state after it (the given state is not
+        changed); keep_states: every layer's hidden (and cell) state per position too."""
+        steps = self.forward_steps(
+            ids, state, last_only=last_only, keep_states=keep_states, every=PRIME_CHUNK
+        )
+        return run_to_end(steps)
+
+    def forward_steps(
+        self,
+        ids: Sequence[int] | np.ndarray,
+        state: TorchState | None = None,
+        *,
+        last_only: bool = False,
+        keep_states: bool = False,
+        every: int = 64,
+    ) -> Generator[None, None, Forward[TorchState]]:
+        """`forward` as slices of `every` characters (one fused call each), pausing between
+        slices; returns the Forward."""
+        state = state if state is not None else self.initial_state(1)
+        if state.batch != 1:
+            raise InputError("forward runs one stream; use step for a batch")
+        seq = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device).reshape(1, -1)
+        n, size = seq.shape[1], min(every, PRIME_CHUNK) if every > 0 else PRIME_CHUNK
+        mod: State = state.module_state()
+        logits: list[np.ndarray] = []
+        hidden: list[list[np.ndarray]] = [[] for _ in range(self.cfg.layers)]
+        cells: list[list[np.ndarray]] = [[] for _ in range(self.cfg.layers)]
+        for start in range(0, n, size):
+            last = start + size >= n
+            with torch.inference_mode():
+                chunk = seq[:, start : start + size]
+                if keep_states:
+                    out, mod = self._by_layer(chunk, mod, hidden, cells)
+                else:
+                    out, mod = self.model(chunk, mod)
+                if not last_only or last:
+                    top = out[0, -1:] if last_only else out[0]
+                    logits.append(top.float().cpu().numpy())
+            if not last:
+                yield
+        ts = state_tensors(mod)
+        final = TorchState(ts[0], ts[1] if len(ts) > 1 else None)
+        fwd = Forward(
+            np.concatenate(logits) if logits else np.empty((0, self.vocab.size), np.float32),
+            final if n else state.copy(),
+        )
+        if keep_states:
+            empty = np.empty((0, self.cfg.hidden), np.float32)
+            fwd.hidden = [np.concatenate(h) if h else empty.copy() for h in hidden]
+            if self.cell == "lstm":
+                fwd.cells = [np.concatenate(c) if c else empty.copy() for c in cells]
+        return fwd
+
+    def _by_layer(
+        self,
+        seq: torch.Tensor,
+        mod: State,
+        hidden: list[list[np.ndarray]],
+        cells: list[list[np.ndarray]],
+    ) -> tuple[torch.Tensor, State]:
+        """The model over one slice, one layer at a time (in inference mode): logits 1 × T × vocab
+        and the final state; appends each layer's hidden (and cell) states per position."""
+        ts = state_tensors(mod)
+        x = self.model.embed(seq).float()
+        finals: list[list[torch.Tensor]] = []
+        for i, layer in enumerate(self._single_layers()):
+            hx = [t[i : i + 1].float().contiguous() for t in ts]
+            inp, (x, new) = x, layer(x, (hx[0], hx[1]) if self.cell == "lstm" else hx[0])
+            finals.append(state_tensors(new))
+            hidden[i].append(x[0].cpu().numpy())
+            if self.cell == "lstm":
+                cells[i].append(_cells(layer, inp[0], x[0], hx[0][0, 0], hx[1][0, 0]))
+        stacked = [torch.cat(parts) for parts in zip(*finals, strict=True)]
+        return self.model.head(x), state_from_tensors(self.cell, stacked)
+
+    def _single_layers(self) -> list[nn.RNNBase]:
+        """Layer i of the model as its own one-layer fused module (weights copied once)."""
+        if self._layers is None:
+            rnn, cfg = self.model.rnn, self.cfg
+            layers = []
+            for i in range(cfg.layers):
+                # built on the meta device: no random init (and no draw from torch's generator)
+                layer = type(rnn)(
+                    cfg.embed if i == 0 else cfg.hidden, cfg.hidden, batch_first=True, device="meta"
+                )
+                weights = {
+                    f"{p}_l0": getattr(rnn, f"{p}_l{i}").detach().float().clone() for p in _PARAMS
+                }
+                layer.load_state_dict(weights, assign=True)
+                layer.flatten_parameters()
+                layers.append(layer.eval())
+            self._layers = layers
+        return self._layers
+
+    def close(self) -> None:
+        self._layers = None
+
+
+def _cells(
+    layer: nn.RNNBase, inp: torch.Tensor, out: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor
+) -> np.ndarray:
+    """An LSTM layer's cell state per position (T × hidden) from its input and outputs: every
+    position's gates in one product (the previous output is the hidden state each reads), then
+    the cell recurrence c_t = f_t c_(t-1) + i_t g_t elementwise, on the host."""
+    prev = torch.cat([h0[None], out[:-1]])
+    gates = torch.addmm(layer.bias_ih_l0 + layer.bias_hh_l0, inp, layer.weight_ih_l0.T)
+    gates = torch.addmm(gates, prev, layer.weight_hh_l0.T)
+    i, f, g, _ = gates.chunk(4, 1)
+    forget = torch.sigmoid(f).cpu().numpy()
+    write = (torch.sigmoid(i) * torch.tanh(g)).cpu().numpy()
+    cs = np.empty_like(write)
+    c = c0.cpu().numpy()
+    for t in range(len(cs)):
+        c = forget[t] * c + write[t]
+        cs[t] = c
+    return cs
