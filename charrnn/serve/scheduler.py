@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from charrnn.infer.controls import Guard
-from charrnn.infer.numpy_engine import Forward, State
+from charrnn.infer.engine import EngineState, Forward
 from charrnn.infer.sampler import Options
 from charrnn.infer.stream import Stream, draw
 from charrnn.serve.logprobs import LogprobEntry, entry, prompt_logprobs
@@ -62,7 +62,7 @@ class SessionPlan:
 
     id: str
     store: SessionStore
-    base: State | None = None
+    base: EngineState | None = None
     tail: str = ""
 
 
@@ -99,7 +99,7 @@ class _Live:
 
     __slots__ = ("fed", "index", "job", "logits", "lp", "start", "stream")
 
-    def __init__(self, job: Job, index: int, stream: Stream, logits, start: State) -> None:
+    def __init__(self, job: Job, index: int, stream: Stream, logits, start: EngineState) -> None:
         self.job, self.index, self.stream, self.logits = job, index, stream, logits
         self.fed: list[int] = []  # generated characters stepped into the state (sessions)
         self.lp: list[LogprobEntry] = []  # entries of accepted characters not yet shown
@@ -109,15 +109,15 @@ class _Live:
 @dataclass
 class _Batch:
     lives: list[_Live] = field(default_factory=list)
-    state: State | None = None
-    joiners: list[tuple[_Live, State]] = field(default_factory=list)
+    state: EngineState | None = None
+    joiners: list[tuple[_Live, EngineState]] = field(default_factory=list)
 
 
 @dataclass
 class _Priming:
     job: Job
     steps: Generator[None, None, Forward] | None
-    start: State | None
+    start: EngineState | None
     result: Forward | None = None
 
 
@@ -188,11 +188,7 @@ class Scheduler:
         if not ids:  # no prime and no newline: the first draw uses the corpus's frequencies
             self._priming.append(_Priming(job, None, None, Forward(None, engine.initial_state(1))))  # type: ignore[arg-type]
             return
-        last_only = not job.echo_logprobs
-        if hasattr(engine, "forward_steps"):
-            steps = engine.forward_steps(ids, base, last_only=last_only)
-        else:  # the torch engine primes in one call
-            steps = _at_once(engine.forward(ids, base, last_only=last_only))
+        steps = engine.forward_steps(ids, base, last_only=not job.echo_logprobs)
         self._priming.append(_Priming(job, steps, base))
 
     def _prime(self) -> None:
@@ -316,7 +312,9 @@ class Scheduler:
                 del lv.lp[: len(piece)]
         return stream.reason is None
 
-    def _leave(self, lv: _Live, state: State | None, row: int, cancelled: bool = False) -> None:
+    def _leave(
+        self, lv: _Live, state: EngineState | None, row: int, cancelled: bool = False
+    ) -> None:
         job = lv.job
         if job.session is not None and state is not None:
             text = "".join(lv.stream.out)
@@ -332,7 +330,9 @@ class Scheduler:
             else:
                 self._finish(job)
 
-    def _commit(self, job: Job, state: State, sent: str, fed: list[int], start: State) -> None:
+    def _commit(
+        self, job: Job, state: EngineState, sent: str, fed: list[int], start: EngineState
+    ) -> None:
         """Store the session's state after the prompt and the text actually sent. The running
         state holds the characters stepped so far; a sent text that does not extend them (a stop
         string cut, a client gone mid-stream) is read again from the state after the prompt."""
@@ -349,11 +349,10 @@ class Scheduler:
         else:
             state = start
         text = plan.tail + job.prompt + sent
-        if hasattr(engine, "to_numpy"):  # the torch engine's state, stored in numpy's layout
-            state = engine.to_numpy(state)
+        held = engine.to_numpy(state)  # stored in numpy's layout, whatever the engine
         try:
             plan.store.put(
-                plan.id, job.model.name, job.model.fingerprint, state, text, len(job.prompt + sent)
+                plan.id, job.model.name, job.model.fingerprint, held, text, len(job.prompt + sent)
             )
         except Exception as e:  # the text was sent; say that it was not kept
             log.exception("session commit failed")
@@ -395,8 +394,3 @@ class Scheduler:
     def _post(self, job: Job, update: Update) -> None:
         if not job.cancelled:
             job.notify(update)
-
-
-def _at_once(fwd: Forward) -> Generator[None, None, Forward]:
-    return fwd
-    yield  # a generator that finishes at once

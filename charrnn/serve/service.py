@@ -145,9 +145,7 @@ class Service:
         self.busy_sessions.add(session)
         if saved is None:
             return SessionPlan(session, self.store)
-        engine = model.engine
-        state = engine.from_numpy(saved.state) if hasattr(engine, "from_numpy") else saved.state
-        return SessionPlan(session, self.store, state, saved.tail)
+        return SessionPlan(session, self.store, model.engine.from_numpy(saved.state), saved.tail)
 
     async def submit(
         self,
