@@ -17,7 +17,7 @@ from charrnn import checkpoint
 CASES = {
     # corpus problems
     "missing corpus": (["train", "missing.txt"], "missing.txt: no such file"),
-    "empty corpus": (["train", "empty.txt"], "empty"),
+    "empty corpus": (["train", "empty.txt"], "empty.txt: no text to train on (0 characters)"),
     "directory without text": (["train", "emptydir"], "no text files"),
     "invalid utf-8": (["prep", "bad.txt"], "not valid UTF-8 at byte 6"),
     "binary file": (["train", "blob.bin"], "not valid UTF-8 at byte 0"),

@@ -42,7 +42,7 @@ def sample(
     no_repeat: Annotated[
         int | None,
         typer.Option(
-            help="Never complete an N-character sequence the text already holds.",
+            help="Never complete an N-character sequence the last 100,000 characters hold.",
             rich_help_panel=CONTROLS,
         ),
     ] = None,

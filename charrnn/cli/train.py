@@ -362,6 +362,7 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
             world=world,
             allow_new_corpus=allow_new_corpus,
             start=start,
+            overwrite=bool(given.get("overwrite")),  # refuse_clobber has checked the checkpoints
         )
         stopper.install()
         try:

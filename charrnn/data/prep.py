@@ -235,13 +235,12 @@ def prep(
     sources, skipped, cleanup = collect_sources(inputs, glob, stdin)
     try:
         hist, infos, digest = _count(sources, errors)
+        if not hist.any():  # before the vocabulary, whose own error could not name the file
+            raise InputError(f"{' '.join(inputs)}: no text to train on (0 characters)")
         vocab = Vocab.from_code_point_counts((i, int(n)) for i, n in enumerate(hist) if n)
     except InputError:
         cleanup()
         raise
-    except ValueError:  # Vocab of nothing
-        cleanup()
-        raise InputError(f"{' '.join(inputs)}: the corpus is empty") from None
     total = int(hist.sum())
     if total < 2:
         cleanup()

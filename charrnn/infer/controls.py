@@ -1,6 +1,7 @@
 """What a writer can ask of a sample beyond the distribution: never write a string (`--ban`), never
-repeat an n-character sequence (`--no-repeat`), end at a sentence, line or paragraph with a word count
-in bounds (`--until`, `--min-words`, `--max-words`), and the record rules (`--records`).
+repeat an n-character sequence within the last 100,000 characters (`--no-repeat`), end at a
+sentence, line or paragraph with a word count in bounds (`--until`, `--min-words`, `--max-words`),
+and the record rules (`--records`).
 
 A `Guard` follows one stream's text and says, before each draw, which characters are forbidden (a
 mask) or must give their probability to an ending (the `--max-words` redirect), and after each draw
@@ -11,7 +12,9 @@ draw, hold models or know about batches; `logits` applies the masks and `sampler
 from __future__ import annotations
 
 import unicodedata
+from collections import deque
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from typing import Literal
 
 import numpy as np
@@ -24,6 +27,10 @@ UNTILS: tuple[str, ...] = ("sentence", "line", "paragraph")
 TERMINATORS = ".!?。！？｡"
 CJK_TERMINATORS = "。！？｡"
 CLOSERS = "\"')]}»”’」』）】〕〉》›"
+# How far back --no-repeat looks, in characters. Remembering every n-gram of an endless sample would
+# grow without bound; a window keeps a stream's memory fixed (at most this many n-grams, a few MB),
+# while a repeat 100,000 characters apart (a short novel's chapter) is no longer a loop a reader sees.
+NO_REPEAT_WINDOW = 100_000
 
 
 @dataclass(frozen=True)
@@ -101,13 +108,17 @@ class Guard:
     count: int = 0
     words: int = 0
     in_word: bool = False
-    followers: dict[str, set[int]] = field(default_factory=dict)
+    # --no-repeat: the n-grams ending in the last NO_REPEAT_WINDOW characters, as prefix → {last
+    # character's id: occurrences}, and those characters themselves (to forget the oldest n-gram)
+    followers: dict[str, dict[int, int]] = field(default_factory=dict)
+    _recent: deque[str] = field(default_factory=deque, init=False, repr=False)
 
     def __post_init__(self) -> None:
         n = self.rules.no_repeat
         if n:
-            for end in range(n, len(self.text) + 1):
-                self._remember(self.text[end - n : end])
+            first = max(0, len(self.text) - NO_REPEAT_WINDOW - n + 1)  # of the window's n-grams
+            for end in range(first, len(self.text)):
+                self._remember(self.text[max(first, end - n + 1) : end + 1])
         tables = _tables(self.vocab)
         self._terminal, self._space, self._newline, self._cjk = tables
         r = self.rules
@@ -118,7 +129,8 @@ class Guard:
     def copy(self) -> Guard:
         g = Guard.__new__(Guard)
         g.__dict__.update(self.__dict__)
-        g.followers = {k: set(v) for k, v in self.followers.items()}
+        g.followers = {k: dict(v) for k, v in self.followers.items()}
+        g._recent = deque(self._recent)
         return g
 
     # --- before a draw ------------------------------------------------------------------------
@@ -187,13 +199,32 @@ class Guard:
         self.count += 1
         self.in_word, added = _word_step(ch, self.in_word)
         self.words += added
-        n = self.rules.no_repeat
-        if n and len(self.text) >= n:
-            self._remember(self.text[-n:])
+        if self.rules.no_repeat:
+            self._remember(self.text[-self.rules.no_repeat :])
 
     def _remember(self, gram: str) -> None:
-        if gram[-1] in self.vocab:
-            self.followers.setdefault(gram[:-1], set()).add(self.vocab.index(gram[-1]))
+        """Take in the n-gram that the text's last character ends (`gram`: the text's last n
+        characters, fewer at its start) and forget the n-gram that left the window."""
+        n, recent = self.rules.no_repeat or 0, self._recent
+        recent.append(gram[-1])
+        if len(gram) == n:
+            self._count(gram, +1)
+        if len(recent) > NO_REPEAT_WINDOW + n - 1:
+            self._count("".join(islice(recent, n)), -1)
+            recent.popleft()
+
+    def _count(self, gram: str, add: int) -> None:
+        if gram[-1] not in self.vocab:
+            return
+        prefix, i = gram[:-1], self.vocab.index(gram[-1])
+        seen = self.followers.setdefault(prefix, {})
+        left = seen.get(i, 0) + add
+        if left:
+            seen[i] = left
+        else:
+            del seen[i]
+            if not seen:
+                del self.followers[prefix]
 
 
 _TABLES: dict[tuple[str, ...], tuple[np.ndarray, ...]] = {}

@@ -18,16 +18,15 @@ import torch.nn.functional as F
 
 from charrnn import checkpoint
 from charrnn.data.dataset import Dataset
-from charrnn.errors import CharRNNError
+from charrnn.errors import InputError
 from charrnn.model import (
     CharRNN,
     ModelConfig,
     configure_adamw,
     detach_state,
     parameter_count,
-    state_tensors,
 )
-from charrnn.train import distributed
+from charrnn.train import distributed, saving
 from charrnn.train import state as snapshot
 from charrnn.train.averaging import Averaged
 from charrnn.train.batches import StreamBatcher, fit_streams
@@ -39,15 +38,13 @@ from charrnn.train.metrics import MetricsLog
 from charrnn.train.plan import fit_warmup, has_validation
 from charrnn.train.precision import autocast, resolve_precision
 from charrnn.train.rundir import RunLock
+from charrnn.train.saving import Diverged  # raised from here: callers catch it by this name
 from charrnn.train.schedule import Progress, lr_at, progress_of, stop_reason, total_steps
 
 
-class Diverged(CharRNNError):
-    """The loss or the weights became non-finite; nothing non-finite is ever saved."""
-
-
 class Trainer:
-    """One training run. Build it, then `run()`; `resume` is a checkpoint header to continue."""
+    """One training run. Build it, then `run()`; `resume` is a checkpoint header to continue.
+    A fresh run refuses an `out_dir` that holds another run's files unless `overwrite`."""
 
     def __init__(
         self,
@@ -63,12 +60,13 @@ class Trainer:
         world: distributed.World | None = None,
         allow_new_corpus: bool = False,
         start: Start | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.world = world or distributed.from_env()
         self.device = distributed.device(self.world, device)
         distributed.init(self.world, self.device)
         self.dataset, self.out_dir, self.emit = dataset, out_dir, on_event
-        self.should_stop = should_stop
+        self.should_stop, self.overwrite = should_stop, overwrite
         self.vocab = dataset.vocab
         new_corpus = resume is not None and self._check_corpus(resume, allow_new_corpus)
         self.fresh = resume is None
@@ -182,11 +180,13 @@ class Trainer:
         """Train until a stopping rule fires; always leaves a whole last.ckpt behind."""
         lock = RunLock(self.out_dir) if self.world.main else contextlib.nullcontext()
         with lock:
+            refused = (
+                saving.claim(self.out_dir, self.fresh, self.overwrite) if self.world.main else None
+            )
+            refused = distributed.broadcast(self.world, refused)  # every process stops, or none
+            if refused:
+                raise InputError(str(refused))
             if self.world.main:
-                checkpoint.clean_temp_files(self.out_dir)
-                if self.fresh:  # --overwrite: an old run's checkpoints must not mix with this one
-                    for old in (self.last_path, self.best_path):
-                        old.unlink(missing_ok=True)
                 self._metrics = MetricsLog(self.out_dir / "metrics.jsonl", self.progress.step)
             try:
                 return self._loop()
@@ -363,41 +363,7 @@ class Trainer:
 
     # --- checkpoints --------------------------------------------------------------------------
     def _diverged(self, what: str) -> Diverged:
-        """Stop on numerical blow-up, pointing at what is still good on disk."""
-        kept = (
-            f"the last good checkpoint is {self.last_path}"
-            if self.last_path.exists()
-            else "no checkpoint was written"
-        )
-        return Diverged(
-            f"training diverged at step {self.progress.step} ({what}); nothing was saved, "
-            f"{kept}; try a lower --lr"
-        )
+        return saving.diverged(self, what)
 
     def _save(self, best: bool) -> None:
-        carry = [distributed.gather_rows(self.world, t.float()) for t in state_tensors(self.carry)]
-        if not self.world.main:
-            return
-        tensors, optim = snapshot.pack(self.model, self.optimizer, self.scaler, carry)
-        tensors |= self.average.tensors() if self.average is not None else {}
-        weights = ("model.", checkpoint.AVERAGE)
-        if not all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith(weights)):
-            raise self._diverged("the weights became non-finite")
-        state = {
-            **asdict(self.progress),
-            "world_size": self.world.size,
-            "device": str(self.device),
-            "precision": self.precision,
-            "steps_per_epoch": self.batcher.steps_per_epoch,
-            "total_steps": self.horizon,
-            # which of the file's weight sets sample/score/serve use (checkpoint.sampling_prefix)
-            "weights": "average" if self.average is not None and self.use_average else "raw",
-        }
-        meta = snapshot.metadata(
-            self.model_cfg, self.cfg, self.vocab, self.dataset.fingerprint(), state, optim
-        ) | {"history": self.history, "parameters": parameter_count(self.model)}
-        if self.init_from:
-            meta["init_from"] = self.init_from
-        checkpoint.save(self.last_path, tensors, meta)
-        if best:
-            checkpoint.link(self.last_path, self.best_path)
+        saving.save(self, best)

@@ -1,0 +1,97 @@
+"""A training run's files: claiming the run directory for a fresh run, refusing to save anything
+non-finite (every process stops together), and writing last.ckpt and best.ckpt.
+
+It does not decide when to save (the loop does) or lock the directory (`rundir.RunLock`); the
+checkpoint container itself (header, atomic write) is `charrnn.checkpoint`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from charrnn import checkpoint
+from charrnn.errors import CharRNNError
+from charrnn.model import parameter_count, state_tensors
+from charrnn.train import distributed
+from charrnn.train import state as snapshot
+
+if TYPE_CHECKING:
+    from charrnn.train.loop import Trainer
+
+RUN_FILES = ("last.ckpt", "best.ckpt", "metrics.jsonl")
+
+
+class Diverged(CharRNNError):
+    """The loss or the weights became non-finite; nothing non-finite is ever saved."""
+
+
+def claim(out_dir: Path, fresh: bool, overwrite: bool) -> str | None:
+    """Ready the directory (main process, under the lock): None, or why it cannot be used. A fresh
+    run replaces an old one's files only when asked to, so they never mix and never vanish
+    silently."""
+    checkpoint.clean_temp_files(out_dir)
+    if not fresh:
+        return None
+    held = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if held and not overwrite:
+        return (
+            f"{out_dir} already holds a run ({', '.join(held)}); pass overwrite=True "
+            "(the CLI's --overwrite) to start afresh there, or resume it"
+        )
+    for name in ("last.ckpt", "best.ckpt"):  # metrics.jsonl starts afresh as it opens
+        (out_dir / name).unlink(missing_ok=True)
+    return None
+
+
+def diverged(t: Trainer, what: str) -> Diverged:
+    """Stop on numerical blow-up, pointing at what is still good on disk. Every process calls it
+    at the same point and raises rank 0's words, so all of them stop with one message."""
+    kept = (
+        f"the last good checkpoint is {t.last_path}"
+        if t.last_path.exists()
+        else "no checkpoint was written"
+    )
+    message = (
+        f"training diverged at step {t.progress.step} ({what}); nothing was saved, "
+        f"{kept}; try a lower --lr"
+    )
+    return Diverged(str(distributed.broadcast(t.world, message)))
+
+
+def save(t: Trainer, best: bool) -> None:
+    """Write last.ckpt (and link best.ckpt to it); every process takes part, rank 0 writes."""
+    carry = [distributed.gather_rows(t.world, c.float()) for c in state_tensors(t.carry)]
+    # Each process checks its own weights and all learn whether any found one non-finite: a rank
+    # that raised alone would leave the others waiting in the next collective until it timed out.
+    weights = list(t.model.state_dict().values())
+    weights += list(t.average.tensors().values()) if t.average is not None else []
+    bad = not all(torch.isfinite(w).all() for w in weights)
+    if distributed.all_sum(t.world, [float(bad)], t.device)[0]:
+        raise diverged(t, "the weights became non-finite")
+    if not t.world.main:
+        return
+    tensors, optim = snapshot.pack(t.model, t.optimizer, t.scaler, carry)
+    tensors |= t.average.tensors() if t.average is not None else {}
+    state = {
+        **asdict(t.progress),
+        "world_size": t.world.size,
+        "device": str(t.device),
+        "precision": t.precision,
+        "steps_per_epoch": t.batcher.steps_per_epoch,
+        "total_steps": t.horizon,
+        # which of the file's weight sets sample/score/serve use (checkpoint.sampling_prefix)
+        "weights": "average" if t.average is not None and t.use_average else "raw",
+    }
+    meta = snapshot.metadata(t.model_cfg, t.cfg, t.vocab, t.dataset.fingerprint(), state, optim) | {
+        "history": t.history,
+        "parameters": parameter_count(t.model),
+    }
+    if t.init_from:
+        meta["init_from"] = t.init_from
+    checkpoint.save(t.last_path, tensors, meta)
+    if best:
+        checkpoint.link(t.last_path, t.best_path)
