@@ -125,6 +125,7 @@ def serve(
         ) from None
     from charrnn.cli.common import find_checkpoint
     from charrnn.data.dataset import cache_dir
+    from charrnn.device import resolve_device
     from charrnn.serve.app import build_app
     from charrnn.serve.models import load_models, parse_spec
     from charrnn.serve.protocol import Limits
@@ -137,9 +138,12 @@ def serve(
             "(or $CHARRNN_API_KEY), or bind 127.0.0.1"
         )
     max_n = min(max_n, max_streams)  # a request's choices all run at once
-    dev = device
+    dev = resolve_device(device)  # before anything binds or loads: a missing GPU is one line
     if deterministic and dev != "cpu":
-        raise InputError("--deterministic is a CPU engine mode; leave it out with --device " + dev)
+        here = f" ({dev} here)" if dev != device else ""
+        raise InputError(
+            f"--deterministic is a CPU engine mode; leave it out with --device {device}{here}"
+        )
     specs = [parse_spec(s) for s in checkpoints] if checkpoints else []
     if not specs:
         specs = [parse_spec(str(find_checkpoint(None)))]

@@ -9,7 +9,6 @@ flags or run uvicorn (the CLI does), and it never logs prompts or text.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -28,7 +27,7 @@ from charrnn import __version__
 from charrnn.serve.completions import completions, generate, service
 from charrnn.serve.middleware import AccessLog, ApiKey, read_json
 from charrnn.serve.models import Model
-from charrnn.serve.protocol import ApiError
+from charrnn.serve.protocol import INTERNAL, ApiError
 from charrnn.serve.service import Service, Settings
 
 log = logging.getLogger("charrnn.serve")
@@ -63,8 +62,10 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:
-    log.exception("request failed")
-    return error_response(ApiError(500, f"internal error: {exc}", kind="server_error"))
+    """A bug or a fault (a file, the sessions database): the detail, which may hold paths, goes to
+    the server's log with its traceback; the client gets a 500 saying only that."""
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(ApiError(500, INTERNAL, kind="server_error"))
 
 
 # --- small routes ------------------------------------------------------------------------------
@@ -128,16 +129,16 @@ async def score(request: Request) -> Response:
     model = srv.model(body.get("model"))
     if unknown == "error":
         srv.encode(model, text, "error", "text")
-    async with srv.scoring:  # one text at a time beside the batch: 2 cores are shared
-        result = await asyncio.to_thread(_score, model, text, per_char, top_k)
+    # on the batching worker's turn, one text at a time: never beside a step (see `tasks`)
+    result = await srv.run_task(model, lambda engine: _score(engine, model, text, per_char, top_k))
     request.scope["state"]["chars"] = result["chars"]
     return JSONResponse(result)
 
 
-def _score(model: Model, text: str, per_char: bool, top_k: int) -> dict:
+def _score(engine, model: Model, text: str, per_char: bool, top_k: int) -> dict:
     from charrnn.infer.score import Scorer
 
-    scorer = Scorer(model.engine)
+    scorer = Scorer(engine)
     result = scorer.score(text)
     out = {"model": model.name, "checkpoint": str(model.path), **result.to_json()}
     out["unknown_chars"] = dict(result.unknown)

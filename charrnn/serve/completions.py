@@ -22,6 +22,7 @@ from charrnn.infer.logits import Filters
 from charrnn.infer.sampler import MAX_SEED, Options
 from charrnn.serve.middleware import read_json
 from charrnn.serve.protocol import (
+    INTERNAL,
     ApiError,
     Completion,
     chunk,
@@ -148,7 +149,9 @@ async def _disconnected(request: Request) -> None:
 
 
 def _failed(u: Update) -> ApiError:
-    return ApiError(500, u.error or "internal error", kind="server_error")
+    if u.done:  # every stream ended, then the session could not be kept
+        return ApiError(500, u.error or "", "session", "server_error", code="session_not_saved")
+    return ApiError(500, u.error or INTERNAL, kind="server_error")
 
 
 async def _whole(request: Request, comp: Completion, job: Job, updates) -> Response:
@@ -160,7 +163,7 @@ async def _whole(request: Request, comp: Completion, job: Job, updates) -> Respo
             if u is None:  # nothing was sent: only the prompt is committed
                 job.cancel({i: 0 for i in range(comp.n)})
                 return Response(status_code=499)
-            if u.error and not u.done:
+            if u.error:  # also a session not saved: the client must know its state did not advance
                 raise _failed(u)
             choices.apply(u)
             if u.done:
@@ -185,7 +188,7 @@ async def _events(
     try:
         while not done:
             u = await updates.get()
-            if u.error:
+            if u.error and not u.done:
                 yield _sse({"error": _failed(u).body()["error"]})
                 break
             parts = choices.apply(u)
@@ -193,6 +196,8 @@ async def _events(
             done = u.done
             if parts:
                 yield _sse(chunk(cid, created, name, parts))
+            if u.error:  # the text is sent; its session was not kept
+                yield _sse({"error": _failed(u).body()["error"]})
         if done and comp.include_usage:
             yield _sse(chunk(cid, created, name, [], usage(comp.prompt, choices.text)))
         yield b"data: [DONE]\n\n"

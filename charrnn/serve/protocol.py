@@ -21,6 +21,7 @@ from charrnn.infer.logits import Filters
 from charrnn.infer.sampler import MAX_SEED, Options
 from charrnn.serve.logprobs import LogprobEntry
 
+INTERNAL = "internal error; see the server log"  # all a client is told of a bug or a fault
 MAX_LOGPROBS = 20
 MAX_STOPS = 16
 MAX_TEMPERATURE = 100.0

@@ -12,6 +12,9 @@ matrix-matrix product, and a stream's rounding depends on the batch it shares.
 Results go back as `Update`s through the job's `notify` (called on this thread; the app makes it
 thread-safe): the first characters at once, then at most every 20 ms per job (100 ms with many
 jobs), so a streamed response carries several characters per event. It knows nothing of HTTP, JSON or OpenAI's shapes.
+
+Other engine work (scoring a text) is a `Task`, run a slice at a time between two steps (`tasks`):
+nothing else computes with an engine, or changes BLAS's thread count, beside the worker.
 """
 
 from __future__ import annotations
@@ -20,78 +23,23 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Generator
+from collections import defaultdict, deque
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from charrnn.infer.controls import Guard
 from charrnn.infer.engine import EngineState, Forward
-from charrnn.infer.sampler import Options
 from charrnn.infer.stream import Stream, draw
+from charrnn.serve.jobs import Job, SessionPlan, Update
 from charrnn.serve.logprobs import LogprobEntry, entry, prompt_logprobs
-from charrnn.serve.models import Model
-from charrnn.serve.sessions import SessionStore
+from charrnn.serve.tasks import Task
 
+__all__ = ["Job", "Scheduler", "SessionPlan", "Update"]  # the job types live in `jobs`
 FLUSH = 0.02  # seconds between a job's updates after its first characters, with few jobs
 FLUSH_MOST = 0.1  # and with many: each update costs the event loop and the client a JSON event
 log = logging.getLogger("charrnn.serve")
-
-
-@dataclass
-class Update:
-    """What a job's streams did since its last update."""
-
-    text: dict[int, str] = field(default_factory=dict)  # choice index → new characters
-    logprobs: dict[int, list[LogprobEntry]] = field(default_factory=dict)
-    finished: dict[int, str] = field(default_factory=dict)  # choice index → why it ended
-    prompt_logprobs: list[LogprobEntry] | None = None
-    done: bool = False  # every stream ended (and the session, if any, is committed)
-    error: str | None = None
-
-    def empty(self) -> bool:
-        return not (self.text or self.finished or self.done or self.error) and (
-            self.prompt_logprobs is None
-        )
-
-
-@dataclass
-class SessionPlan:
-    """Where a session job starts (base None: a new session) and where it is committed."""
-
-    id: str
-    store: SessionStore
-    base: EngineState | None = None
-    tail: str = ""
-
-
-@dataclass
-class Job:
-    """One request: a prompt, options and one seed per choice, for one model."""
-
-    model: Model
-    prompt: str
-    prompt_ids: list[int]
-    opts: Options
-    seeds: list[int]
-    notify: Callable[[Update], None]
-    logprobs: int | None = None
-    echo_logprobs: bool = False
-    deadline: float | None = None
-    session: SessionPlan | None = None
-    on_exit: Callable[[], None] | None = None  # called once the worker has let go of the job
-    cancelled: bool = False  # set by the app when the client went away
-    delivered: dict[int, int] = field(default_factory=dict)  # choice → characters sent, on cancel
-    # worker-side
-    pending: Update = field(default_factory=Update)
-    last_post: float = 0.0
-    posted_text: bool = False
-    open_streams: int = 0
-
-    def cancel(self, delivered: dict[int, int]) -> None:
-        self.delivered = dict(delivered)
-        self.cancelled = True
 
 
 class _Live:
@@ -122,19 +70,20 @@ class _Priming:
 
 
 class Scheduler:
-    """The batching worker. `submit(job)` from any thread; `close()` finishes and joins."""
+    """The batching worker. `submit(job or task)` from any thread; `close()` finishes and joins."""
 
     def __init__(self) -> None:
-        self._inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Job | Task | None] = queue.SimpleQueue()
         self._batches: dict[str, _Batch] = defaultdict(_Batch)
         self._priming: list[_Priming] = []
+        self._tasks: deque[Task] = deque()  # run one at a time, a slice between two steps
         self._jobs: set[int] = set()
         self._stopping = False
         self.streams = 0  # streams generating now (read by /health)
         self._thread = threading.Thread(target=self._run, name="charrnn-batch", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job | Task) -> None:
         self._inbox.put(job)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -145,17 +94,22 @@ class Scheduler:
     # --- the loop -----------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            busy = self._priming or any(b.lives or b.joiners for b in self._batches.values())
+            busy = (
+                self._tasks
+                or self._priming
+                or any(b.lives or b.joiners for b in self._batches.values())
+            )
             if not self._take(block=not busy):
                 break
             self._prime()
+            self._task()
             for batch in list(self._batches.values()):
                 if batch.lives or batch.joiners:
                     try:
                         self._advance(batch)
-                    except Exception as e:  # a bug must not take the server down
+                    except Exception:  # a bug must not take the server down
                         log.exception("batch step failed")
-                        self._fail_batch(batch, f"internal error in the batch step: {e}")
+                        self._fail_batch(batch, "internal error; see the server log")
             self._post_all()
 
     def _take(self, block: bool) -> bool:
@@ -172,8 +126,16 @@ class Scheduler:
             block = False
             if job is None:
                 continue
+            if isinstance(job, Task):
+                self._tasks.append(job)
+                continue
             self._jobs.add(id(job))
             self._start(job)
+
+    def _task(self) -> None:
+        """One slice of the oldest task, while no step runs."""
+        if self._tasks and self._tasks[0].advance():
+            self._tasks.popleft()
 
     def _start(self, job: Job) -> None:
         engine = job.model.engine
@@ -205,9 +167,9 @@ class Scheduler:
                     continue
                 except StopIteration as done:
                     p.result = done.value
-                except Exception as e:
+                except Exception:
                     log.exception("priming failed")
-                    self._post(p.job, Update(error=f"internal error reading the prompt: {e}"))
+                    self._post(p.job, Update(error="internal error; see the server log"))
                     self._exit(p.job)
                     continue
             self._join(p)
@@ -354,9 +316,9 @@ class Scheduler:
             plan.store.put(
                 plan.id, job.model.name, job.model.fingerprint, held, text, len(job.prompt + sent)
             )
-        except Exception as e:  # the text was sent; say that it was not kept
-            log.exception("session commit failed")
-            job.pending.error = f"the session could not be saved: {e}"
+        except Exception:  # the text was sent; say that it was not kept
+            log.exception("session %r could not be saved", plan.id)
+            job.pending.error = f"session {plan.id!r} could not be saved; see the server log"
 
     def _finish(self, job: Job) -> None:
         job.pending.done = True

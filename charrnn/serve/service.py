@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from charrnn.errors import InputError
 from charrnn.infer.sampler import Options, new_seed, seed_of
@@ -19,7 +20,10 @@ from charrnn.serve.models import Model
 from charrnn.serve.protocol import ApiError, Limits
 from charrnn.serve.scheduler import Job, Scheduler, SessionPlan, Update
 from charrnn.serve.sessions import SessionStore, valid_id
+from charrnn.serve.tasks import Task
 from charrnn.vocab import Unknown
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,14 +83,12 @@ class Service:
         )
         self.capacity: Capacity | None = None
         self.busy_sessions: set[str] = set()
-        self.scoring: asyncio.Lock | None = None  # one text scored at a time, beside the batch
         self._tasks: set[asyncio.Task] = set()
 
     def start(self) -> None:
         """On the event loop, at start-up (the lifespan)."""
         self.scheduler = Scheduler()
         self.capacity = Capacity(self.settings.max_streams)
-        self.scoring = asyncio.Lock()
 
     def stop(self) -> None:
         if self.scheduler is not None:
@@ -187,6 +189,27 @@ class Service:
         job.on_exit = self._on_exit(loop, n, plan.id if plan else None)
         self.scheduler.submit(job)
         return job, updates
+
+    async def run_task(self, model: Model, work: Callable[[Any], T]) -> T:
+        """`work(engine)` on the batching worker's turn (`tasks`): its result, or its exception."""
+        assert self.scheduler is not None
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[T] = loop.create_future()
+
+        def settle(value: Any, error: BaseException | None) -> None:
+            if result.done():  # the request was cancelled
+                return
+            if error is None:
+                result.set_result(value)
+            else:
+                result.set_exception(error)
+
+        task = Task(model.engine, work, lambda v, e: loop.call_soon_threadsafe(settle, v, e))
+        self.scheduler.submit(task)
+        try:
+            return await result
+        finally:
+            task.cancel()  # a client gone away: the worker drops the rest (nothing once done)
 
     def _on_exit(self, loop, n: int, session: str | None) -> Callable[[], None]:
         def done() -> None:
