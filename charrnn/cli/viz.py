@@ -121,24 +121,16 @@ def _text(file: str | None, max_chars: int, header) -> tuple[str, str, int]:
 def _validation_text(header, max_chars: int) -> tuple[str, str, int]:
     """The validation split of the dataset the checkpoint was trained on, if it is still there and
     holds the same corpus: text the model has not trained on."""
-    from charrnn.data.dataset import is_dataset, load_dataset
+    from charrnn.data.dataset import recorded_dataset
 
-    corpus = header.meta.get("corpus")
-    corpus = corpus if isinstance(corpus, dict) else {}
-    where = corpus.get("path")
-    if isinstance(where, str) and where and is_dataset(Path(where)):
-        try:
-            ds = load_dataset(Path(where))
-        except InputError:
-            ds = None
-        if ds is not None and ds.meta["sha256"] == corpus.get("sha256"):
-            val = ds.split("val")
-            if len(val):
-                text = ds.vocab.decode(int(i) for i in val[:max_chars])
-                return text, f"{ds.name} validation text", len(val)
+    ds, why = recorded_dataset(header.meta.get("corpus"))
+    val = ds.split("val") if ds is not None else []
+    if len(val):
+        text = ds.vocab.decode(int(i) for i in val[:max_chars])
+        return text, f"{ds.name} validation text", len(val)
     raise InputError(
         "no FILE given and the checkpoint's validation text was not found "
-        f"({where or 'no dataset recorded'}); pass a text file, or - for stdin"
+        f"({why or 'its validation split is empty'}); pass a text file, or - for stdin"
     )
 
 

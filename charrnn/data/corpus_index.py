@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from charrnn import atomic
-from charrnn.data.dataset import Dataset, cache_dir, is_dataset, load_dataset, resolve_dataset
+from charrnn.data.dataset import (
+    Dataset,
+    cache_dir,
+    is_dataset,
+    load_dataset,
+    recorded_dataset,
+    resolve_dataset,
+)
 from charrnn.data.prep import SPLITS
 from charrnn.errors import InputError
 
@@ -111,20 +118,11 @@ class CorpusIndex:
             index = cls.for_dataset(ds.path)
             index.matches_checkpoint = ds.meta["sha256"] == want
             return index
-        where = recorded.get("path")
-        why = "not found"
-        if isinstance(where, str) and where and is_dataset(Path(where)):
-            try:
-                ds = load_dataset(Path(where))
-            except InputError:
-                why = "unreadable"
-            else:
-                if ds.meta["sha256"] == want:
-                    return cls.for_dataset(ds.path)
-                why = "now holds other text"
+        ds, why = recorded_dataset(recorded)
+        if ds is not None:
+            return cls.for_dataset(ds.path)
         raise InputError(
-            f"the training text was not found ({where or 'no path recorded'}: {why}); "
-            "pass --corpus PATH to supply it"
+            f"the training text was not found ({why}); pass --corpus PATH to supply it"
         )
 
     @classmethod

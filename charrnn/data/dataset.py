@@ -185,3 +185,20 @@ def release(ids: np.ndarray) -> None:
     m = getattr(ids, "_mmap", None)
     if m is not None and hasattr(mmap, "MADV_DONTNEED") and hasattr(m, "madvise"):
         m.madvise(mmap.MADV_DONTNEED)
+
+
+def recorded_dataset(corpus: object) -> tuple[Dataset | None, str]:
+    """The dataset a checkpoint's `corpus` record names, if it is still there and still holds the
+    same text (same sha256), else None and why not: the one rule for finding a model's own training
+    and validation text (`viz` with no file, `sample --novelty`)."""
+    record = corpus if isinstance(corpus, dict) else {}
+    where = record.get("path")
+    if not (isinstance(where, str) and where and is_dataset(Path(where))):
+        return None, f"{where or 'no path recorded'}: not found"
+    try:
+        ds = load_dataset(Path(where))
+    except InputError:
+        return None, f"{where}: unreadable"
+    if ds.meta["sha256"] != record.get("sha256"):
+        return None, f"{where}: now holds other text"
+    return ds, ""
