@@ -1,13 +1,16 @@
-"""Shared fixtures: an isolated working directory, an in-process CLI runner, real corpora, and one
-small model trained once per session on tiny-shakespeare for the sampling and inspect tests."""
+"""Shared fixtures: an isolated working directory, an in-process CLI runner, the built-in corpus
+(this Python's own standard library source, so a bare clone needs nothing beside it), and one small
+model trained once per session on it for the sampling and inspect tests."""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import signal
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +25,8 @@ settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAKESPEARE = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+# The built-in corpus, as `make corpus` builds it: these packages of the standard library.
+STDLIB_PACKAGES = ("json", "email", "http", "asyncio", "collections")
 
 
 CLI = [sys.executable, "-m", "charrnn"]
@@ -52,10 +56,27 @@ def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProce
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def shakespeare_text(n: int | None = None) -> str:
-    if not SHAKESPEARE.exists():
-        pytest.fail(f"{SHAKESPEARE} is missing: tests read the standard corpus from ../shared")
-    text = SHAKESPEARE.read_text(encoding="utf-8")
+def stdlib_dirs() -> list[Path]:
+    """The built-in corpus's directories in this Python (what `make corpus` prepares)."""
+    root = Path(sysconfig.get_path("stdlib"))
+    return [root / name for name in STDLIB_PACKAGES]
+
+
+@functools.cache
+def _corpus() -> str:
+    files = [f for d in stdlib_dirs() for f in sorted(d.rglob("*.py"))]
+    text = "".join(f.read_text(encoding="utf-8") for f in files)
+    # ASCII only: then every non-ASCII character is one the test models never saw, on any Python.
+    return "".join(c for c in text if c.isascii())
+
+
+def corpus_text(n: int | None = None) -> str:
+    """The first n characters (all without n) of the built-in corpus: this Python's json, email,
+    http, asyncio and collections sources, files in sorted order, non-ASCII characters dropped.
+
+    Its length and vocabulary differ between Python versions: tests compare computations or check
+    properties on it, never figures that depend on the version (write the text for those)."""
+    text = _corpus()
     return text if n is None else text[:n]
 
 
@@ -102,8 +123,16 @@ def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2×96 LSTM trained for 120 steps on tiny-shakespeare; returns its best.ckpt."""
+def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """corpus_text() in a file: the text `trained` learns from."""
+    path = tmp_path_factory.mktemp("corpus") / "pystdlib.txt"
+    path.write_text(corpus_text(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
+    """A 2×96 LSTM trained for 120 steps on the built-in corpus (`corpus_file`); its best.ckpt."""
     from charrnn.data.dataset import load_dataset
     from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
@@ -111,7 +140,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from charrnn.train.loop import Trainer
 
     base = tmp_path_factory.mktemp("trained")
-    prep([str(SHAKESPEARE)], base / "ds")
+    prep([str(corpus_file)], base / "ds")
     ds = load_dataset(base / "ds")
     model = ModelConfig(vocab_size=ds.vocab.size, hidden=96, embed=32)
     cfg = TrainConfig(

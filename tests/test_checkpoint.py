@@ -29,12 +29,13 @@ def real_header(path: Path) -> tuple[dict, bytes]:
     return json.loads(raw[8 : 8 + n]), raw[8 + n :]
 
 
-def test_header_read_matches_and_needs_no_torch(trained: Path) -> None:
+def test_header_read_matches_and_needs_no_torch(trained: Path, corpus_file: Path) -> None:
     h = checkpoint.read_header(trained)
     assert h.format_version == checkpoint.FORMAT_VERSION
-    assert h.meta["model"]["hidden"] == 96 and len(h.meta["vocab"]) == 65
+    chars = sorted(set(corpus_file.read_text(encoding="utf-8")))  # the text it was trained on
+    assert h.meta["model"]["hidden"] == 96 and h.meta["vocab"] == chars
     model = load_model(h)
-    assert model.head.weight.shape == (65, 96)
+    assert model.head.weight.shape == (len(chars), 96)
     code = (
         "import sys, charrnn.checkpoint as c; h = c.read_header(sys.argv[1]); "
         "c.summarize(h); assert 'torch' not in sys.modules and 'numpy' not in sys.modules"

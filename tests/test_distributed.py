@@ -12,7 +12,7 @@ import torch
 from charrnn import checkpoint
 from charrnn.data.prep import prep
 
-from .conftest import TINY, run_cli, shakespeare_text, torchrun
+from .conftest import TINY, corpus_text, run_cli, torchrun
 from .dist_worker import train_steps
 
 pytestmark = pytest.mark.timeout(240)
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(240)
 def test_two_ranks_match_one_process_with_twice_the_batch() -> None:
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    Path("c.txt").write_text(shakespeare_text(40_000))
+    Path("c.txt").write_text(corpus_text(40_000))
     prep(["c.txt"], Path("ds"))
     single = train_steps("ds", "single", batch_size=8, steps=6)
     config = LaunchConfig(
@@ -44,7 +44,7 @@ def test_two_ranks_match_one_process_with_twice_the_batch() -> None:
 
 
 def test_torchrun_cli_smoke_then_resume_in_one_process() -> None:
-    Path("c.txt").write_text(shakespeare_text(40_000))
+    Path("c.txt").write_text(corpus_text(40_000))
     cmd = [
         *torchrun(2),
         "train",
@@ -77,7 +77,7 @@ def test_torchrun_cli_smoke_then_resume_in_one_process() -> None:
 
 
 def test_the_same_command_resumes_after_torchrun_and_streams_are_counted_whole() -> None:
-    Path("c.txt").write_text(shakespeare_text(40_000))
+    Path("c.txt").write_text(corpus_text(40_000))
     model = ["--hidden", "32", "--embed", "8", "--seq-len", "16", "--log-every", "1"]
     args = ["train", "c.txt", *model, "--batch-size", "4", "-o", "run"]  # per process
 

@@ -15,11 +15,11 @@ import pytest
 from charrnn import checkpoint
 from charrnn.model import load_model
 
-from .conftest import CLI, TINY, run_cli, shakespeare_text
+from .conftest import CLI, TINY, corpus_text, run_cli
 
 
 def corpus(name: str = "c.txt", n: int = 40_000, offset: int = 0) -> str:
-    Path(name).write_text(shakespeare_text(offset + n)[offset:], encoding="utf-8")
+    Path(name).write_text(corpus_text(offset + n)[offset:], encoding="utf-8")
     return name
 
 

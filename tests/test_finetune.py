@@ -15,16 +15,17 @@ from charrnn import checkpoint
 from charrnn.train.finetune import merge_vocab, start_from
 from charrnn.train.plan import FINETUNE_DEFAULTS
 from charrnn.vocab import Vocab
-from tests.conftest import TINY, shakespeare_text
+from tests.conftest import TINY, corpus_text
 
-# French (the project's own words): the English source model has never seen its accents or '«»'.
+# French (the project's own words): the source model, trained on ASCII, has never seen its accents
+# or '«»'.
 NEW_TEXT = "« Sous le vieux chêne, dit-il, ému, la forêt connaît mon cœur : ça va. »\n"
 ACCENTED = {"«", "»", "ê", "é", "î", "œ", "ç"}
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny LSTM trained on English text (no accented letters)."""
+    """A tiny LSTM trained on the built-in corpus (ASCII: no accented letters)."""
     from charrnn.data.dataset import load_dataset
     from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
@@ -32,7 +33,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from charrnn.train.loop import Trainer
 
     base = tmp_path_factory.mktemp("source")
-    (base / "en.txt").write_text(shakespeare_text(40_000), encoding="utf-8")
+    (base / "en.txt").write_text(corpus_text(40_000), encoding="utf-8")
     prep([str(base / "en.txt")], base / "ds")
     ds = load_dataset(base / "ds")
     model = ModelConfig(vocab_size=ds.vocab.size, hidden=48, embed=16)

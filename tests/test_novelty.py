@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from charrnn.data.corpus_index import CorpusIndex, Novelty
 from charrnn.errors import InputError
-from tests.conftest import SHAKESPEARE, shakespeare_text
+from tests.conftest import corpus_text
 
 # Brute force runs `in` over the corpus once per window, so it gets a slice, not the whole 1.1 MB.
-SMALL = shakespeare_text(40_000)
+SMALL = corpus_text(40_000)
 WIDE = (
     "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。\n"
     "春眠不觉晓，处处闻啼鸟。\n夜来风雨声，花落知多少。\n"
@@ -88,7 +88,7 @@ def mutated(corpus: str, alphabet: str):
 
 @settings(deadline=None)
 @given(mutated(SMALL, "etaoin ,.:\nqzXZ|~"), st.sampled_from([1, 5, 20]))
-def test_novelty_matches_brute_force_on_shakespeare(text: str, window: int) -> None:
+def test_novelty_matches_brute_force_on_the_corpus(text: str, window: int) -> None:
     check(SMALL, text, window)
 
 
@@ -99,19 +99,19 @@ def test_novelty_matches_brute_force_on_multibyte_text(text: str, window: int) -
 
 
 def test_whole_corpus_copy_and_edges() -> None:
-    full = shakespeare_text()
+    full = corpus_text()
     index = index_of(full)
-    start = full.index("ROMEO:")
-    sample = "§" + full[start : start + 1500] + "§"  # § is not in the corpus
+    start = len(full) // 2
+    sample = "§" + full[start : start + 1500] + "§"  # § is not in the corpus (it is ASCII)
     assert index.longest_copy(sample) == (1500, full[start : start + 1500])
     assert index.novelty(sample).new_share == pytest.approx(2 / (len(sample) - 19))
     assert index.novelty("") == Novelty(0, "", 0.0)
     assert index.novelty("§§") == Novelty(0, "", 1.0)  # shorter than a window: one window, new
-    assert index.novelty("ROMEO").new_share == 0.0
-    assert index.occurs("") and index.occurs("ROMEO:") and not index.occurs("ROMEO:§")
-    assert index.novelty("ROMEO", window=3).to_json() == {
-        "longest_copy": 5,
-        "longest_copy_text": "ROMEO",
+    assert index.novelty("import").new_share == 0.0  # every module of the corpus imports
+    assert index.occurs("") and index.occurs("import ") and not index.occurs("import §")
+    assert index.novelty("import", window=3).to_json() == {
+        "longest_copy": 6,
+        "longest_copy_text": "import",
         "new_share": 0.0,
     }
     with pytest.raises(InputError, match="at least 1"):
@@ -119,19 +119,19 @@ def test_whole_corpus_copy_and_edges() -> None:
 
 
 def test_has_line_against_the_corpus_lines() -> None:
-    full = shakespeare_text()
-    listed = full.splitlines()
+    full = corpus_text()
+    listed = full.split("\n")
     lines = set(listed)
     index = index_of(full)
-    assert "First Citizen:" in lines and index.has_line("First Citizen:")  # also the first line
-    part = "Before we proceed any further"  # only the start of a longer line
-    assert part in full and part not in lines and not index.has_line(part)
-    assert index.has_line(listed[-1])
+    assert index.has_line(listed[0])  # the first line
+    assert index.has_line(full.rstrip("\n").rsplit("\n", 1)[-1])  # and the last
+    part = next(x[:24] for x in listed if len(x) > 40 and x[:24] not in lines)
+    assert part in full and part not in lines and not index.has_line(part)  # a longer line's start
     rng = np.random.default_rng(0)
     picks = [listed[i] for i in rng.integers(0, len(listed), 200)]
     for line in picks + [p[:-1] for p in picks] + [p[1:] for p in picks]:
         assert index.has_line(line) == (line in lines), line
-    assert not index.has_line("First Citizen:\nBefore we proceed any further, hear me speak.")
+    assert not index.has_line(listed[0] + "\n" + listed[1])
 
 
 def test_has_line_at_corpus_start_end_and_crlf() -> None:
@@ -222,26 +222,26 @@ def test_read_only_dataset_falls_back_to_the_user_cache(monkeypatch: pytest.Monk
         first.cache_path.unlink()
         refused.add(first.cache_path.parent.resolve())
         memory_only = CorpusIndex.for_dataset(ds)
-        assert memory_only.cache_path is None and memory_only.occurs("First Citizen")
+        assert memory_only.cache_path is None and memory_only.occurs(SMALL[1000:1020])
     finally:
         ds.chmod(0o755)
 
 
-def test_for_checkpoint_finds_the_recorded_dataset(trained: Path) -> None:
+def test_for_checkpoint_finds_the_recorded_dataset(trained: Path, corpus_file: Path) -> None:
     from charrnn.checkpoint import read_header
 
     header = read_header(trained)
     index = CorpusIndex.for_checkpoint(header)
     assert str(index.source) == header.meta["corpus"]["path"] and index.matches_checkpoint
-    assert index.data == SHAKESPEARE.read_bytes()
+    assert index.data == corpus_file.read_bytes()
 
 
-def test_for_checkpoint_with_corpus_given(trained: Path) -> None:
+def test_for_checkpoint_with_corpus_given(trained: Path, corpus_file: Path) -> None:
     from charrnn.checkpoint import read_header
 
     header = read_header(trained)
-    same = CorpusIndex.for_checkpoint(header, str(SHAKESPEARE))  # raw text: prepared into the cache
-    assert same.matches_checkpoint and same.data == SHAKESPEARE.read_bytes()
+    same = CorpusIndex.for_checkpoint(header, str(corpus_file))  # raw text: prepared into the cache
+    assert same.matches_checkpoint and same.data == corpus_file.read_bytes()
     Path("other.txt").write_text(WIDE, encoding="utf-8")
     other = CorpusIndex.for_checkpoint(header, "other.txt")
     assert not other.matches_checkpoint and other.occurs("明月")

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import shakespeare_text
+from tests.conftest import corpus_text
 from tests.serving import Server, served, wait_for  # noqa: F401
 from tests.test_viz import _browser
 
@@ -93,7 +93,7 @@ def test_page_shows_the_model_without_errors(server: Server, browser) -> None:
 def test_tab_suggests_and_enter_takes_one(server: Server, browser) -> None:
     with Page(browser, server.url) as (page, errors):
         model_loaded(page)
-        write(page, shakespeare_text(400))
+        write(page, corpus_text(400))
         page.keyboard.type("The king is ")
         before = page.input_value("#text")
         page.keyboard.press("Tab")
@@ -127,7 +127,7 @@ def test_tab_suggests_and_enter_takes_one(server: Server, browser) -> None:
 
 
 def test_continue_streams_what_the_api_writes(server: Server, browser) -> None:
-    prompt = shakespeare_text(300)
+    prompt = corpus_text(300)
     with Page(browser, server.url) as (page, errors):
         model_loaded(page)
         write(page, prompt)
@@ -156,7 +156,7 @@ def test_continue_streams_what_the_api_writes(server: Server, browser) -> None:
 def test_stop_ends_a_continuation(server: Server, browser) -> None:
     with Page(browser, server.url) as (page, errors):
         model_loaded(page)
-        write(page, shakespeare_text(200))
+        write(page, corpus_text(200))
         start = len(page.input_value("#text"))
         page.fill("#length", "4000")
         page.click("#continue")
@@ -176,7 +176,7 @@ def test_stop_ends_a_continuation(server: Server, browser) -> None:
 
 
 def test_look_inside_shows_the_scores(server: Server, browser) -> None:
-    text = shakespeare_text(240) + "\nThe price: 5 € <b>only</b>.\n"
+    text = corpus_text(240) + "\nThe price: 5 € <b>«only»</b>.\n"  # €, « and » are not ASCII
     score = httpx.post(
         f"{server.url}/v1/score", json={"text": text, "per_char": True, "top_k": 5}, timeout=60
     ).json()
@@ -200,7 +200,7 @@ def test_look_inside_shows_the_scores(server: Server, browser) -> None:
             assert all(abs(s - p) <= PROB for s, (_, p) in zip(probs, top, strict=True)), pos
             seen = float(page.inner_text("#panel .seen-p"))
             assert abs(seen - math.exp(-records[pos]["nats"])) <= PROB
-        for ch in "<€":
+        for ch in "€«":
             pos = text.index(ch)
             assert pos not in records
             page.hover(f"#chars .c[data-i='{pos}']")
@@ -231,7 +231,7 @@ def test_the_page_asks_for_the_api_key(served, browser) -> None:  # noqa: F811
         model_loaded(page)
         assert page.locator("#key-form").is_hidden()
         assert page.evaluate("localStorage.getItem('charrnn.apiKey')") == "sekrit"
-        write(page, shakespeare_text(200))
+        write(page, corpus_text(200))
         page.keyboard.press("Tab")
         page.locator("#suggestions li").first.wait_for()
         assert page.locator("#error").is_hidden()

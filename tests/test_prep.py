@@ -14,7 +14,7 @@ from charrnn.data.prep import decode_chunks, id_dtype, prep
 from charrnn.errors import InputError
 from charrnn.train.batches import StreamBatcher, fit_batch
 
-from .conftest import SHAKESPEARE
+from .conftest import corpus_text
 
 
 def decoded(ds_dir: Path) -> str:
@@ -22,15 +22,19 @@ def decoded(ds_dir: Path) -> str:
     return "".join(ds.vocab.decode(ds.split(s).tolist()) for s in ("train", "val", "test"))
 
 
-def test_shakespeare_splits_and_meta() -> None:
-    r = prep([str(SHAKESPEARE)], Path("ds"))
+def test_corpus_splits_and_meta() -> None:
+    text = corpus_text()
+    Path("c.txt").write_text(text, encoding="utf-8")
+    r = prep(["c.txt"], Path("ds"))
     meta = json.loads(Path("ds/meta.json").read_text())
-    assert meta["chars"] == 1_115_394 and meta["dtype"] == "uint8" and len(meta["vocab"]) == 65
-    assert meta["splits"] == {"train": 1_003_855, "val": 111_539, "test": 0}
+    n, vocab = len(text), sorted(set(text))
+    assert meta["chars"] == n and meta["dtype"] == "uint8" and meta["vocab"] == vocab
+    n_val = int(n * 0.1)  # the default split: the last tenth, nothing for test
+    assert meta["splits"] == {"train": n - n_val, "val": n_val, "test": 0}
     assert meta["sources"][0]["sha256"] == meta["sha256"]
-    text = SHAKESPEARE.read_text()
     ds = load_dataset(Path("ds"))
-    assert ds.vocab.decode(ds.split("val")[:50].tolist()) == text[1_003_855 : 1_003_855 + 50]
+    assert ds.vocab.decode(ds.split("val")[:50].tolist()) == text[n - n_val : n - n_val + 50]
+    assert ds.vocab.decode(ds.split("train")[-50:].tolist()) == text[n - n_val - 50 : n - n_val]
     assert r.skipped == ()
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from charrnn import checkpoint
 
-from .conftest import shakespeare_text
+from .conftest import corpus_text
 
 FIRST = ["c.txt", "--batch-size", "16", "--seq-len", "50", "--hidden", "32", "--embed", "8"]
 
 
 def test_the_same_command_resumes(cli) -> None:
-    Path("c.txt").write_text(shakespeare_text(20_000))
+    Path("c.txt").write_text(corpus_text(20_000))
     args = ["train", *FIRST, "--cell", "gru", "--layers", "1", "--out", "r"]
     assert cli(*args, "--max-steps", "4").code == 0
     r = cli(*args, "--max-steps", "8", "--resume", "r/last.ckpt")
@@ -34,7 +34,7 @@ def test_the_same_command_resumes_where_a_small_corpus_shrank_the_batch(cli) -> 
 
 
 def test_a_real_change_is_refused_naming_both_values(cli) -> None:
-    Path("c.txt").write_text(shakespeare_text(20_000))
+    Path("c.txt").write_text(corpus_text(20_000))
     assert cli("train", *FIRST, "--max-steps", "2", "--out", "r").code == 0
     before = Path("r/last.ckpt").read_bytes()
     resume = ["train", *FIRST, "--max-steps", "4", "--resume", "r/last.ckpt"]
@@ -66,7 +66,7 @@ def test_a_real_change_is_refused_naming_both_values(cli) -> None:
 
 
 def test_dropout_may_change_on_resume_like_the_learning_rate(cli) -> None:
-    Path("c.txt").write_text(shakespeare_text(20_000))
+    Path("c.txt").write_text(corpus_text(20_000))
     assert cli("train", *FIRST, "--max-steps", "2", "--out", "r").code == 0
     r = cli("train", *FIRST, "--max-steps", "4", "--resume", "r/last.ckpt", "--dropout", "0.1")
     assert r.code == 0, r.err

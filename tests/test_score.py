@@ -19,11 +19,12 @@ from charrnn.infer.score import Scorer
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
 
-from .conftest import shakespeare_text
+from .conftest import corpus_text
 
 
 def _val_text(n: int) -> str:
-    text = shakespeare_text()
+    """The first n characters of the validation split `trained` evaluated (its last 10%)."""
+    text = corpus_text()
     return text[len(text) - int(len(text) * 0.1) :][:n]
 
 
@@ -54,7 +55,7 @@ def test_figures_match_a_hand_computation_with_the_module(cell: str) -> None:
 def test_cli_table_json_and_python_api_agree(cli, trained: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text(_val_text(2000), encoding="utf-8")
-    b.write_text(shakespeare_text(1500), encoding="utf-8")
+    b.write_text(corpus_text(1500), encoding="utf-8")
     r = cli("score", trained, a, b, "--json")
     assert r.code == 0, r.err
     objs = [json.loads(line) for line in r.out.splitlines()]
@@ -76,7 +77,7 @@ def test_cli_table_json_and_python_api_agree(cli, trained: Path, tmp_path: Path)
 
 
 def test_per_char_records_are_the_engines_probabilities(cli, trained: Path) -> None:
-    text = "KING RICHARD:\nWhat say'st thou?"
+    text = "def main(self):\n    return self.value"
     r = cli("score", trained, "--per-char", "--top-k", "4", stdin=text)
     assert r.code == 0, r.err
     recs = [json.loads(line) for line in r.out.splitlines()]
@@ -96,7 +97,7 @@ def test_per_char_records_are_the_engines_probabilities(cli, trained: Path) -> N
 
 
 def test_lines_are_scored_each_on_its_own_in_input_order(cli, trained: Path) -> None:
-    lines = ["ROMEO:", "the king is dead", "qzxj vvkw", "To be, or not to be", "I"]
+    lines = ["import os", "return self.value", "qzxj vvkw", "for key in data:", "if x is None:"]
     r = cli(
         "score", trained, "--lines", stdin="\n".join(lines[:2]) + "\n\n  \n" + "\n".join(lines[2:])
     )
@@ -114,7 +115,7 @@ def test_several_models_rank_best_first(cli, trained: Path, tmp_path: Path) -> N
     weak = tmp_path / "weak"
     text = tmp_path / "t.txt"
     text.write_text(_val_text(1500), encoding="utf-8")
-    (tmp_path / "c.txt").write_text(shakespeare_text(20_000), encoding="utf-8")
+    (tmp_path / "c.txt").write_text(corpus_text(20_000), encoding="utf-8")
     r = cli("train", tmp_path / "c.txt", "--max-steps", "3", "--hidden", "32", "-o", weak)
     assert r.code == 0, r.err
     for order in ([trained, weak / "best.ckpt"], [weak / "best.ckpt", trained]):

@@ -12,7 +12,7 @@ from charrnn import checkpoint
 from charrnn.data.prep import prep
 from charrnn.data.split import MIN_VAL_CHARS, auto_val_frac
 
-from .conftest import TINY, shakespeare_text
+from .conftest import TINY, corpus_text
 
 TOY = "hello world, this is a sample text."
 
@@ -48,8 +48,8 @@ def test_a_validation_split_is_kept_when_asked_for_or_big_enough(cli) -> None:
     assert r.code == 0 and splits("from-ds")["val"] == 3 and "too few" not in r.err
     # the threshold: a 10% split of at least MIN_VAL_CHARS is kept, one character less is not
     n = 10 * MIN_VAL_CHARS
-    Path("big.txt").write_text(shakespeare_text(n))
-    Path("small.txt").write_text(shakespeare_text(n - 1))
+    Path("big.txt").write_text(corpus_text(n))
+    Path("small.txt").write_text(corpus_text(n - 1))
     r = cli("train", "big.txt", *TINY, "--max-steps", "2", "-o", "big")
     assert r.code == 0 and splits("big") == {"train": n - 1000, "val": 1000, "test": 0}
     assert "too few" not in r.err and "--dropout 0 " not in r.err
