@@ -42,6 +42,17 @@ def wait_for_step(
     raise AssertionError(f"training in {run} did not reach step {step}")
 
 
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until `path` exists (failing early if the process died)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited {proc.returncode}: {proc.stderr.read()[-1000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear")
+        time.sleep(0.05)
+
+
 def loads(path: Path) -> int:
     """A checkpoint on disk must always load whole; returns its step."""
     header = checkpoint.read_header(path)
@@ -69,10 +80,12 @@ def test_kill_9_at_random_moments_then_resume() -> None:
         "run",
     ]
     kills = 0
-    for _ in range(6):
-        resume = ["--resume", "run/last.ckpt"] if (run / "last.ckpt").exists() else []
+    for attempt in range(6):
+        resume = ["--resume", "run/last.ckpt"] if attempt else []
         p = start("train", c, *args, *resume)
         wait_for_step(run, 1, p)
+        if not attempt:  # a first kill before the first save would leave no run to resume
+            wait_for_file(run / "last.ckpt", p)
         time.sleep(rng.uniform(0.0, 0.8))  # checkpoints are written every ~2 steps: hit some saves
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
