@@ -94,6 +94,7 @@ def test_replace_lets_invalid_utf8_through(cli, files) -> None:
     assert r.code == 0 and "\ufffd" in json.loads(Path("ds/meta.json").read_text())["vocab"]
 
 
+@pytest.mark.slow
 def test_huge_prime_is_fine(cli, trained: Path) -> None:
     prime = ("the king is dead, long live the king\n" * 3000)[:100_000]
     Path("prime.txt").write_text(prime)
@@ -108,6 +109,7 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_huge_length_streams_in_constant_memory(trained: Path) -> None:
     p = subprocess.Popen(

@@ -212,6 +212,7 @@ def test_default_stopping_rule_only_without_any() -> None:
     assert train_config({"lr": 0.01}, None, finetune=True).lr == 0.01  # what is given wins
 
 
+@pytest.mark.slow
 def test_long_runs_get_the_long_run_model_unless_chosen(cli) -> None:
     # 1,500 characters: 21 epochs of a tiny model take a second, and count as a long run.
     Path("c.txt").write_text(corpus_text(1_500), encoding="utf-8")
@@ -229,6 +230,7 @@ def test_long_runs_get_the_long_run_model_unless_chosen(cli) -> None:
     assert (model["short"]["layers"], model["short"]["dropout"]) == (2, 0.3)
 
 
+@pytest.mark.slow
 def test_a_long_run_says_which_defaults_it_took(cli) -> None:
     Path("c.txt").write_text(corpus_text(1_500), encoding="utf-8")
     r = cli("train", "c.txt", *TINY, "--max-epochs", "21", "--layers", "2", "--val-frac", "0.1")

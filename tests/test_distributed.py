@@ -15,7 +15,7 @@ from charrnn.data.prep import prep
 from .conftest import TINY, corpus_text, run_cli, torchrun
 from .dist_worker import train_steps
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # several processes each
 
 
 def test_two_ranks_match_one_process_with_twice_the_batch() -> None:

@@ -65,6 +65,7 @@ def temp_files(run: Path) -> list[str]:
     return [p.name for p in run.iterdir() if p.name.endswith(".tmp") or ".tmp-" in p.name]
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume() -> None:
     c, run = corpus(), Path("run")
     rng = random.Random(1234)
@@ -100,6 +101,7 @@ def test_kill_9_at_random_moments_then_resume() -> None:
     assert temp_files(run) == []
 
 
+@pytest.mark.slow
 def test_full_disk_keeps_previous_checkpoints_whole() -> None:
     c = corpus()
     first = subprocess.run(
@@ -122,6 +124,7 @@ def test_full_disk_keeps_previous_checkpoints_whole() -> None:
     assert temp_files(Path("run")) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_and_says_how_to_resume(sig: int, code: int) -> None:
     c = corpus()
@@ -148,6 +151,7 @@ def test_signal_saves_and_says_how_to_resume(sig: int, code: int) -> None:
     assert r.returncode == 0
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_quits_at_once() -> None:
     c = corpus()
     p = start(
@@ -176,6 +180,7 @@ def test_second_ctrl_c_quits_at_once() -> None:
         loads(ckpt)
 
 
+@pytest.mark.slow
 def test_second_trainer_on_same_run_dir_is_refused() -> None:
     c = corpus()
     a = start("train", c, *TINY, "--max-steps", "100000", "--eval-every", "2", "--out", "run")

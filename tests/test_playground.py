@@ -16,6 +16,8 @@ from tests.conftest import corpus_text
 from tests.serving import Server, served, wait_for  # noqa: F401
 from tests.test_viz import _browser
 
+pytestmark = pytest.mark.slow  # a real server and a real browser
+
 WIDE = {"width": 1200, "height": 900}
 PHONE = {"width": 390, "height": 800}
 PROB = 0.5e-4 + 1e-9  # the page shows probabilities to 4 decimals

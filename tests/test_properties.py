@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,7 @@ sample_options = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=min(settings().max_examples, 400),
     deadline=None,
@@ -131,6 +133,7 @@ def train_options(draw: st.DrawFn) -> dict:
     return opts
 
 
+@pytest.mark.slow
 @settings(
     max_examples=min(settings().max_examples, 60),
     deadline=None,

@@ -15,6 +15,7 @@ import pytest
 from tests.serving import Server, wait_for
 
 openai = pytest.importorskip("openai")
+pytestmark = pytest.mark.slow  # every test here starts real servers
 
 
 def client(srv: Server, key: str = "none") -> openai.OpenAI:

@@ -13,6 +13,8 @@ import pytest
 
 from tests.serving import CLI, Server
 
+pytestmark = pytest.mark.slow  # real servers, started and refused
+
 OK = {"prompt": "ROMEO:", "max_tokens": 5, "seed": 1}
 
 BAD_BODIES = [

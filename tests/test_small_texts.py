@@ -17,7 +17,12 @@ from .conftest import TINY, corpus_text
 TOY = "hello world, this is a sample text."
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+SLOW = pytest.mark.slow  # the default cell is enough for make test-fast
+
+
+@pytest.mark.parametrize(
+    "cell", [pytest.param("rnn", marks=SLOW), pytest.param("gru", marks=SLOW), "lstm"]
+)
 def test_the_textbook_toy_reproduces_its_sentence(cli, cell: str) -> None:
     Path("t.txt").write_text(TOY)
     r = cli(

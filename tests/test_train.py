@@ -159,6 +159,7 @@ def test_all_text_for_training_means_no_dropout_and_no_long_run() -> None:
     assert model_defaults(TrainConfig(max_epochs=100), 35, 2)[0] == "long-run"
 
 
+@pytest.mark.slow
 def test_loss_falls_well_below_unigram_entropy() -> None:
     ds = dataset(corpus_text(200_000))
     ent = unigram_entropy(list(ds.vocab.counts))
@@ -178,7 +179,7 @@ def test_loss_falls_well_below_unigram_entropy() -> None:
     ("cell", "precision", "regularisers"),
     [
         ("lstm", "fp32", {"weight_drop": 0.25, "locked_dropout": True}),
-        ("gru", "bf16", {"weight_drop": 0.25}),
+        pytest.param("gru", "bf16", {"weight_drop": 0.25}, marks=pytest.mark.slow),  # bf16 on a CPU
         ("rnn", "fp32", {}),
     ],
 )

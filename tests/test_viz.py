@@ -305,6 +305,7 @@ def _browser() -> tuple[object, str]:
     return sync_playwright, exe
 
 
+@pytest.mark.slow
 def test_page_in_a_real_browser(cli, trained: Path, text_file: Path) -> None:
     sync_playwright, exe = _browser()
     assert cli("viz", trained, text_file, "-o", "page.html").code == 0
