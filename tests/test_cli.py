@@ -201,7 +201,7 @@ def test_usage_errors_exit_2_in_one_line(cli) -> None:
 
 
 def test_default_stopping_rule_only_without_any() -> None:
-    from charrnn.cli.plan import train_config
+    from charrnn.train.plan import train_config
 
     assert (train_config({}, None).time_budget, train_config({}, None).max_epochs) == (600.0, 50)
     cfg = train_config({"max_steps": 10}, None)
@@ -235,17 +235,6 @@ def test_a_long_run_says_which_defaults_it_took(cli) -> None:
     Path("c.txt").write_text(corpus_text(1_500), encoding="utf-8")
     r = cli("train", "c.txt", *TINY, "--max-epochs", "21", "--layers", "2", "--val-frac", "0.1")
     assert r.code == 0 and "a long run: using --dropout 0.4 (the long-run defaults)" in r.err
-
-
-def test_cli_model_defaults_are_the_model_configs() -> None:
-    from dataclasses import fields
-
-    from charrnn.cli.train import _M, DEFAULT_VAL_FRAC, MIN_VAL_CHARS
-    from charrnn.data import prep
-    from charrnn.model import ModelConfig
-
-    assert {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"} == _M
-    assert (DEFAULT_VAL_FRAC, MIN_VAL_CHARS) == (prep.DEFAULT_VAL_FRAC, prep.MIN_VAL_CHARS)
 
 
 def test_prep_json_on_stdout_and_quiet(cli) -> None:

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -205,15 +204,17 @@ def test_read_only_dataset_falls_back_to_the_user_cache(monkeypatch: pytest.Monk
     from charrnn.data.dataset import cache_dir
 
     ds = prepared("ds", SMALL)
-    mkstemp, refused = tempfile.mkstemp, {ds}
+    from charrnn import atomic
+
+    temp_path, refused = atomic.temp_path, {ds}
     ds.chmod(0o555)  # root ignores the mode, so refuse writes there as the OS would for a user
 
-    def guarded(*args, **kw):
-        if Path(kw["dir"]).resolve() in refused:
-            raise PermissionError(13, "Permission denied", kw["dir"])
-        return mkstemp(*args, **kw)
+    def guarded(target: Path) -> Path:
+        if target.parent.resolve() in refused:
+            raise PermissionError(13, "Permission denied", str(target.parent))
+        return temp_path(target)
 
-    monkeypatch.setattr(tempfile, "mkstemp", guarded)
+    monkeypatch.setattr(atomic, "temp_path", guarded)
     try:
         first = CorpusIndex.for_dataset(ds)
         assert first.cache_path is not None and first.cache_path.parent == cache_dir() / "novelty"
