@@ -1,7 +1,8 @@
-"""The `charrnn train` command: options, run-directory choice, resume merging and signal handling.
+"""The `charrnn train` command: options, run-directory choice, the plan shown, and signal handling.
 
 Options default to None so a resumed run can tell what the user asked to change from what the
-checkpoint already says; the real defaults live in ModelConfig and TrainConfig and are shown in help.
+checkpoint already says; the real defaults live in ModelConfig and TrainConfig (shown in help) and
+the choices beyond them in `train.plan`.
 """
 
 from __future__ import annotations

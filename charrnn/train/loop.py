@@ -1,8 +1,8 @@
-"""Executes a training run that `train.TrainConfig` describes: device and precision, model and
-optimizer, the step, stateful evaluation, checkpoints, resume, metrics.jsonl, and several processes.
+"""The training loop (`Trainer`): runs what a `TrainConfig` describes: device and precision, model
+and optimizer, the step, stateful evaluation, resume, metrics.jsonl, and several processes.
 
-Policy (schedule, stopping rules, events) lives in `train`; this module does not render anything,
-handle signals or exit — it reports events and raises `CharRNNError`s.
+Policy (plan, schedule, stopping rules, events) lives beside it in `train`, checkpoint writing in
+`saving`; this module does not render anything, draw previews, handle signals or exit — it reports events and raises `CharRNNError`s.
 """
 
 from __future__ import annotations
