@@ -7,6 +7,22 @@ from pathlib import Path
 import torch
 
 
+def on_two_ranks(run_id: str, fn, *args: object) -> dict:
+    """Run `fn(*args)` on two local gloo ranks (elastic_launch, a free port); {rank: its return}."""
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=2,
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        run_id=run_id,
+        max_restarts=0,
+    )
+    return elastic_launch(config, fn)(*args)
+
+
 def train_steps(dataset_dir: str, out_dir: str, batch_size: int, steps: int) -> dict:
     """Train `steps` steps; every rank returns its final weights (rank 0 also writes the run)."""
     from charrnn.data.dataset import load_dataset

@@ -13,27 +13,16 @@ from charrnn import checkpoint
 from charrnn.data.prep import prep
 
 from .conftest import TINY, corpus_text, run_cli, torchrun
-from .dist_worker import train_steps
+from .dist_worker import on_two_ranks, train_steps
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # several processes each
 
 
 def test_two_ranks_match_one_process_with_twice_the_batch() -> None:
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
     Path("c.txt").write_text(corpus_text(40_000))
     prep(["c.txt"], Path("ds"))
     single = train_steps("ds", "single", batch_size=8, steps=6)
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=2,
-        rdzv_backend="c10d",
-        rdzv_endpoint="localhost:0",
-        run_id="equiv",
-        max_restarts=0,
-    )
-    ranks = elastic_launch(config, train_steps)("ds", "ddp", 4, 6)
+    ranks = on_two_ranks("equiv", train_steps, "ds", "ddp", 4, 6)
     for rank in (0, 1):
         for k, v in single.items():
             assert torch.allclose(ranks[rank][k], v, atol=2e-5, rtol=1e-4), (rank, k)

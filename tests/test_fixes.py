@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .dist_worker import on_two_ranks
+
 PHRASE = "the quick brown fox jumps over a lazy dog while seven wise owls sing of rain and sun"
 
 
@@ -70,22 +72,11 @@ def diverging_worker(dataset_dir: str, out_dir: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_non_finite_weights_stop_every_rank_with_the_same_message() -> None:
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
     from charrnn.data.prep import prep
 
     Path("c.txt").write_text(_text(12_000))
     prep(["c.txt"], Path("ds"))
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=2,
-        rdzv_backend="c10d",
-        rdzv_endpoint="localhost:0",
-        run_id="diverge",
-        max_restarts=0,
-    )
-    ranks = elastic_launch(config, diverging_worker)("ds", "run")
+    ranks = on_two_ranks("diverge", diverging_worker, "ds", "run")
     assert (
         ranks[0]["error"]
         == ranks[1]["error"]
