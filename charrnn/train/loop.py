@@ -2,7 +2,8 @@
 and optimizer, the step, stateful evaluation, resume, metrics.jsonl, and several processes.
 
 Policy (plan, schedule, stopping rules, events) lives beside it in `train`, checkpoint writing in
-`saving`; this module does not render anything, draw previews, handle signals or exit — it reports events and raises `CharRNNError`s.
+`saving`; this module does not render anything, draw previews, handle signals or exit: it reports
+events and raises `CharRNNError`s.
 """
 
 from __future__ import annotations
