@@ -1,5 +1,6 @@
-"""Regressions: divergence stops every rank together, an empty corpus is named, a library caller's
-run directory is not wiped silently, and --no-repeat remembers a bounded window."""
+"""What keeps a run from losing work or memory: divergence stops every rank together, an empty
+corpus is named, a library caller's run directory is not wiped silently, and --no-repeat remembers
+a bounded window."""
 
 from __future__ import annotations
 
