@@ -1,4 +1,4 @@
-"""The server's fixes: scoring never runs beside a batch step (nor while BLAS's thread count
+"""The server under faults and load: scoring never runs beside a batch step (nor while BLAS's thread count
 changes) and gives the same figures under load; a session that could not be saved is reported;
 an internal error's detail goes to the server's log, not to the client; `--device` is resolved
 before the server starts (auto serves on this machine, a missing GPU is one line and exit 2)."""
