@@ -97,7 +97,8 @@ def test_a_resumed_run_keeps_its_model_and_takes_new_regularisers() -> None:
     assert p.notes == ()
 
 
-def test_planning_is_the_same_on_every_rank() -> None:
-    """Pure: the same inputs give the same plan (each rank plans for itself)."""
-    args = {"time_budget": "60m"}
-    assert fresh(args, world_size=2) == fresh(args, world_size=2)
+def test_every_process_counts_towards_the_epochs_a_run_plans() -> None:
+    """2,000 steps of 64 × 100 characters are 14 epochs of 900,000 for one process (the standard
+    model), 28 for two (a long run): the world size is an input of the plan."""
+    assert fresh({"max_steps": 2000}, world_size=1).model.layers == 2
+    assert fresh({"max_steps": 2000}, world_size=2).model.layers == LONG_RUN_MODEL["layers"]

@@ -154,22 +154,25 @@ def plan(
     - fresh: the options given, else the defaults this text and budget call for (`model_defaults`).
     """
     tcfg = train_config(given, resume_meta, finetune=source_meta is not None)
-    base = resume_meta or source_meta
     if resume_meta is not None:
         return Plan(tcfg, ModelConfig.from_dict(carried_model(resume_meta, given)))
-    if base is not None:
-        model = {**carried_model(base, given), "vocab_size": vocab_size}
+    if source_meta is not None:  # a checkpoint's record: from_dict reads older files as trained
+        build = ModelConfig.from_dict
+        model = {**carried_model(source_meta, given), "vocab_size": vocab_size}
         rule, values = ("all-text", ALL_TEXT_MODEL) if not has_validation(val_chars) else ("", {})
-        current = ModelConfig.from_dict(model)
-    else:
+    else:  # options not given take ModelConfig's defaults (weight_drop: the cell's)
+        build = _new_model
+        model = {"vocab_size": vocab_size} | {k: v for k, v in given.items() if k in MODEL_OPTIONS}
         rule, values = model_defaults(tcfg, train_chars, val_chars, world_size)
-        current = ModelConfig(vocab_size, **{k: v for k, v in given.items() if k in MODEL_OPTIONS})
-        model = {k: getattr(current, k) for k in ("vocab_size", *MODEL_OPTIONS)}
-        model["weight_drop"] = given.get("weight_drop")  # None: the cell's default
+    current = build(model)
     # what the rule changes: options not given whose value would differ
     chosen = {k: v for k, v in values.items() if k not in given and getattr(current, k) != v}
     notes = (_RULES[rule].format(as_options(chosen)),) if chosen else ()
-    return Plan(tcfg, ModelConfig.from_dict(model | chosen), notes)
+    return Plan(tcfg, build(model | chosen), notes)
+
+
+def _new_model(options: dict) -> ModelConfig:
+    return ModelConfig(**options)
 
 
 def carried_model(meta: dict, given: dict) -> dict:
