@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 # 2: adds `ema.*` tensors (the weight average that sampling uses) and the optional `init_from`
 # metadata; version-1 files still load (their `model.*` weights are what sampling uses).
-FORMAT_VERSION = 2
+# 3: adds the optional `plan` metadata (how a run was sized); a file without it resumes as before.
+FORMAT_VERSION = 3
 MAX_HEADER_BYTES = 64 << 20
 _ITEMSIZE = {
     "F64": 8,
@@ -54,7 +55,7 @@ _META_TYPES: dict[str, type | tuple[type, ...]] = {
     "created": str,
 }
 # metadata keys a file may lack (format 2 on): key → its JSON type
-_OPTIONAL_META: dict[str, type | tuple[type, ...]] = {"init_from": dict}
+_OPTIONAL_META: dict[str, type | tuple[type, ...]] = {"init_from": dict, "plan": dict}
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,7 @@ def summarize(header: Header, with_vocab: bool = False) -> dict[str, Any]:
         "history": {"train": series("train"), "val": series("val")},
         "weights": _weights(header),
         "init_from": meta.get("init_from"),
+        "plan": meta.get("plan"),
     }
     if with_vocab:
         info["vocab"]["chars"] = vocab

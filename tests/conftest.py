@@ -87,6 +87,9 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHARRNN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("CHARRNN_CHECKPOINT", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    # plans at the fixed reference speed: a test's run must not depend on how busy the host is
+    # (test_calibrate measures for real)
+    monkeypatch.setenv("CHARRNN_NO_CALIBRATE", "1")
 
 
 @dataclass

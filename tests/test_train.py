@@ -17,7 +17,7 @@ from charrnn.model import CharRNN, ModelConfig
 from charrnn.train.averaging import Averaged, decay_at
 from charrnn.train.config import TrainConfig, bpc, parse_duration
 from charrnn.train.loop import Trainer, unigram_entropy
-from charrnn.train.plan import effective_warmup, model_defaults, planned_steps
+from charrnn.train.plan import effective_warmup, planned_steps
 from charrnn.train.schedule import Progress, lr_at, stop_reason
 
 from .conftest import corpus_text
@@ -78,6 +78,8 @@ def test_average_warms_up_then_holds_the_default_cap() -> None:
 
 
 def test_warmup_is_capped_to_fit_the_plan() -> None:
+    """For a run without a stored plan (the Python API, a checkpoint from before plans), the
+    loop caps warmup as runs always were: steps counted at the nominal rate."""
     spe = 156  # a 1 MB corpus's steps per epoch at batch 64 × seq-len 100
     ten_minutes = TrainConfig(time_budget=600, max_epochs=50)  # the default stop
     assert planned_steps(ten_minutes, spe) == 1219  # 600 s at 13,000 chars/s, 6,400 chars a step
@@ -125,38 +127,6 @@ def test_config_rejects_out_of_range_values() -> None:
     for bad in ({"layers": 0}, {"hidden": -4}, {"dropout": 1.0}, {"cell": "transformer"}):
         with pytest.raises(InputError):
             ModelConfig(vocab_size=10, **bad)
-
-
-def test_long_runs_are_told_apart_by_every_limit() -> None:
-    n = 1_000_000  # a 1 MB training split: 156 steps of 64 × 100 per epoch
-
-    def long(cfg: TrainConfig, chars: int = n, world: int = 1) -> bool:
-        return model_defaults(cfg, chars, n // 9, world) == (
-            "long-run",
-            {"layers": 3, "dropout": 0.4},
-        )
-
-    assert not long(TrainConfig(time_budget=600, max_epochs=50))  # the default stop: 7.8 epochs
-    assert not long(TrainConfig(time_budget=20 * 60))  # 15.6 epochs at the nominal rate
-    assert long(TrainConfig(time_budget=3600))  # 46.8
-    assert not long(TrainConfig(time_budget=3600), 10 * n)  # a 10 MB corpus: 4.7
-    assert long(TrainConfig(max_epochs=50))
-    assert not long(TrainConfig(max_epochs=20))
-    assert not long(TrainConfig(time_budget=3600, max_steps=1000))  # 6.4 epochs
-    assert long(TrainConfig(time_budget=3600, max_steps=4000))  # 25.6 epochs
-    # the same steps over a 100× larger corpus are fewer epochs; over more processes, more
-    assert not long(TrainConfig(max_steps=4000), 100 * n)
-    assert long(TrainConfig(max_steps=2000), n, world=2)
-    assert long(TrainConfig())  # no limit at all: as long as the user likes
-    assert model_defaults(TrainConfig(max_epochs=20), n, n // 9) == ("", {})
-
-
-def test_all_text_for_training_means_no_dropout_and_no_long_run() -> None:
-    for val in (0, 1):  # no split, or one too small to score a prediction
-        for cfg in (TrainConfig(max_epochs=100), TrainConfig(max_epochs=5), TrainConfig()):
-            rule = ("all-text", {"dropout": 0.0, "weight_drop": 0.0})
-            assert model_defaults(cfg, 35, val) == rule
-    assert model_defaults(TrainConfig(max_epochs=100), 35, 2)[0] == "long-run"
 
 
 @pytest.mark.slow

@@ -177,6 +177,17 @@ class TrainView:
         )
 
 
+def _plan_line(plan: dict) -> str:
+    """How the run was sized: the rules' version, what they chose, and the speed they used."""
+    chosen = " ".join(f"{k}={v}" for k, v in plan.get("chosen", {}).items())
+    est, speed = plan.get("estimate", {}), (plan.get("inputs") or {}).get("speed")
+    at = f" for ~{est['steps']:,} steps" if est.get("steps") else ""
+    if speed:
+        readings = ", ".join(f"{k} {v:,.0f}" for k, v in speed["chars_per_sec"].items())
+        at += f" ({speed['source']} chars/s: {readings})"
+    return f"rules v{plan.get('rules')}: {chosen}{at}"
+
+
 def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> None:
     """The human view of `inspect`: what the file is, the model, data, training and loss curve."""
     m, v, c, t = info["model"], info["vocab"], info["corpus"], info["training"]
@@ -238,6 +249,8 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
         else f"resumable ({t['stop_reason'] or 'in progress'})",
     )
     row("hyperparameters", " ".join(f"{k}={val}" for k, val in t["config"].items()))
+    if info.get("plan"):
+        row("plan", _plan_line(info["plan"]))
     h = info["history"]
     if h["train"]["loss"]:
         section("loss curve")

@@ -19,18 +19,13 @@ from typing import Annotated, Literal
 import typer
 
 from charrnn.cli.console import TrainView, console
-from charrnn.cli.plan import say_if_all_text, show
+from charrnn.cli.plan import plan_summary, prepare
 from charrnn.data.split import DEFAULT_VAL_FRAC, MIN_VAL_CHARS
 from charrnn.errors import InputError, Interrupted
 from charrnn.model_config import ModelConfig
 from charrnn.train.config import TrainConfig
-from charrnn.train.plan import (
-    FINETUNE_DEFAULTS,
-    LONG_RUN_EPOCHS,
-    LONG_RUN_MODEL,
-    NOMINAL_CHARS_PER_SEC,
-    WARMUP_FRACTION,
-)
+from charrnn.train.events import Logged
+from charrnn.train.plan import FINETUNE_DEFAULTS, WARMUP_FRACTION
 from charrnn.train.rundir import label, refuse_clobber, run_dir
 
 _T = TrainConfig()
@@ -69,12 +64,13 @@ def train(
         _opt(
             MODEL,
             "Stacked recurrent layers.",
-            f"{_M['layers']}; {LONG_RUN_MODEL['layers']} for a long run (see --time-budget)",
+            "planned for the budget (see --dry-run); 2 without one",
             min=1,
         ),
     ] = None,
     hidden: Annotated[
-        int | None, _opt(MODEL, "Hidden units per layer.", _M["hidden"], min=1)
+        int | None,
+        _opt(MODEL, "Hidden units per layer.", "planned for the budget; 512 without one", min=1),
     ] = None,
     embed: Annotated[
         int | None, _opt(MODEL, "Character embedding size.", _M["embed"], min=1)
@@ -84,7 +80,7 @@ def train(
         _opt(
             MODEL,
             "Dropout between layers and before the head, in [0, 1).",
-            f"{_M['dropout']}; {LONG_RUN_MODEL['dropout']} for a long run; 0 with no validation split",
+            "by the planned epochs, 0 under one to 0.5 over 100; 0 with no validation split",
         ),
     ] = None,
     weight_drop: Annotated[
@@ -93,7 +89,7 @@ def train(
             MODEL,
             "DropConnect on the recurrent weights, in [0, 1): a fraction of each weight_hh matrix "
             "zeroed for a whole step.",
-            "0.2 for lstm, 0 for gru and rnn; 0 with no validation split",
+            "0.2 for lstm, 0 for gru and rnn; 0 under one planned epoch or with no validation split",
         ),
     ] = None,
     locked_dropout: Annotated[
@@ -159,10 +155,8 @@ def train(
         str | None,
         _opt(
             STOP,
-            "Stop after this long: 90s, 10m, 2h; the LR schedule anneals to it. A run planned "
-            f"for more than {LONG_RUN_EPOCHS} epochs (a budget counted at "
-            f"{NOMINAL_CHARS_PER_SEC:,} chars/s) is long: its default model is "
-            f"{LONG_RUN_MODEL['layers']} layers, dropout {LONG_RUN_MODEL['dropout']}.",
+            "Stop after this long: 90s, 10m, 2h; the LR schedule anneals to it, and the model "
+            "options not given are sized to it at this machine's measured speed.",
             "10m if no stopping option",
         ),
     ] = None,
@@ -170,7 +164,13 @@ def train(
         int | None, _opt(STOP, "Stop after this many evaluations without a new best.", min=1)
     ] = None,
     eval_every: Annotated[
-        int | None, _opt(OUTPUT, "Evaluate and save last.ckpt every N steps.", _T.eval_every, min=1)
+        int | None,
+        _opt(
+            OUTPUT,
+            "Evaluate and save last.ckpt every N steps.",
+            f"{_T.eval_every}, or often enough for 5 evaluations in the planned steps",
+            min=1,
+        ),
     ] = None,
     eval_chars: Annotated[
         int | None,
@@ -217,7 +217,25 @@ def train(
         bool, _opt(OUTPUT, "Print a JSON summary of the finished run on stdout.", None, "--json")
     ] = False,
     quiet: Annotated[bool, _opt(OUTPUT, "Only errors on stderr.", None, "--quiet", "-q")] = False,
+    dry_run: Annotated[
+        bool,
+        _opt(
+            OUTPUT,
+            "Print the plan (with --json: as JSON) and stop before training.",
+            None,
+            "--dry-run",
+        ),
+    ] = False,
     device: Annotated[str, _opt(RUNTIME, "auto, cpu, cuda or mps.", "auto")] = "auto",
+    no_calibrate: Annotated[
+        bool,
+        _opt(
+            RUNTIME,
+            "Plan at the fixed reference speed instead of measuring this machine's.",
+            None,
+            "--no-calibrate",
+        ),
+    ] = False,
     precision: Annotated[
         Literal["auto", "fp32", "bf16", "fp16"] | None,
         _opt(RUNTIME, "Arithmetic precision; auto = bf16 where native.", _T.precision),
@@ -276,6 +294,11 @@ def train(
     if corpus != "-" and not Path(corpus).exists():
         raise InputError(f"{corpus}: no such file or directory")
     dev = distributed.device(world, device)
+    if dry_run:
+        _, _, run, _ = prepare(corpus, given, header, source, tcfg, world, dev, not quiet)
+        if as_json:
+            sys.stdout.write(json.dumps(plan_summary(run)) + "\n")
+        return
     distributed.init(world, dev)  # every rank trains into the directory rank 0 chose
     out_dir = distributed.broadcast(
         world, run_dir(out, label(corpus), resume) if world.main else None
@@ -303,54 +326,24 @@ def train(
 
 
 def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allow_new_corpus):
-    """Prepare the data, build the run and train, with signals turned into a clean stop."""
-    import torch
-
-    from charrnn.cli.finetune import as_checkpoint_vocab, fine_tune
+    """Prepare the data, plan the run and train it, with signals turned into a clean stop."""
     from charrnn.cli.signals import Signals
-    from charrnn.data.dataset import is_dataset, resolve_dataset
-    from charrnn.train import distributed
-    from charrnn.train.finetune import reencode
+    from charrnn.train import calibrate, distributed
     from charrnn.train.loop import Trainer
-    from charrnn.train.plan import plan
-    from charrnn.train.resume import resumed_val_frac
 
     quiet = given.get("quiet", False)
-    if given.get("threads"):
-        torch.set_num_threads(given["threads"])
-    prep_opts = {k: given.get(k) for k in ("val_frac", "errors", "glob")}
-    if header and "val_frac" not in given:
-        prep_opts["val_frac"] = resumed_val_frac(header.meta)
     say = not quiet and world.main
-    if world.main:  # prepare once; the other ranks find it in the cache
-        dataset, fresh = resolve_dataset(corpus, **prep_opts)
-        if fresh and say:
-            console.print(f"prepared {corpus} → {dataset.path}", highlight=False, markup=False)
-    distributed.barrier(world)
-    if not world.main:
-        dataset, _ = resolve_dataset(corpus, **prep_opts)
-    if say and "val_frac" not in given and not is_dataset(Path(corpus)):
-        say_if_all_text(corpus, int(dataset.meta["chars"]))
-    start = None
-    if source:
-        start = fine_tune(source, dataset, tcfg, say)
-        dataset = reencode(dataset, start.vocab)
-    elif header:
-        dataset = as_checkpoint_vocab(dataset, header.meta["vocab"])
-    run = plan(
-        given,
-        vocab_size=dataset.vocab.size,
-        train_chars=len(dataset.split("train")),
-        val_chars=len(dataset.split("val")),
-        world_size=world.size,
-        resume_meta=header and header.meta,
-        source_meta=source and source.meta,
-    )
-    for note in run.notes if say else ():
-        show(note)
+    dataset, start, run, spent = prepare(corpus, given, header, source, tcfg, world, dev, say)
     tcfg, mcfg = run.train, run.model
     stopper = Signals()
+    speeds: list[float] = []
     with TrainView(console, quiet=quiet or not world.main) as view:
+
+        def on_event(event) -> None:
+            if isinstance(event, Logged):
+                speeds.append(event.chars_per_sec)
+            view(event)
+
         trainer = Trainer(
             dataset,
             mcfg,
@@ -358,16 +351,22 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
             out_dir,
             device=str(dev),
             resume=header,
-            on_event=view,
+            on_event=on_event,
             should_stop=stopper.reason,
             world=world,
             allow_new_corpus=allow_new_corpus,
             start=start,
             overwrite=bool(given.get("overwrite")),  # refuse_clobber has checked the checkpoints
+            plan=run.record,
+            spent=spent,
         )
         stopper.install()
         try:
-            return trainer.run(), stopper.signum
+            result = trainer.run()
         finally:
             stopper.uninstall()
             distributed.shutdown(world)
+    if world.main and len(speeds) > 2:  # the first record includes the slow first steps
+        real = sorted(speeds[1:])[len(speeds[1:]) // 2]
+        calibrate.remember(mcfg, trainer.device, trainer.precision, world.size, real)
+    return result, stopper.signum

@@ -45,7 +45,11 @@ from charrnn.train.schedule import Progress, lr_at, progress_of, stop_reason, to
 
 class Trainer:
     """One training run. Build it, then `run()`; `resume` is a checkpoint header to continue.
-    A fresh run refuses an `out_dir` that holds another run's files unless `overwrite`."""
+    A fresh run refuses an `out_dir` that holds another run's files unless `overwrite`.
+
+    `plan` is `train.plan`'s record of how the run was sized, stored in its checkpoints; `spent`
+    the seconds planning took (calibration), counted against a time budget. A run without a plan
+    (the Python API, or a checkpoint from before plans) has its warmup fitted here instead."""
 
     def __init__(
         self,
@@ -62,6 +66,8 @@ class Trainer:
         allow_new_corpus: bool = False,
         start: Start | None = None,
         overwrite: bool = False,
+        plan: dict | None = None,
+        spent: float = 0.0,
     ) -> None:
         self.world = world or distributed.from_env()
         self.device = distributed.device(self.world, device)
@@ -92,9 +98,11 @@ class Trainer:
             cfg.rng_seed if cfg.shift_windows else None,
         )
         self.horizon = total_steps(cfg, self.batcher.steps_per_epoch)
-        cfg, shortened = fit_warmup(cfg, self.batcher.steps_per_epoch, self.world.size)
-        if shortened:
-            self.emit(Note(shortened))
+        self.plan = resume.meta.get("plan") if resume is not None else plan
+        if self.plan is None:  # the plan fitted it already, and a resumed plan is never remade
+            cfg, shortened = fit_warmup(cfg, self.batcher.steps_per_epoch, self.world.size)
+            if shortened:
+                self.emit(Note(shortened))
         self.cfg = cfg  # with the capped warmup, which the checkpoint records for a resumed run
         torch.manual_seed(cfg.rng_seed)
         self.model = CharRNN(model_cfg).to(self.device)
@@ -106,7 +114,7 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
         self.optimizer = configure_adamw(self.model, cfg.lr, cfg.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.progress = Progress()
+        self.progress = Progress(elapsed=spent)
         self.history: dict[str, list] = {"train": [], "val": []}
         self.carry = self.model.init_state(cfg.batch_size, self.device)
         self.average = Averaged(self.model, cfg.ema) if cfg.ema > 0 else None

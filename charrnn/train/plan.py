@@ -11,26 +11,25 @@ import math
 from dataclasses import dataclass, fields
 
 from charrnn.model_config import ModelConfig
+from charrnn.train.batches import fit_batch
 from charrnn.train.config import TrainConfig, parse_duration
 from charrnn.train.schedule import total_steps
+from charrnn.train.sizing import (
+    Budget,
+    choose_shape,
+    dropout_for,
+    eval_cadence,
+    eval_seconds,
+    evaluations,
+    steps_in,
+)
+from charrnn.train.speed import Speeds, reference, train_flops_per_char
 
-# A long run (many epochs) gets a bigger, more regularised model (docs/defaults.md: "Long runs").
-LONG_RUN_MODEL = {"layers": 3, "dropout": 0.4}
-LONG_RUN_EPOCHS = 20
-# The default model's bf16 training rate here: a budget's epochs before anything is measured.
+# Runs planned before the sizing rules (checkpoints without a stored plan) counted a budget's steps
+# at this rate, the default model's bf16 training rate here; they resume under that rule exactly.
 NOMINAL_CHARS_PER_SEC = 13_000
-
-
-def planned_epochs(cfg: TrainConfig, train_chars: int, world_size: int = 1) -> float:
-    """Passes over the training split that the run's nearest limit allows (inf with no limit)."""
-    chars = max(1, train_chars)
-    limits = [float(cfg.max_epochs)] if cfg.max_epochs else []
-    if cfg.max_steps:
-        limits.append(cfg.max_steps * cfg.batch_size * cfg.seq_len * world_size / chars)
-    if cfg.time_budget:
-        limits.append(cfg.time_budget * NOMINAL_CHARS_PER_SEC / chars)
-    return min(limits, default=math.inf)
-
+# The version of the rules `plan()` applies, stored with each plan.
+RULES_VERSION = 1
 
 # No validation split: fitting the text is the goal, so no dropout (docs/defaults.md: "Short runs").
 ALL_TEXT_MODEL = {"dropout": 0.0, "weight_drop": 0.0}
@@ -40,19 +39,6 @@ def has_validation(val_chars: int) -> bool:
     """Whether the validation split holds a prediction to score (two characters at least); without
     one the training loss stands in for it."""
     return val_chars >= 2
-
-
-def model_defaults(
-    cfg: TrainConfig, train_chars: int, val_chars: int, world_size: int = 1
-) -> tuple[str, dict[str, object]]:
-    """The rule that sets model options apart from ModelConfig's defaults for this run, and the
-    options it sets: "all-text" (no validation split: no dropout, whatever the length), "long-run"
-    (more than LONG_RUN_EPOCHS planned epochs, where the standard model overfits), or "" (none)."""
-    if not has_validation(val_chars):
-        return "all-text", dict(ALL_TEXT_MODEL)
-    if planned_epochs(cfg, train_chars, world_size) > LONG_RUN_EPOCHS:
-        return "long-run", dict(LONG_RUN_MODEL)
-    return "", {}
 
 
 # Warmup is capped at this share of the planned steps (docs/defaults.md: "Short runs").
@@ -105,12 +91,14 @@ REGULARISERS = ("dropout", "weight_drop", "locked_dropout")
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run will be: its training and model configs, and what the rules chose on the way
-    (one line each, as the user could have typed it), for the CLI to show."""
+    """What a run will be: its training and model configs, what the rules chose on the way (one
+    line each, as the user could have typed it), and `record`, the plan as the checkpoint stores
+    it (its inputs, the speed used, the rules' version and their choices; None: nothing planned)."""
 
     train: TrainConfig
     model: ModelConfig
     notes: tuple[str, ...] = ()
+    record: dict | None = None
 
 
 def train_config(
@@ -144,35 +132,139 @@ def plan(
     world_size: int = 1,
     resume_meta: dict | None = None,
     source_meta: dict | None = None,
+    speeds: Speeds | None = None,
 ) -> Plan:
     """The one planning function: a run's configs from the options given, the text's size and
-    vocabulary, the processes, and the checkpoint it resumes (`resume_meta`) or fine-tunes from
-    (`source_meta`). Pure: no I/O, no printing, the same answer on every rank.
+    vocabulary, the processes, this machine's speed (`speeds`, measured or the reference), and the
+    checkpoint it resumes (`resume_meta`) or fine-tunes from (`source_meta`). Pure: no I/O, no
+    printing, the same answer on every rank.
 
-    - resume: the checkpoint's model and config, with new regularisers and training options;
-    - fine-tune: the source's shape, fine-tuning's lr and warmup, and the all-text rule;
-    - fresh: the options given, else the defaults this text and budget call for (`model_defaults`).
+    - resume: the checkpoint's model and config (its stored plan is not made again), with new
+      regularisers and training options;
+    - fine-tune: the source's shape, fine-tuning's lr and warmup; the plan adds the evaluation
+      cadence and the all-text rule;
+    - fresh: the options given, and the rest sized for this text, budget and machine (`sizing`).
     """
     tcfg = train_config(given, resume_meta, finetune=source_meta is not None)
     if resume_meta is not None:
-        return Plan(tcfg, ModelConfig.from_dict(carried_model(resume_meta, given)))
+        return Plan(
+            tcfg,
+            ModelConfig.from_dict(carried_model(resume_meta, given)),
+            (),
+            resume_meta.get("plan"),
+        )
+    text = Text(vocab_size, train_chars, val_chars, world_size)
     if source_meta is not None:  # a checkpoint's record: from_dict reads older files as trained
-        build = ModelConfig.from_dict
-        model = {**carried_model(source_meta, given), "vocab_size": vocab_size}
-        rule, values = ("all-text", ALL_TEXT_MODEL) if not has_validation(val_chars) else ("", {})
-    else:  # options not given take ModelConfig's defaults (weight_drop: the cell's)
-        build = _new_model
-        model = {"vocab_size": vocab_size} | {k: v for k, v in given.items() if k in MODEL_OPTIONS}
-        rule, values = model_defaults(tcfg, train_chars, val_chars, world_size)
-    current = build(model)
-    # what the rule changes: options not given whose value would differ
-    chosen = {k: v for k, v in values.items() if k not in given and getattr(current, k) != v}
-    notes = (_RULES[rule].format(as_options(chosen)),) if chosen else ()
-    return Plan(tcfg, build(model | chosen), notes)
+        model = ModelConfig.from_dict(
+            {**carried_model(source_meta, given), "vocab_size": vocab_size}
+        )
+        return _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=True)
+    options = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
+    model = ModelConfig(vocab_size=vocab_size, **options)
+    return _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=False)
 
 
-def _new_model(options: dict) -> ModelConfig:
-    return ModelConfig(**options)
+@dataclass(frozen=True)
+class Text:
+    vocab_size: int
+    train_chars: int
+    val_chars: int
+    world_size: int
+
+
+def _sized(
+    given: dict,
+    tcfg: TrainConfig,
+    model: ModelConfig,
+    text: Text,
+    speeds: Speeds,
+    fixed_shape: bool,
+) -> Plan:
+    """Size a new run: its shape (unless fixed or given), its regularisers by the epochs it will
+    make, its evaluation cadence and its warmup; with the notes and record that say so."""
+    batch, seq = fit_batch(text.train_chars, tcfg.batch_size, tcfg.seq_len, text.world_size)
+    per_step = batch * seq * text.world_size
+    validated = has_validation(text.val_chars)
+    evaluated = (
+        min(text.val_chars, tcfg.eval_chars) * (2 if tcfg.ema > 0 else 1) if validated else 0
+    )
+    budget = Budget(tcfg.time_budget or 0.0, per_step, text.train_chars, text.vocab_size, evaluated)
+    timed = bool(tcfg.time_budget)
+    layers, hidden = (model.layers, model.hidden)
+    if timed and not fixed_shape:
+        layers, hidden = choose_shape(
+            budget, speeds, model.cell, model.embed, given.get("layers"), given.get("hidden")
+        )
+    flops = train_flops_per_char(model.cell, layers, hidden, model.embed, text.vocab_size)
+    horizon = total_steps(tcfg, max(1, (text.train_chars - 1) // (batch * text.world_size) // seq))
+    t_eval = eval_seconds(budget, speeds, flops) if timed and evaluated else 0.0
+    steps = _planned(budget, speeds, flops, horizon, t_eval) if timed else horizon
+    every = (
+        tcfg.eval_every if "eval_every" in given else eval_cadence(steps, t_eval, budget.seconds)
+    )
+    epochs = steps * per_step / max(1, text.train_chars) if steps else math.inf
+    chosen: dict[str, object] = {}
+    if not fixed_shape:
+        chosen |= {"layers": layers, "hidden": hidden}
+    if not validated:
+        chosen |= dict(ALL_TEXT_MODEL)
+    elif not fixed_shape:
+        chosen |= {"dropout": dropout_for(epochs)}
+        if epochs <= 1:  # nothing is seen twice: nothing to regularise
+            chosen["weight_drop"] = 0.0
+    chosen = {k: v for k, v in chosen.items() if k not in given}
+    # fine-tuning keeps its measured warmup; a new run's fits inside its planned steps
+    capped = steps is not None and "warmup" not in given and not fixed_shape
+    warmup = min(tcfg.warmup, int(WARMUP_FRACTION * steps)) if capped else tcfg.warmup
+    train = tcfg.with_(eval_every=every, warmup=warmup)
+    new = ModelConfig.from_dict(model.to_dict() | chosen)
+    record = {
+        "rules": RULES_VERSION,
+        "inputs": {
+            "train_chars": text.train_chars,
+            "val_chars": text.val_chars,
+            "vocab_size": text.vocab_size,
+            "world_size": text.world_size,
+            "time_budget": tcfg.time_budget,
+            "chars_per_step": per_step,
+            "speed": speeds.to_dict() if timed else None,
+        },
+        "given": sorted(k for k in given if k in MODEL_OPTIONS or k in _TRAIN_NAMES),
+        "chosen": chosen | {"eval_every": train.eval_every, "warmup": train.warmup},
+        "estimate": {
+            "steps": steps,
+            "epochs": round(epochs, 2) if math.isfinite(epochs) else None,
+            "chars_per_sec": round(speeds.chars_per_sec(flops)) if timed else None,
+            "eval_seconds": round(t_eval, 2),
+        },
+    }
+    notes = []
+    dropped = {k: v for k, v in ALL_TEXT_MODEL.items() if k in chosen and getattr(model, k) != v}
+    if not validated and dropped:
+        notes.append(_RULES["all-text"].format(as_options(dropped)))
+    if warmup < tcfg.warmup:
+        notes.append(
+            f"warmup shortened to {warmup} steps: --warmup {tcfg.warmup} would not fit a run of "
+            f"{steps:,} planned steps (at most {WARMUP_FRACTION:.0%} of them)"
+        )
+    return Plan(train, new, tuple(notes), record)
+
+
+def _planned(
+    budget: Budget, speeds: Speeds, flops: float, horizon: int | None, t_eval: float
+) -> int:
+    """The steps a timed run will make: the budget less calibration and the evaluations its
+    cadence implies (counted once, then again at the cadence that count gives), capped by any
+    step or epoch limit."""
+    steps = steps_in(budget, speeds, flops)
+    for _ in range(2):
+        every = eval_cadence(min(steps, horizon or steps), t_eval, budget.seconds)
+        n = evaluations(min(steps, horizon or steps), every) if t_eval else 0
+        steps = steps_in(budget, speeds, flops, n)
+    return max(1, min(steps, horizon or steps))
+
+
+_TRAIN_NAMES = {f.name for f in fields(TrainConfig)}
 
 
 def carried_model(meta: dict, given: dict) -> dict:
@@ -187,7 +279,6 @@ def as_options(values: dict) -> str:
 
 
 _RULES = {
-    "long-run": "a long run: using {} (the long-run defaults)",
     "all-text": "all of the text is for training: using {} (nothing is held out, so fitting the "
-    "text is the goal; the long-run defaults do not apply)",
+    "text is the goal)",
 }

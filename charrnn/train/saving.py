@@ -92,6 +92,8 @@ def save(t: Trainer, best: bool) -> None:
     }
     if t.init_from:
         meta["init_from"] = t.init_from
+    if t.plan:
+        meta["plan"] = t.plan
     checkpoint.save(t.last_path, tensors, meta)
     if best:
         checkpoint.link(t.last_path, t.best_path)

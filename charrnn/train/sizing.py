@@ -1,0 +1,124 @@
+"""The sizing rules of a fresh run: which shape a time budget affords on this machine, how much
+dropout the epochs it will see call for, and how often to evaluate.
+
+Pure functions of numbers (the speed is data: `speed.Speeds`), so tests pin every decision; how the
+constants were measured is in docs/defaults.md. `plan` applies them; nothing here reads a file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from charrnn.train.speed import EVAL_SPEEDUP, Speeds, train_flops_per_char
+
+# The shapes a budget chooses among, cheapest first (layers, hidden): the grid docs/defaults.md measured.
+CANDIDATES: tuple[tuple[int, int], ...] = ((1, 256), (2, 256), (2, 512), (3, 512))
+# The hidden sizes tried when --layers is given, and the depths when --hidden is.
+HIDDEN_CHOICES = (256, 512)
+LAYER_CHOICES = (1, 2, 3)
+# A model needs about this many optimizer steps to learn what its size allows: the budget's
+# shape is the largest that gets them (docs/defaults.md: "Choosing the shape").
+MIN_STEPS = 1000
+# Dropout by the passes over the text a run will make (upper bound of epochs → dropout): under one
+# epoch nothing is seen twice, so there is nothing to overfit; many epochs call for more.
+DROPOUT_BY_EPOCHS: tuple[tuple[float, float], ...] = (
+    (1.0, 0.0),
+    (4.0, 0.2),
+    (20.0, 0.3),
+    (100.0, 0.4),
+    (math.inf, 0.5),
+)
+# Evaluation: every EVAL_EVERY steps, but at least MIN_EVALS in a run (the final one included,
+# so best.ckpt is chosen among several), costing at most EVAL_SHARE of the budget where it can
+# (and the minimum at most MAX_EVAL_SHARE: a huge validation split on a slow machine gets fewer).
+EVAL_EVERY = 250
+MIN_EVALS = 5
+EVAL_SHARE = 0.10
+MAX_EVAL_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a timed run has to spend: its seconds, the characters a step trains on (all processes),
+    the text and vocabulary, and the characters one evaluation reads (both weight sets)."""
+
+    seconds: float
+    chars_per_step: int
+    train_chars: int
+    vocab_size: int
+    eval_chars: int
+
+
+def steps_in(budget: Budget, speeds: Speeds, flops: float, eval_count: int = 0) -> int:
+    """Steps the budget affords at this arithmetic per character, less calibration and
+    `eval_count` evaluations."""
+    cps = speeds.chars_per_sec(flops)
+    eval_seconds = eval_count * budget.eval_chars / (EVAL_SPEEDUP * cps)
+    seconds = max(budget.seconds - speeds.seconds - eval_seconds, 0.0)
+    return int(seconds * cps / budget.chars_per_step)
+
+
+def choose_shape(
+    budget: Budget,
+    speeds: Speeds,
+    cell: str,
+    embed: int,
+    layers: int | None = None,
+    hidden: int | None = None,
+) -> tuple[int, int]:
+    """The largest shape (by arithmetic) that gets MIN_STEPS steps in the budget, else the
+    cheapest; a given --layers or --hidden fixes that dimension and the other is chosen."""
+    if layers is not None and hidden is not None:
+        return layers, hidden
+    if layers is not None:
+        shapes = [(layers, h) for h in HIDDEN_CHOICES]
+    elif hidden is not None:
+        shapes = [(n, hidden) for n in LAYER_CHOICES]
+    else:
+        shapes = list(CANDIDATES)
+
+    def flops(s: tuple[int, int]) -> float:
+        return train_flops_per_char(cell, s[0], s[1], embed, budget.vocab_size)
+
+    shapes.sort(key=flops)
+    fits = [s for s in shapes if steps_in(budget, speeds, flops(s), MIN_EVALS) >= MIN_STEPS]
+    return fits[-1] if fits else shapes[0]
+
+
+def dropout_for(epochs: float) -> float:
+    """The dropout for a run that will make `epochs` passes over its text."""
+    return next(d for upper, d in DROPOUT_BY_EPOCHS if epochs <= upper)
+
+
+def evaluations(steps: int, every: int) -> int:
+    """How many evaluations a run of `steps` makes at this cadence: one every `every` steps and
+    one at the end (unless the last step was one)."""
+    return max(1, math.ceil(steps / every))
+
+
+def eval_cadence(steps: int | None, eval_seconds: float = 0.0, budget: float | None = None) -> int:
+    """Evaluate every EVAL_EVERY steps, more often where that gives fewer than MIN_EVALS in the
+    planned steps, less often where evaluating would take over EVAL_SHARE of a time budget: never
+    fewer than MIN_EVALS, unless those would take over MAX_EVAL_SHARE of it (then as many as fit
+    in that share, one at least)."""
+    if not steps:
+        return EVAL_EVERY
+    every = EVAL_EVERY
+    if evaluations(steps, every) < MIN_EVALS:
+        every = max(1, math.ceil(steps / MIN_EVALS))
+        while every > 1 and evaluations(steps, every) < MIN_EVALS:
+            every -= 1
+    if budget and eval_seconds > 0:
+        floor = min(MIN_EVALS, max(1, int(MAX_EVAL_SHARE * budget / eval_seconds)))
+        affordable = max(floor, int(EVAL_SHARE * budget / eval_seconds))
+        if evaluations(steps, every) > affordable:
+            every = math.ceil(steps / affordable)
+            while evaluations(steps, every) > affordable:
+                every += 1
+    return every
+
+
+def eval_seconds(budget: Budget, speeds: Speeds, flops: float) -> float:
+    """Seconds one evaluation takes at this shape's forward speed."""
+    return budget.eval_chars / (EVAL_SPEEDUP * speeds.chars_per_sec(flops))
