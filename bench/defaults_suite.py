@@ -1,0 +1,257 @@
+"""Do the planned defaults fit other texts and budgets? Trains the defaults and a grid of explicit
+shapes on four corpora at several budgets and compares their best validation losses.
+
+The corpora are built at run time from text every machine here has (never copied into the
+repository): the licence texts of /usr/share/common-licenses (first 86,000 characters of the
+unique files, sorted), this Python's standard library (the built-in corpus), tiny-shakespeare
+from ../shared, and the first 5,000,000 characters of the sorted /usr/share/doc/*/copyright files.
+Each record carries its corpus's size and sha256.
+
+Resumable: a cell (corpus, budget, run, seed) already in bench/results.jsonl is skipped. One run
+at a time; nothing else heavy should run beside it (2 cores).
+
+    python bench/defaults_suite.py --budgets 3m                 # the defaults and the grid, seed 1
+    python bench/defaults_suite.py --budgets 3m --second-seeds  # seed 2: defaults + 2 best cells
+    python bench/defaults_suite.py --runs layers3 --corpora copyright5m --budgets 3m --seeds 1,2,3
+    python bench/defaults_suite.py --summary                    # the table (markdown on stdout)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from common import RESULTS, ROOT, SHARED_CORPUS, report
+
+BENCH = "defaults_suite"
+GRID = {
+    "1x256": ["--layers", "1", "--hidden", "256"],
+    "2x256": ["--layers", "2", "--hidden", "256"],
+    "2x512": ["--layers", "2", "--hidden", "512"],
+    "3x512": ["--layers", "3", "--hidden", "512"],
+}
+RUNS = {"defaults": [], **GRID, "layers3": ["--layers", "3"]}
+WORK = Path(os.environ.get("CHARRNN_SUITE_DIR") or Path(tempfile.gettempdir()) / "charrnn-suite")
+
+
+def licences() -> str:
+    seen, parts = set(), []
+    for p in sorted(Path("/usr/share/common-licenses").iterdir()):
+        real = p.resolve()
+        if real.is_file() and real not in seen:
+            seen.add(real)
+            parts.append(real.read_text(encoding="utf-8", errors="replace"))
+    return "".join(parts)[:86_000]
+
+
+def pystdlib() -> str:
+    stdlib = Path(sysconfig.get_path("stdlib"))
+    packages = ("json", "email", "http", "asyncio", "collections")  # as `make corpus`
+    return "".join(
+        f.read_text(encoding="utf-8") for p in packages for f in sorted((stdlib / p).rglob("*.py"))
+    )
+
+
+def shakespeare() -> str:
+    path = Path(os.environ.get("CHARRNN_CORPUS") or SHARED_CORPUS)
+    if not path.is_file():
+        sys.exit(f"defaults_suite: {path} is missing; point CHARRNN_CORPUS at tiny-shakespeare")
+    return path.read_text(encoding="utf-8")
+
+
+def copyright5m() -> str:
+    parts, size = [], 0
+    for p in sorted(Path("/usr/share/doc").glob("*/copyright")):
+        text = p.read_text(encoding="utf-8", errors="replace")
+        parts.append(text)
+        size += len(text)
+        if size >= 5_000_000:
+            break
+    return "".join(parts)[:5_000_000]
+
+
+CORPORA = {
+    "licences": licences,
+    "pystdlib": pystdlib,
+    "shakespeare": shakespeare,
+    "copyright5m": copyright5m,
+}
+
+
+def corpus(name: str) -> tuple[Path, dict]:
+    """The corpus as a file under WORK, and what identifies it (chars, sha256, unigram entropy)."""
+    text = CORPORA[name]()
+    data = text.encode("utf-8")
+    path = WORK / f"{name}.txt"
+    WORK.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+    counts = Counter(text).values()
+    unigram = -sum(n / len(text) * math.log(n / len(text)) for n in counts)
+    info = {
+        "chars": len(text),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "vocab": len(counts),
+        "unigram_entropy": round(unigram, 4),
+    }
+    return path, info
+
+
+def recorded() -> list[dict]:
+    if not RESULTS.exists():
+        return []
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r.get("bench") == BENCH]
+
+
+def done(rows: list[dict], key: tuple) -> bool:
+    return any((r["corpus"], r["sha256"], r["budget"], r["run"], r["seed"]) == key for r in rows)
+
+
+def train(path: Path, budget: str, run: str, seed: int) -> dict:
+    out = WORK / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "charrnn",
+        "train",
+        str(path),
+        "--time-budget",
+        budget,
+        "--rng-seed",
+        str(seed),
+        *RUNS[run],
+        "--out",
+        str(out),
+        "--overwrite",
+        "--json",
+        "--quiet",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if r.returncode != 0:
+        sys.exit(f"defaults_suite: {' '.join(cmd)} failed:\n{r.stderr}")
+    result = json.loads(r.stdout)
+    info = subprocess.run(
+        [sys.executable, "-m", "charrnn", "inspect", result["last_path"], "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    meta = json.loads(info.stdout)
+    model = meta["model"]
+    return {
+        "command": "charrnn train " + " ".join(cmd[4:-5]),
+        "best_val_loss": result["best_val_loss"],
+        "best_step": result["best_step"],
+        "steps": result["step"],
+        "epochs": result["epoch"],
+        "shape": f"{model['layers']}x{model['hidden']}",
+        "dropout": model["dropout"],
+        "weight_drop": model["weight_drop"],
+        "eval_every": meta["training"]["config"]["eval_every"],
+        "evaluations": len(meta["history"]["val"]["step"]),
+        "plan": meta["plan"],
+    }
+
+
+def best_cells(rows: list[dict], corpus_name: str, budget: str, n: int = 2) -> list[str]:
+    grid = [
+        r for r in rows if (r["corpus"], r["budget"]) == (corpus_name, budget) and r["run"] in GRID
+    ]
+    means = {
+        run: statistics.mean(r["best_val_loss"] for r in grid if r["run"] == run)
+        for run in {r["run"] for r in grid}
+    }
+    return sorted(means, key=means.get)[:n]
+
+
+def summary(rows: list[dict]) -> str:
+    lines = [
+        "| corpus | budget | defaults (shape: losses) | grid: best cell (losses) | gap | "
+        "target max(0.02, 2×spread) | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in CORPORA:
+        for b in sorted({r["budget"] for r in rows if r["corpus"] == c}, key=_seconds):
+            cell = [r for r in rows if (r["corpus"], r["budget"]) == (c, b)]
+            d = [r for r in cell if r["run"] == "defaults"]
+            best = best_cells(rows, c, b, 1)
+            if not d or not best:
+                continue
+            g = [r for r in cell if r["run"] == best[0]]
+            dm = statistics.mean(r["best_val_loss"] for r in d)
+            gm = statistics.mean(r["best_val_loss"] for r in g)
+            spreads = [_spread(x) for x in (d, g) if len(x) > 1]
+            target = max(0.02, 2 * max(spreads)) if spreads else 0.02
+            shapes = ",".join(sorted({r["shape"] for r in d}))
+            lines.append(
+                f"| {c} | {b} | {shapes}: {_losses(d)} | {best[0]}: {_losses(g)} | {dm - gm:+.4f} "
+                f"| {target:.3f} | {'yes' if dm - gm <= target else 'no'} |"
+            )
+    return "\n".join(lines)
+
+
+def _spread(rows: list[dict]) -> float:
+    v = [r["best_val_loss"] for r in rows]
+    return max(v) - min(v)
+
+
+def _losses(rows: list[dict]) -> str:
+    return " / ".join(f"{r['best_val_loss']:.4f}" for r in sorted(rows, key=lambda r: r["seed"]))
+
+
+def _seconds(budget: str) -> float:
+    sys.path.insert(0, str(ROOT))
+    from charrnn.train.config import parse_duration
+
+    return parse_duration(budget)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpora", default=",".join(CORPORA))
+    ap.add_argument("--budgets", default="3m,10m")
+    ap.add_argument("--runs", default=",".join(["defaults", *GRID]))
+    ap.add_argument("--seeds", default="1")
+    ap.add_argument(
+        "--second-seeds",
+        action="store_true",
+        help="seed 2 for the defaults and the grid's two best cells of each budget",
+    )
+    ap.add_argument("--summary", action="store_true")
+    args = ap.parse_args()
+    if args.summary:
+        print(summary(recorded()))
+        return
+    for name in args.corpora.split(","):
+        path, info = corpus(name)
+        for budget in args.budgets.split(","):
+            jobs = [(run, int(s)) for run in args.runs.split(",") for s in args.seeds.split(",")]
+            if args.second_seeds:
+                jobs = [("defaults", 2)] + [
+                    (run, 2) for run in best_cells(recorded(), name, budget)
+                ]
+            for run, seed in jobs:
+                if done(recorded(), (name, info["sha256"], budget, run, seed)):
+                    continue
+                figures = train(path, budget, run, seed)
+                report(
+                    BENCH,
+                    {"corpus": name, **info, "budget": budget, "run": run, "seed": seed, **figures},
+                )
+
+
+if __name__ == "__main__":
+    main()
