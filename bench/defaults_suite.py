@@ -200,7 +200,23 @@ def summary(rows: list[dict]) -> str:
                 f"| {c} | {b} | {shapes}: {_losses(d)} | {best[0]}: {_losses(g)} | {dm - gm:+.4f} "
                 f"| {target:.3f} | {'yes' if dm - gm <= target else 'no'} |"
             )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *_deep_table(rows)])
+
+
+def _deep_table(rows: list[dict]) -> list[str]:
+    """The `--layers 3` criterion: best validation loss at least 1 nat/char under the unigram
+    entropy, per seed (rows recorded before the deep-stack init carry their own run name)."""
+    deep = [r for r in rows if r["run"].startswith("layers3")]
+    lines = ["| corpus | budget | run | shape | seed | steps | best val | unigram − 1 | met |"]
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(deep, key=lambda r: (r["corpus"], r["run"], r["seed"])):
+        bar = r["unigram_entropy"] - 1
+        lines.append(
+            f"| {r['corpus']} | {r['budget']} | {r['run']} | {r['shape']} | {r['seed']} | "
+            f"{r['steps']} | {r['best_val_loss']:.4f} | {bar:.4f} | "
+            f"{'yes' if r['best_val_loss'] <= bar else 'no'} |"
+        )
+    return lines if deep else []
 
 
 def _spread(rows: list[dict]) -> float:

@@ -43,6 +43,29 @@ _FUSED = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
 warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
 
 
+# A stack this deep starts with a stronger signal between layers (`_deep_lstm_init`).
+DEEP_LAYERS = 3
+INTER_LAYER_GAIN = 2.0
+FORGET_BIAS = 1.0
+
+
+def _deep_lstm_init(rnn: nn.Module, hidden: int) -> None:
+    """Start a stack of three or more LSTM layers able to pass its input up.
+
+    At PyTorch's default init each layer hands the next a few tenths of its input's signal, so the
+    top of a 3-layer stack barely depends on the text (docs/defaults.md measured 0.22 of the input's
+    effect against 0.72 for two layers), and on some texts training sat at the unigram entropy for
+    the whole of a short run. Doubling the weights from one layer into the next and starting the
+    forget gates at 1 (Jozefowicz et al., 2015) let it learn at once; each change alone did not.
+    Two-layer stacks keep PyTorch's init, so figures measured with them stand."""
+    with torch.no_grad():
+        for name, p in rnn.named_parameters():
+            if name.startswith("weight_ih_l") and not name.endswith("_l0"):
+                p.mul_(INTER_LAYER_GAIN)
+            elif name.startswith("bias_ih_l"):  # the gates are stacked i, f, g, o
+                p[hidden : 2 * hidden] = FORGET_BIAS
+
+
 class CharRNN(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -58,6 +81,8 @@ class CharRNN(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, cfg.vocab_size)
+        if cfg.cell == "lstm" and cfg.layers >= DEEP_LAYERS:
+            _deep_lstm_init(self.rnn, cfg.hidden)
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """x: batch × time ids → logits batch × time × vocab, and the final state."""
