@@ -108,6 +108,15 @@ def test_end_to_end_on_the_built_in_corpus(cli) -> None:
     )
     # 150 steps of 16 × 64 characters are under one epoch: nothing to regularise
     assert (info["model"]["layers"], info["model"]["dropout"]) == (2, 0.0)
+    plan = info["plan"]  # how the run was sized, as the checkpoint stores it
+    assert plan["chosen"] == {
+        "layers": 2,
+        "dropout": 0.0,
+        "weight_drop": 0.0,
+        "eval_every": 50,
+        "warmup": 37,
+    }
+    assert plan["inputs"]["train_chars"] == info["corpus"]["splits"]["train"]
     assert info["corpus"]["sha256"] == json.loads(Path("data/py/meta.json").read_text())["sha256"]
     human = cli("inspect", "runs/py/best.ckpt")
     assert human.code == 0 and "LSTM 2×128" in human.out and "best val" in human.out

@@ -4,6 +4,7 @@ real change to the model's shape or the data streams is refused in one line, and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from charrnn import checkpoint
@@ -74,3 +75,57 @@ def test_dropout_may_change_on_resume_like_the_learning_rate(cli) -> None:
     assert h.meta["model"]["dropout"] == 0.1 and h.meta["state"]["step"] == 4
     r = cli("train", *FIRST, "--max-steps", "6", "--resume", "r/last.ckpt", "--dropout", "1.5")
     assert r.code == 2 and "dropout must be in [0, 1)" in r.err
+
+
+def _as_format_2(path: str) -> None:
+    """Rewrite a checkpoint as one written before plans: format 2, no plan in its metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(path, "pt") as f:
+        meta = dict(f.metadata())
+    tensors = load_file(path)
+    del meta["plan"]
+    meta["charrnn.format"] = "2"
+    save_file(tensors, path, metadata=meta)
+
+
+def test_a_resumed_run_uses_its_stored_plan_and_never_plans_again(cli) -> None:
+    Path("c.txt").write_text(corpus_text(20_000))
+    first = ["train", *FIRST, "--time-budget", "10m", "--out", "r"]
+    assert cli(*first, "--max-steps", "6").code == 0
+    before = checkpoint.read_header("r/last.ckpt").meta
+    assert before["plan"]["chosen"]["eval_every"] == before["train"]["eval_every"]
+    # planned afresh, a 40-step run would evaluate less often and warm up for longer
+    again = cli(*first[:-2], "--out", "other", "--max-steps", "40", "--dry-run", "--json")
+    fresh_train = json.loads(again.out)["train"]
+    assert (fresh_train["eval_every"], fresh_train["warmup"]) != (
+        before["train"]["eval_every"],
+        before["train"]["warmup"],
+    )
+    r = cli(*first, "--max-steps", "40", "--resume", "r/last.ckpt")
+    assert r.code == 0, r.err
+    assert "plan:" not in r.err  # nothing was planned, so nothing is shown
+    after = checkpoint.read_header("r/last.ckpt").meta
+    assert after["state"]["step"] == 40 and after["plan"] == before["plan"]
+    assert after["train"]["eval_every"] == before["train"]["eval_every"]
+    assert after["train"]["warmup"] == before["train"]["warmup"]
+
+
+def test_a_checkpoint_from_before_plans_resumes_under_the_old_rules(cli) -> None:
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.plan import effective_warmup
+
+    Path("c.txt").write_text(corpus_text(20_000))
+    args = ["train", *FIRST, "--layers", "1", "--warmup", "100", "--out", "r"]
+    assert cli(*args, "--max-steps", "4").code == 0
+    _as_format_2("r/last.ckpt")
+    assert checkpoint.read_header("r/last.ckpt").format_version == 2
+    r = cli(*args, "--max-steps", "30", "--resume", "r/last.ckpt")
+    assert r.code == 0, r.err
+    after = checkpoint.read_header("r/last.ckpt").meta
+    assert after["state"]["step"] == 30 and "plan" not in after
+    # the loop fits a plan-less run's warmup as before: at most a quarter of its 30 planned steps
+    assert "warmup shortened to 7 steps" in r.err
+    cfg = TrainConfig.from_dict(after["train"]).with_(warmup=100)
+    assert after["train"]["warmup"] == effective_warmup(cfg, 10**6) == 7
