@@ -247,3 +247,25 @@ def test_divergence_stops_and_keeps_last_good_checkpoint() -> None:
     with pytest.raises(Diverged, match=r"diverged|non-finite"):
         Trainer(ds, m, cfg, Path("r"), resume=header).run()
     assert Path("r/last.ckpt").read_bytes() == before
+
+
+def _input_reach(layers: int, hidden: int) -> float:
+    """How much the top layer's output at init depends on the text: the change when every stream's
+    input is swapped for another's, relative to the output's spread."""
+    torch.manual_seed(0)
+    m = CharRNN(ModelConfig(vocab_size=40, layers=layers, hidden=hidden, embed=16, dropout=0.0))
+    x = torch.randint(0, 40, (16, 50))
+    with torch.no_grad():
+        a, _ = m.rnn(m.embed(x))
+        b, _ = m.rnn(m.embed(x.roll(1, 0)))
+    return float((a - b).std() / a.std())
+
+
+@pytest.mark.parametrize("hidden", [64, 256])
+def test_a_three_layer_lstm_starts_able_to_pass_its_input_up(hidden: int) -> None:
+    # PyTorch's init leaves a third layer about a third as sensitive to the text as a second
+    # (docs/defaults.md, "Three layers that did not learn"); the deep-stack init must not
+    assert _input_reach(3, hidden) >= 0.9 * _input_reach(2, hidden)
+    m = CharRNN(ModelConfig(vocab_size=40, layers=2, hidden=hidden))
+    forget = m.rnn.bias_ih_l0[hidden : 2 * hidden]
+    assert forget.abs().max() <= 1 / hidden**0.5  # two layers keep PyTorch's init (uniform ±1/√H)
