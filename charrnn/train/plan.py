@@ -1,5 +1,6 @@
-"""The planning rules: what a run chooses beyond the options given, from the text and the budget (the
-long-run model, the all-text rule, fine-tuning's defaults, the warmup cap).
+"""The planning rules: what a run chooses beyond the options given, from the text, the budget and
+this machine's speed (the shape and regularisers via `sizing`, the all-text rule, fine-tuning's
+defaults, the evaluation cadence, the warmup cap), and the record a checkpoint keeps of them.
 
 Pure functions of numbers, so tests can pin them; how each constant was measured is in
 docs/defaults.md. The CLI shows what they chose; nothing here prints.
