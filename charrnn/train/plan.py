@@ -197,13 +197,14 @@ def _sized(
             budget, speeds, model.cell, model.embed, given.get("layers"), given.get("hidden")
         )
     flops = train_flops_per_char(model.cell, layers, hidden, model.embed, text.vocab_size)
-    horizon = total_steps(tcfg, max(1, (text.train_chars - 1) // (batch * text.world_size) // seq))
+    per_epoch = max(1, (text.train_chars - 1) // (batch * text.world_size) // seq)
+    horizon = total_steps(tcfg, per_epoch)
     t_eval = eval_seconds(budget, speeds, flops) if timed and evaluated else 0.0
     steps = _planned(budget, speeds, flops, horizon, t_eval) if timed else horizon
     every = (
         tcfg.eval_every if "eval_every" in given else eval_cadence(steps, t_eval, budget.seconds)
     )
-    epochs = steps * per_step / max(1, text.train_chars) if steps else math.inf
+    epochs = steps / per_epoch if steps else math.inf  # as the batcher counts them
     chosen: dict[str, object] = {}
     if not fixed_shape:
         chosen |= {"layers": layers, "hidden": hidden}
