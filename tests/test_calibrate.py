@@ -107,17 +107,16 @@ def test_dry_run_measures_once_and_says_so() -> None:
     assert "(reference chars/s: 2x256 38,000, 2x512 13,000" in plain.stderr
 
 
-def planning_rank(dataset_dir: str, cache_root: str) -> dict:
-    """Plan a 3-minute run on this rank, each rank with its own empty speed cache: only rank 0
-    may measure, and every rank must plan from its figures."""
+def planning_rank(corpus: str, cache_root: str) -> dict:
+    """Plan a 3-minute run on this rank as `charrnn train` does, each rank with its own empty
+    speed cache: only rank 0 may measure, and every rank must plan from its figures."""
     import os
 
     import torch.distributed as dist
 
-    from charrnn.cli.plan import _measured
-    from charrnn.data.dataset import load_dataset
+    from charrnn.cli.plan import prepare
     from charrnn.train import distributed
-    from charrnn.train.plan import plan, train_config
+    from charrnn.train.plan import train_config
 
     world = distributed.from_env()
     os.environ["CHARRNN_CACHE"] = str(Path(cache_root) / str(world.rank))
@@ -125,19 +124,12 @@ def planning_rank(dataset_dir: str, cache_root: str) -> dict:
     torch.set_num_threads(1)
     distributed.init(world, CPU)
     try:
-        ds = load_dataset(Path(dataset_dir))
         given = {"time_budget": "3m", "batch_size": 4, "seq_len": 16}
-        train_chars = len(ds.split("train"))
-        speeds = _measured(given, train_config(given), ds.vocab.size, train_chars, world, CPU)
-        run = plan(
-            given,
-            vocab_size=ds.vocab.size,
-            train_chars=train_chars,
-            val_chars=len(ds.split("val")),
-            world_size=world.size,
-            speeds=speeds,
+        _, _, run, spent = prepare(
+            corpus, given, None, None, train_config(given), world, CPU, False
         )
-        return {"record": run.record, "model": run.model.to_dict(), "train": run.train.to_dict()}
+        plan = {"record": run.record, "model": run.model.to_dict(), "train": run.train.to_dict()}
+        return plan | {"seconds_counted": spent}
     finally:
         dist.destroy_process_group()
 
@@ -145,11 +137,8 @@ def planning_rank(dataset_dir: str, cache_root: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_two_ranks_plan_alike_from_rank_zeros_measurement() -> None:
-    from charrnn.data.prep import prep
-
     Path("c.txt").write_text(corpus_text(100_000))
-    prep(["c.txt"], Path("ds"))
-    ranks = on_two_ranks("plan", planning_rank, "ds", "caches")
+    ranks = on_two_ranks("plan", planning_rank, "c.txt", "caches")
     assert ranks[0] == ranks[1]
     assert ranks[0]["record"]["inputs"]["speed"]["source"] == "measured"
     assert Path("caches/0/speed.json").exists()
