@@ -65,11 +65,14 @@ def test_a_finished_runs_speed_replaces_a_slow_reading() -> None:
     model = ModelConfig(vocab_size=50, layers=2, hidden=512)
     key = calibrate.machine_key(CPU, "fp32", "lstm", 50, 2)
     calibrate.cache_file().parent.mkdir(parents=True)
-    calibrate.cache_file().write_text(json.dumps({key: {"2x256": 30_000.0, "2x512": 700.0}}))
+    calibrate.cache_file().write_text(
+        json.dumps({key: {"1x256": 60_000.0, "2x256": 30_000.0, "2x512": 700.0}})
+    )
     # a reading taken while the host was busy would choose tiny models from now on ...
     calibrate.remember(model, CPU, "fp32", world=2, chars_per_sec=22_000.0)
     # ... until a real run of that shape says how fast it is (per process: two shared 22k)
     assert json.loads(calibrate.cache_file().read_text())[key] == {
+        "1x256": 60_000.0,
         "2x256": 30_000.0,
         "2x512": 11_000.0,
     }
@@ -99,9 +102,9 @@ def test_dry_run_measures_once_and_says_so() -> None:
     Path("c.txt").write_text(corpus_text(200_000))
     first = run_cli("train", "c.txt", "--time-budget", "3m", "--dry-run")
     assert first.returncode == 0, first.stderr
-    assert "(measured chars/s: 2x256 " in first.stderr and "measured in " in first.stderr
+    assert "(measured chars/s: 1x256 " in first.stderr and "measured in " in first.stderr
     second = run_cli("train", "c.txt", "--time-budget", "3m", "--dry-run")
-    assert "(cached chars/s: 2x256 " in second.stderr and "measured earlier" in second.stderr
+    assert "(cached chars/s: 1x256 " in second.stderr and "measured earlier" in second.stderr
     assert not Path("runs").exists()  # a dry run makes no run directory
     plain = run_cli("train", "c.txt", "--time-budget", "3m", "--dry-run", "--no-calibrate")
     assert "(reference chars/s: 2x256 38,000, 2x512 13,000" in plain.stderr

@@ -26,8 +26,10 @@ from charrnn.train.precision import autocast
 from charrnn.train.sizing import CANDIDATES
 from charrnn.train.speed import Speeds, from_shapes, parse_shape, reference, shape_name
 
-# CPU: time per character is linear in arithmetic, so two shapes bracket the candidates.
-CPU_SHAPES = ("2x256", "2x512")
+# CPU: time per character is close to linear in arithmetic, so these shapes bracket the candidates
+# (the smallest measured too: its per-step overhead makes it slower than arithmetic alone says, and
+# short budgets choose it).
+CPU_SHAPES = ("1x256", "2x256", "2x512")
 TIMED_STEPS = 5
 # Measuring stops taking more steps after about this share of the budget (one step at least).
 CALIBRATION_SHARE = 0.02
