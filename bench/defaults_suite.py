@@ -13,6 +13,7 @@ at a time; nothing else heavy should run beside it (2 cores).
     python bench/defaults_suite.py --budgets 3m                 # the defaults and the grid, seed 1
     python bench/defaults_suite.py --budgets 3m --second-seeds  # seed 2: defaults + 2 best cells
     python bench/defaults_suite.py --runs layers3 --corpora copyright5m --budgets 3m --seeds 1,2,3
+    python bench/defaults_suite.py --budgets 3m --runs defaults --before ../old   # an older charrnn
     python bench/defaults_suite.py --summary                    # the table (markdown on stdout)
 """
 
@@ -119,7 +120,9 @@ def done(rows: list[dict], key: tuple) -> bool:
     return any((r["corpus"], r["sha256"], r["budget"], r["run"], r["seed"]) == key for r in rows)
 
 
-def train(path: Path, budget: str, run: str, seed: int) -> dict:
+def train(path: Path, budget: str, run: str, seed: int, code: Path = ROOT) -> dict:
+    """One cell: `charrnn train` as a user types it (the charrnn in `code`: this checkout, or an
+    older one for the figures before a change), and what its checkpoint says."""
     out = WORK / "run"
     cmd = [
         sys.executable,
@@ -138,7 +141,7 @@ def train(path: Path, budget: str, run: str, seed: int) -> dict:
         "--json",
         "--quiet",
     ]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=code)
     if r.returncode != 0:
         sys.exit(f"defaults_suite: {' '.join(cmd)} failed:\n{r.stderr}")
     result = json.loads(r.stdout)
@@ -147,7 +150,7 @@ def train(path: Path, budget: str, run: str, seed: int) -> dict:
         capture_output=True,
         text=True,
         check=True,
-        cwd=ROOT,
+        cwd=code,
     )
     meta = json.loads(info.stdout)
     model = meta["model"]
@@ -162,7 +165,7 @@ def train(path: Path, budget: str, run: str, seed: int) -> dict:
         "weight_drop": model["weight_drop"],
         "eval_every": meta["training"]["config"]["eval_every"],
         "evaluations": len(meta["history"]["val"]["step"]),
-        "plan": meta["plan"],
+        "plan": meta.get("plan"),  # None from a charrnn before plans
     }
 
 
@@ -179,9 +182,9 @@ def best_cells(rows: list[dict], corpus_name: str, budget: str, n: int = 2) -> l
 
 def summary(rows: list[dict]) -> str:
     lines = [
-        "| corpus | budget | defaults (shape: losses) | grid: best cell (losses) | gap | "
-        "target max(0.02, 2×spread) | met |",
-        "|---|---|---|---|---|---|---|",
+        "| corpus | budget | before: defaults (shape: losses) | defaults (shape: losses) | "
+        "grid: best cell (losses) | gap | target max(0.02, 2×spread) | met |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in CORPORA:
         for b in sorted({r["budget"] for r in rows if r["corpus"] == c}, key=_seconds):
@@ -195,10 +198,11 @@ def summary(rows: list[dict]) -> str:
             gm = statistics.mean(r["best_val_loss"] for r in g)
             spreads = [_spread(x) for x in (d, g) if len(x) > 1]
             target = max(0.02, 2 * max(spreads)) if spreads else 0.02
-            shapes = ",".join(sorted({r["shape"] for r in d}))
+            before = [r for r in cell if r["run"] == "defaults@before"]
+            was = f"{_shapes(before)}: {_losses(before)}" if before else "—"
             lines.append(
-                f"| {c} | {b} | {shapes}: {_losses(d)} | {best[0]}: {_losses(g)} | {dm - gm:+.4f} "
-                f"| {target:.3f} | {'yes' if dm - gm <= target else 'no'} |"
+                f"| {c} | {b} | {was} | {_shapes(d)}: {_losses(d)} | {best[0]}: {_losses(g)} | "
+                f"{dm - gm:+.4f} | {target:.3f} | {'yes' if dm - gm <= target else 'no'} |"
             )
     return "\n".join([*lines, "", *_deep_table(rows)])
 
@@ -217,6 +221,10 @@ def _deep_table(rows: list[dict]) -> list[str]:
             f"{'yes' if r['best_val_loss'] <= bar else 'no'} |"
         )
     return lines if deep else []
+
+
+def _shapes(rows: list[dict]) -> str:
+    return ",".join(sorted({f"{r['shape']}/{r['dropout']:g}" for r in rows}))
 
 
 def _spread(rows: list[dict]) -> float:
@@ -246,6 +254,12 @@ def main() -> None:
         action="store_true",
         help="seed 2 for the defaults and the grid's two best cells of each budget",
     )
+    ap.add_argument(
+        "--before",
+        metavar="DIR",
+        help="train with the charrnn of this checkout (an older commit); runs are named RUN@before",
+    )
+    ap.add_argument("--cells", type=int, default=2, help="with --second-seeds: how many best cells")
     ap.add_argument("--summary", action="store_true")
     args = ap.parse_args()
     if args.summary:
@@ -257,16 +271,34 @@ def main() -> None:
             jobs = [(run, int(s)) for run in args.runs.split(",") for s in args.seeds.split(",")]
             if args.second_seeds:
                 jobs = [("defaults", 2)] + [
-                    (run, 2) for run in best_cells(recorded(), name, budget)
+                    (run, 2) for run in best_cells(recorded(), name, budget, args.cells)
                 ]
+            code = Path(args.before).resolve() if args.before else ROOT
             for run, seed in jobs:
-                if done(recorded(), (name, info["sha256"], budget, run, seed)):
+                label = f"{run}@before" if args.before else run
+                if done(recorded(), (name, info["sha256"], budget, label, seed)):
                     continue
-                figures = train(path, budget, run, seed)
+                figures = train(path, budget, run, seed, code)
+                if args.before:
+                    figures["code"] = _commit(code)
                 report(
                     BENCH,
-                    {"corpus": name, **info, "budget": budget, "run": run, "seed": seed, **figures},
+                    {
+                        "corpus": name,
+                        **info,
+                        "budget": budget,
+                        "run": label,
+                        "seed": seed,
+                        **figures,
+                    },
                 )
+
+
+def _commit(checkout: Path) -> str:
+    r = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=checkout
+    )
+    return r.stdout.strip()
 
 
 if __name__ == "__main__":
