@@ -11,7 +11,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -83,9 +82,11 @@ def measure(
     seconds: float = math.inf,
 ) -> float:
     """Training chars/s of this model: one untimed step (allocation, kernel choice), then the
-    median of up to TIMED_STEPS steps, as many as fit in `seconds` after the first. Each step
+    fastest of up to TIMED_STEPS steps, as many as fit in `seconds` after the first. Each step
     does what the loop's does (clipping, the weight average, the loss read back): the fastest
-    bare step alone overstated a 2×256 run's speed by up to a quarter (docs/defaults.md)."""
+    bare step overstated a 2×256 run's speed by up to 29%, the median of these steps understated
+    it by a quarter, their fastest by about a tenth (docs/defaults.md); a finished run's real
+    speed then replaces the reading."""
     torch.manual_seed(0)
     net = CharRNN(model).to(device).train()
     opt = configure_adamw(net, 1e-3, 0.1)
@@ -108,7 +109,7 @@ def measure(
             times.append(time.perf_counter() - t)
             if time.perf_counter() - start > seconds:
                 break
-    return batch * seq / statistics.median(times)
+    return batch * seq / min(times)
 
 
 def speeds(
