@@ -11,6 +11,7 @@ import contextlib
 import json
 import shutil
 import signal
+import statistics
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -294,12 +295,14 @@ def train(
     if corpus != "-" and not Path(corpus).exists():
         raise InputError(f"{corpus}: no such file or directory")
     dev = distributed.device(world, device)
+    distributed.init(world, dev)  # ranks plan from rank 0's speed and train where rank 0 chose
     if dry_run:
-        _, _, run, _ = prepare(corpus, given, header, source, tcfg, world, dev, not quiet)
-        if as_json:
+        say = not quiet and world.main
+        _, _, run, _ = prepare(corpus, given, header, source, tcfg, world, dev, say)
+        distributed.shutdown(world)
+        if as_json and world.main:
             sys.stdout.write(json.dumps(plan_summary(run)) + "\n")
         return
-    distributed.init(world, dev)  # every rank trains into the directory rank 0 chose
     out_dir = distributed.broadcast(
         world, run_dir(out, label(corpus), resume) if world.main else None
     )
@@ -367,6 +370,6 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
             stopper.uninstall()
             distributed.shutdown(world)
     if world.main and len(speeds) > 2:  # the first record includes the slow first steps
-        real = sorted(speeds[1:])[len(speeds[1:]) // 2]
+        real = statistics.median(speeds[1:])
         calibrate.remember(mcfg, trainer.device, trainer.precision, world.size, real)
     return result, stopper.signum

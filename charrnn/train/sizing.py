@@ -55,10 +55,9 @@ class Budget:
 def steps_in(budget: Budget, speeds: Speeds, flops: float, eval_count: int = 0) -> int:
     """Steps the budget affords at this arithmetic per character, less calibration and
     `eval_count` evaluations."""
-    cps = speeds.chars_per_sec(flops)
-    eval_seconds = eval_count * budget.eval_chars / (EVAL_SPEEDUP * cps)
-    seconds = max(budget.seconds - speeds.seconds - eval_seconds, 0.0)
-    return int(seconds * cps / budget.chars_per_step)
+    evaluating = eval_count * eval_seconds(budget, speeds, flops)
+    seconds = max(budget.seconds - speeds.seconds - evaluating, 0.0)
+    return int(seconds * speeds.chars_per_sec(flops) / budget.chars_per_step)
 
 
 def choose_shape(
