@@ -36,8 +36,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 lint: $(STAMP)
-	$(BIN)/ruff check charrnn tests bench
-	$(BIN)/ruff format --check charrnn tests bench
+	$(BIN)/ruff check charrnn tests bench tools
+	$(BIN)/ruff format --check charrnn tests bench tools
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

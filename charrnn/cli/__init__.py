@@ -87,7 +87,8 @@ def root(
     """
 
 
-from charrnn.cli.inspect import inspect  # noqa: E402  (commands register on the app above)
+from charrnn.cli.export import export  # noqa: E402  (commands register on the app above)
+from charrnn.cli.inspect import inspect  # noqa: E402
 from charrnn.cli.prep import prep  # noqa: E402
 from charrnn.cli.sample import sample  # noqa: E402
 from charrnn.cli.score import score  # noqa: E402
@@ -95,7 +96,7 @@ from charrnn.cli.serve import serve  # noqa: E402
 from charrnn.cli.train import train  # noqa: E402
 from charrnn.cli.viz import viz  # noqa: E402
 
-for command in (prep, train, sample, score, inspect, viz, serve):
+for command in (prep, train, sample, score, inspect, viz, serve, export):
     app.command(cls=_Command)(command)
 
 

@@ -1,0 +1,115 @@
+"""`charrnn export`: a trained model as a web page (no server), an ONNX model, or ml5's old charRNN
+files. A thin shell over `charrnn.infer.export`: what was written and the dtype's measured cost go
+to stderr (`--json`: one object on stdout). No torch."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+
+from charrnn.cli.common import CheckpointArg, find_checkpoint, print_json, read_text
+from charrnn.cli.console import console
+
+
+def export(
+    checkpoint: CheckpointArg = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="web: a page and a JavaScript engine; onnx: an ONNX model; ml5: ml5 0.12's "
+            "charRNN files.",
+        ),
+    ] = "web",
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write \\[exports/<model>-<format>, .html with --single-file].",
+            show_default=False,
+        ),
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="Weights: web int8 (default), f16, f32; onnx f32 (default), int8; ml5 f32.",
+            show_default=False,
+        ),
+    ] = None,
+    single_file: Annotated[
+        bool, typer.Option("--single-file", help="web: one HTML file with everything inside.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an earlier export at the same path.")
+    ] = False,
+    eval_file: Annotated[
+        str | None,
+        typer.Option(
+            "--eval",
+            metavar="FILE",
+            help="Measure the dtype's cost on this text \\[the checkpoint's validation text].",
+            show_default=False,
+        ),
+    ] = None,
+    no_eval: Annotated[
+        bool, typer.Option("--no-eval", help="Do not measure the dtype's cost.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object on stdout: files, sizes, cost.")
+    ] = False,
+) -> None:
+    """Export a model to run elsewhere: in any web page with no server (web), in ONNX runtimes."""
+    from charrnn.infer.export import export as run_export
+    from charrnn.infer.export.quality import EVAL_CHARS, WARN_COST, EvalText
+
+    text = None
+    if eval_file is not None and not no_eval:
+        text = EvalText(read_text(eval_file)[:EVAL_CHARS], eval_file)
+    done = run_export(
+        find_checkpoint(checkpoint),
+        fmt,
+        output,
+        dtype,
+        single_file,
+        overwrite,
+        eval_text=text,
+        evaluate=not no_eval,
+    )
+    if as_json:
+        print_json(done.to_json())
+        return
+    for path, size in done.files.items():
+        console.print(f"wrote {path} ({_size(size)})", highlight=False, markup=False)
+    q = done.quality
+    if q is None:
+        console.print("quality: not measured (--no-eval)", highlight=False, markup=False)
+    elif q["cost"] is None:
+        console.print(f"quality: {q['method']}", highlight=False, markup=False)
+    else:
+        console.print(
+            f"quality: {q['dtype']} {q['nats_per_char']:.4f} nats/char vs f32 {q['f32']:.4f} "
+            f"(cost {q['cost']:+.4f}) on {q['chars']:,} characters",
+            highlight=False,
+            markup=False,
+        )
+        if q["cost"] > WARN_COST:
+            console.print(
+                f"warning: {q['dtype']} costs {q['cost']:.4f} nats/char (> {WARN_COST}); "
+                "consider --dtype f32",
+                highlight=False,
+                markup=False,
+            )
+    if done.format == "web":
+        page = done.path if done.path.suffix == ".html" else done.path / "index.html"
+        console.print(f"open {page} in a browser", highlight=False, markup=False)
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    exp = min(int(math.log(n, 1024)), 3)
+    return f"{n / 1024**exp:.1f} {' KMG'[exp]}B"

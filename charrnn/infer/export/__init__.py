@@ -1,0 +1,177 @@
+"""`charrnn export`: a checkpoint's sampling weights as files other runtimes run: a web page with a
+JavaScript engine (`web`), an ONNX model (`onnx`), the old ml5 charRNN layout (`ml5`).
+
+The weights come through the numpy engine's path (`read_model_tensors`: the average where the
+checkpoint has one), so an export samples what `charrnn sample` samples, and torch is never imported.
+An export is written beside its destination and renamed into place, so a failed export leaves the
+earlier one whole; an existing path is replaced only when it holds an earlier export and the caller
+says so. It does not print: it returns what it wrote and what the chosen dtype costs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charrnn import __version__, checkpoint
+from charrnn.errors import InputError
+from charrnn.infer.export import quality, target, web
+from charrnn.infer.export.weights import DTYPES, pack, unpack
+from charrnn.infer.numpy_engine import read_model_tensors
+from charrnn.model_config import model_config
+
+FORMATS: tuple[str, ...] = ("web", "onnx", "ml5")
+# The dtypes each format can hold; the first is its default.
+FORMAT_DTYPES: dict[str, tuple[str, ...]] = {
+    "web": ("int8", "f16", "f32"),
+    "onnx": ("f32", "int8"),
+    "ml5": ("f32",),
+}
+
+
+@dataclass
+class Exported:
+    """What an export wrote: its path, files and sizes, and the dtype's measured cost."""
+
+    format: str
+    dtype: str
+    path: Path
+    files: dict[str, int] = field(default_factory=dict)  # path → bytes
+    quality: dict | None = None
+    seconds: float = 0.0  # writing, without the quality measurement
+    replaced: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "format": self.format,
+            "dtype": self.dtype,
+            "path": str(self.path),
+            "files": self.files,
+            "bytes": sum(self.files.values()),
+            "quality": self.quality,
+            "seconds": round(self.seconds, 3),
+            "replaced": self.replaced,
+        }
+
+
+def model_name(path: Path) -> str:
+    """runs/NAME/best.ckpt → NAME; other files → their stem."""
+    if path.name in ("best.ckpt", "last.ckpt") and path.parent.name not in ("", "."):
+        return path.parent.name
+    return path.stem
+
+
+def default_path(ckpt: Path, fmt: str, single_file: bool) -> Path:
+    base = Path("exports") / f"{model_name(ckpt)}-{fmt}"
+    return base.with_name(base.name + ".html") if single_file else base
+
+
+def check_options(fmt: str, dtype: str | None, single_file: bool) -> str:
+    """The dtype to use; a one-line InputError for a combination that cannot be written."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    allowed = FORMAT_DTYPES[fmt]
+    if dtype is None:
+        return allowed[0]
+    if dtype not in DTYPES or dtype not in allowed:
+        raise InputError(
+            f"--format {fmt} cannot hold --dtype {dtype}; choose one of {', '.join(allowed)}"
+        )
+    if single_file and fmt != "web":
+        raise InputError(f"--single-file is for --format web only, not {fmt}")
+    return dtype
+
+
+def export(
+    ckpt: str | os.PathLike,
+    fmt: str = "web",
+    out: str | os.PathLike | None = None,
+    dtype: str | None = None,
+    single_file: bool = False,
+    overwrite: bool = False,
+    eval_text: quality.EvalText | None = None,
+    evaluate: bool = True,
+) -> Exported:
+    """Export a checkpoint. eval_text: the text to measure the dtype's cost on (default: the
+    first 20,000 characters of the checkpoint's validation split); evaluate=False skips it."""
+    dtype = check_options(fmt, dtype, single_file)
+    path = Path(ckpt)
+    header = checkpoint.read_header(path)
+    cfg = model_config(header)
+    dest = Path(out) if out is not None else default_path(path, fmt, single_file)
+    replaced = target.check(dest, overwrite, single_file)
+    tensors = {k.removeprefix("model."): v for k, v in read_model_tensors(header).items()}
+    if fmt == "ml5":
+        from charrnn.infer.export import ml5
+
+        ml5.check(cfg)
+    started = time.perf_counter()
+    meta = _meta(header, path, dtype)
+    packed = pack(tensors, dtype) if fmt == "web" else None
+    spent = time.perf_counter() - started
+    record = None
+    if evaluate:
+        text = eval_text if eval_text is not None else quality.validation_text(header)
+        reduced = unpack(packed.tensors, packed.data) if packed else tensors
+        if fmt == "onnx" and dtype != "f32":
+            from charrnn.infer.export import onnx
+
+            reduced = onnx.scorer(header, tensors, dtype)
+        record = quality.cost(header, tensors, reduced, dtype, text)
+    meta["quality"] = record
+    started = time.perf_counter()
+    contents = _contents(fmt, meta, tensors, packed, single_file, dtype, header)
+    target.write(dest, contents, single_file)
+    spent += time.perf_counter() - started
+    sizes = {str(dest / rel if rel else dest): len(data) for rel, data in contents.items()}
+    return Exported(fmt, dtype, dest, sizes, record, spent, replaced)
+
+
+def _contents(fmt, meta, tensors, packed, single_file, dtype, header) -> dict[str, bytes]:
+    if fmt == "web":
+        manifest = web.manifest_for(meta, packed)
+        files = web.files(meta["name"], manifest, packed, single_file)
+    elif fmt == "onnx":
+        from charrnn.infer.export import onnx
+
+        files = onnx.files(meta, tensors, dtype, header)
+    else:
+        from charrnn.infer.export import ml5
+
+        files = ml5.files(meta, tensors)
+    if not single_file:
+        files[target.MARKER] = target.marker(meta, fmt, sorted(files))
+    return files
+
+
+def _meta(header: checkpoint.Header, path: Path, dtype: str) -> dict:
+    """What every export records about its model and where it came from."""
+    cfg = model_config(header)
+    state = header.meta.get("state", {})
+    corpus = header.meta.get("corpus") or {}
+    return {
+        "name": model_name(path),
+        "charrnn": __version__,
+        "model": {
+            "cell": cfg.cell,
+            "layers": cfg.layers,
+            "hidden": cfg.hidden,
+            "embed": cfg.embed,
+            "vocab_size": cfg.vocab_size,
+        },
+        "vocab": list(header.meta["vocab"]),
+        "vocab_counts": header.meta.get("vocab_counts") or None,
+        "dtype": dtype,
+        "sampling": {"temperature": 1.0, "top_k": None, "top_p": None, "min_p": None},
+        "source": {
+            "checkpoint": path.name,
+            "fingerprint": checkpoint.fingerprint(path),
+            "weights": "average" if checkpoint.sampling_prefix(header) != "model." else "raw",
+            "step": state.get("step"),
+            "best_val_loss": state.get("best_val_loss"),
+            "corpus": corpus.get("name"),
+            "created": header.meta.get("created"),
+        },
+    }
