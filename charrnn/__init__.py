@@ -81,13 +81,22 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def load(path: str, device: str = "cpu", threads: int = 0, deterministic: bool = False) -> Sampler:
+def load(
+    path: str,
+    device: str = "cpu",
+    threads: int = 0,
+    deterministic: bool = False,
+    engine: str = "numpy",
+    dtype: str = "int8",
+) -> Sampler:
     """Load a checkpoint for sampling: `charrnn.load("runs/x/best.ckpt").generate("ROMEO:", 200)`.
 
     On CPU this never imports torch (the numpy engine); `device="cuda"` (or "auto": a GPU where
     there is one) uses torch. `threads` caps the CPU threads (0: every core this process may use).
     `deterministic`: sample i of a batch equals its seed run alone (CPU; slower batches).
+    `engine="onnx"`: onnxruntime with int8 weights (`dtype="f32"`: full precision), faster on one
+    stream; needs the onnx extra (`pip install 'charrnn[onnx]'`).
     """
     from charrnn.infer.sampler import Sampler
 
-    return Sampler.from_checkpoint(path, device, threads, deterministic)
+    return Sampler.from_checkpoint(path, device, threads, deterministic, engine, dtype)

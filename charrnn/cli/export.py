@@ -20,8 +20,7 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="web: a page and a JavaScript engine; onnx: an ONNX model; ml5: ml5 0.12's "
-            "charRNN files.",
+            help="web: a page and a JavaScript engine (no server needed); onnx: an ONNX model.",
         ),
     ] = "web",
     output: Annotated[
@@ -36,7 +35,7 @@ def export(
     dtype: Annotated[
         str | None,
         typer.Option(
-            help="Weights: web int8 (default), f16, f32; onnx f32 (default), int8; ml5 f32.",
+            help="Weights: web int8 (default), f16, f32; onnx f32 (default), int8.",
             show_default=False,
         ),
     ] = None,

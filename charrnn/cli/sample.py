@@ -144,6 +144,18 @@ def sample(
             rich_help_panel=RUN,
         ),
     ] = None,
+    engine: Annotated[
+        Literal["numpy", "onnx"],
+        typer.Option(
+            help="CPU engine: numpy, or onnx (onnxruntime, int8 weights: faster; needs "
+            "charrnn[onnx]).",
+            rich_help_panel=RUN,
+        ),
+    ] = "numpy",
+    dtype: Annotated[
+        Literal["int8", "f32"],
+        typer.Option(help="Weights of --engine onnx.", rich_help_panel=RUN),
+    ] = "int8",
     deterministic: Annotated[
         bool,
         typer.Option(
@@ -200,7 +212,7 @@ def sample(
     dev = _device(device)
     if deterministic and dev != "cpu":
         raise InputError("--deterministic is a CPU engine mode; leave it out with --device " + dev)
-    sampler = Sampler.from_checkpoint(path, dev, threads or 0, deterministic)
+    sampler = Sampler.from_checkpoint(path, dev, threads or 0, deterministic, engine, dtype)
     if unknown == "error":
         sampler.vocab.encode(prime)  # fail before printing anything
     index = _corpus_index(sampler, corpus) if novelty or unique else None

@@ -97,15 +97,36 @@ class Sampler:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str = "cpu", threads: int = 0, deterministic: bool = False
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        threads: int = 0,
+        deterministic: bool = False,
+        engine: str = "numpy",
+        dtype: str = "int8",
     ) -> Sampler:
-        """CPU: the numpy engine (no torch). cuda / mps: the torch engine on that device.
+        """CPU: the numpy engine (no torch), or with engine="onnx" onnxruntime (int8 weights by
+        default; `dtype="f32"` for full precision). cuda / mps: the torch engine on that device.
         deterministic: every stream's arithmetic is independent of its batch (see `numpy_engine`).
         `auto` is resolved here (a GPU where there is one); a device that is not there is an
         `InputError`."""
         from charrnn.device import resolve_device
 
+        if engine not in ("numpy", "onnx"):
+            raise InputError(f"unknown engine {engine!r}; choose numpy or onnx")
         device = resolve_device(device)
+        if engine == "onnx":
+            if device != "cpu":
+                raise InputError(f"--engine onnx runs on the CPU; leave out --device {device}")
+            if deterministic:
+                raise InputError(
+                    "--deterministic is a numpy engine mode; leave it out with --engine onnx"
+                )
+            if dtype not in ("int8", "f32"):
+                raise InputError(f"--engine onnx takes --dtype int8 or f32, got {dtype!r}")
+            from charrnn.infer.onnx_engine import OnnxEngine
+
+            return cls(OnnxEngine.load(path, dtype))
         if device == "cpu":
             return cls(Engine.load(path, threads, deterministic))
         from charrnn.infer.torch_engine import TorchEngine

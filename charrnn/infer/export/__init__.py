@@ -1,5 +1,5 @@
 """`charrnn export`: a checkpoint's sampling weights as files other runtimes run: a web page with a
-JavaScript engine (`web`), an ONNX model (`onnx`), the old ml5 charRNN layout (`ml5`).
+JavaScript engine (`web`), and an ONNX model (`onnx`).
 
 The weights come through the numpy engine's path (`read_model_tensors`: the average where the
 checkpoint has one), so an export samples what `charrnn sample` samples, and torch is never imported.
@@ -15,19 +15,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charrnn import __version__, checkpoint
+from charrnn import checkpoint
 from charrnn.errors import InputError
-from charrnn.infer.export import quality, target, web
+from charrnn.infer.export import onnx_export, quality, target, web
+from charrnn.infer.export.meta import export_meta, model_name
 from charrnn.infer.export.weights import DTYPES, pack, unpack
 from charrnn.infer.numpy_engine import read_model_tensors
 from charrnn.model_config import model_config
 
-FORMATS: tuple[str, ...] = ("web", "onnx", "ml5")
+FORMATS: tuple[str, ...] = ("web", "onnx")
 # The dtypes each format can hold; the first is its default.
 FORMAT_DTYPES: dict[str, tuple[str, ...]] = {
     "web": ("int8", "f16", "f32"),
     "onnx": ("f32", "int8"),
-    "ml5": ("f32",),
 }
 
 
@@ -54,13 +54,6 @@ class Exported:
             "seconds": round(self.seconds, 3),
             "replaced": self.replaced,
         }
-
-
-def model_name(path: Path) -> str:
-    """runs/NAME/best.ckpt → NAME; other files → their stem."""
-    if path.name in ("best.ckpt", "last.ckpt") and path.parent.name not in ("", "."):
-        return path.parent.name
-    return path.stem
 
 
 def default_path(ckpt: Path, fmt: str, single_file: bool) -> Path:
@@ -99,79 +92,44 @@ def export(
     dtype = check_options(fmt, dtype, single_file)
     path = Path(ckpt)
     header = checkpoint.read_header(path)
-    cfg = model_config(header)
+    model_config(header)  # a model this charrnn can run, checked before anything is written
     dest = Path(out) if out is not None else default_path(path, fmt, single_file)
     replaced = target.check(dest, overwrite, single_file)
+    if fmt == "onnx":
+        onnx_export.require()
     tensors = {k.removeprefix("model."): v for k, v in read_model_tensors(header).items()}
-    if fmt == "ml5":
-        from charrnn.infer.export import ml5
-
-        ml5.check(cfg)
     started = time.perf_counter()
-    meta = _meta(header, path, dtype)
+    meta = export_meta(header, path, dtype)
     packed = pack(tensors, dtype) if fmt == "web" else None
+    graph = onnx_export.model_bytes(meta, tensors, dtype) if fmt == "onnx" else None
     spent = time.perf_counter() - started
     record = None
     if evaluate:
         text = eval_text if eval_text is not None else quality.validation_text(header)
-        reduced = unpack(packed.tensors, packed.data) if packed else tensors
-        if fmt == "onnx" and dtype != "f32":
-            from charrnn.infer.export import onnx
-
-            reduced = onnx.scorer(header, tensors, dtype)
-        record = quality.cost(header, tensors, reduced, dtype, text)
+        record = quality.cost(
+            header, tensors, _reduced(packed, graph, header, tensors, dtype), dtype, text
+        )
     meta["quality"] = record
     started = time.perf_counter()
-    contents = _contents(fmt, meta, tensors, packed, single_file, dtype, header)
+    if fmt == "web":
+        assert packed is not None
+        contents = web.files(meta["name"], web.manifest_for(meta, packed), packed, single_file)
+    else:
+        assert graph is not None
+        contents = {onnx_export.MODEL_FILE: onnx_export.with_metadata(graph, meta)}
+    if not single_file:
+        contents[target.MARKER] = target.marker(meta, fmt, sorted(contents))
     target.write(dest, contents, single_file)
     spent += time.perf_counter() - started
     sizes = {str(dest / rel if rel else dest): len(data) for rel, data in contents.items()}
     return Exported(fmt, dtype, dest, sizes, record, spent, replaced)
 
 
-def _contents(fmt, meta, tensors, packed, single_file, dtype, header) -> dict[str, bytes]:
-    if fmt == "web":
-        manifest = web.manifest_for(meta, packed)
-        files = web.files(meta["name"], manifest, packed, single_file)
-    elif fmt == "onnx":
-        from charrnn.infer.export import onnx
-
-        files = onnx.files(meta, tensors, dtype, header)
-    else:
-        from charrnn.infer.export import ml5
-
-        files = ml5.files(meta, tensors)
-    if not single_file:
-        files[target.MARKER] = target.marker(meta, fmt, sorted(files))
-    return files
-
-
-def _meta(header: checkpoint.Header, path: Path, dtype: str) -> dict:
-    """What every export records about its model and where it came from."""
-    cfg = model_config(header)
-    state = header.meta.get("state", {})
-    corpus = header.meta.get("corpus") or {}
-    return {
-        "name": model_name(path),
-        "charrnn": __version__,
-        "model": {
-            "cell": cfg.cell,
-            "layers": cfg.layers,
-            "hidden": cfg.hidden,
-            "embed": cfg.embed,
-            "vocab_size": cfg.vocab_size,
-        },
-        "vocab": list(header.meta["vocab"]),
-        "vocab_counts": header.meta.get("vocab_counts") or None,
-        "dtype": dtype,
-        "sampling": {"temperature": 1.0, "top_k": None, "top_p": None, "min_p": None},
-        "source": {
-            "checkpoint": path.name,
-            "fingerprint": checkpoint.fingerprint(path),
-            "weights": "average" if checkpoint.sampling_prefix(header) != "model." else "raw",
-            "step": state.get("step"),
-            "best_val_loss": state.get("best_val_loss"),
-            "corpus": corpus.get("name"),
-            "created": header.meta.get("created"),
-        },
-    }
+def _reduced(packed, graph, header, tensors, dtype):
+    """What the dtype's cost is measured on: the page's dequantized arrays (numpy engine), or the
+    ONNX model itself in onnxruntime; float32 ONNX is the float32 arrays."""
+    if packed is not None:
+        return unpack(packed.tensors, packed.data)
+    if graph is not None and dtype == "int8":
+        return onnx_export.scorer(graph, header, tensors)
+    return tensors
