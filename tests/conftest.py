@@ -151,3 +151,36 @@ def trained(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path
     )
     Trainer(ds, model, cfg, base / "run").run()
     return base / "run" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def cell_models(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> dict[str, Path]:
+    """One small model per cell, trained briefly on the built-in corpus, with 1 to 3 layers
+    between them (a 2-layer LSTM, a 3-layer GRU, a 1-layer tanh RNN): cell → best.ckpt. Their
+    dataset stays where training recorded it, so their validation text can be found."""
+    from charrnn.data.dataset import load_dataset
+    from charrnn.data.prep import prep
+    from charrnn.model import ModelConfig
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.loop import Trainer
+
+    base = tmp_path_factory.mktemp("cells")
+    prep([str(corpus_file)], base / "ds")
+    ds = load_dataset(base / "ds")
+    out = {}
+    # Widths that are not multiples of 4, so the web engine's padding is exercised.
+    for cell, layers, hidden in (("lstm", 2, 38), ("gru", 3, 30), ("rnn", 1, 45)):
+        model = ModelConfig(
+            vocab_size=ds.vocab.size, cell=cell, layers=layers, hidden=hidden, embed=14
+        )
+        cfg = TrainConfig(
+            batch_size=16,
+            seq_len=48,
+            max_steps=60,
+            eval_every=30,
+            eval_chars=5_000,
+            precision="fp32",
+        )
+        Trainer(ds, model, cfg, base / cell).run()
+        out[cell] = base / cell / "best.ckpt"
+    return out

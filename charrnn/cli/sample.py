@@ -209,6 +209,8 @@ def sample(
     prime = sys.stdin.read() if seed == "-" else unescape(seed)
     from charrnn.infer.sampler import Sampler
 
+    if engine == "onnx" and device != "cpu":
+        raise InputError(f"--engine onnx runs on the CPU; leave out --device {device}")
     dev = _device(device)
     if deterministic and dev != "cpu":
         raise InputError("--deterministic is a CPU engine mode; leave it out with --device " + dev)

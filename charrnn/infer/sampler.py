@@ -114,7 +114,6 @@ class Sampler:
 
         if engine not in ("numpy", "onnx"):
             raise InputError(f"unknown engine {engine!r}; choose numpy or onnx")
-        device = resolve_device(device)
         if engine == "onnx":
             if device != "cpu":
                 raise InputError(f"--engine onnx runs on the CPU; leave out --device {device}")
@@ -127,6 +126,7 @@ class Sampler:
             from charrnn.infer.onnx_engine import OnnxEngine
 
             return cls(OnnxEngine.load(path, dtype))
+        device = resolve_device(device)
         if device == "cpu":
             return cls(Engine.load(path, threads, deterministic))
         from charrnn.infer.torch_engine import TorchEngine

@@ -65,6 +65,8 @@ def check_options(fmt: str, dtype: str | None, single_file: bool) -> str:
     """The dtype to use; a one-line InputError for a combination that cannot be written."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if single_file and fmt != "web":
+        raise InputError(f"--single-file is for --format web only, not {fmt}")
     allowed = FORMAT_DTYPES[fmt]
     if dtype is None:
         return allowed[0]
@@ -72,8 +74,6 @@ def check_options(fmt: str, dtype: str | None, single_file: bool) -> str:
         raise InputError(
             f"--format {fmt} cannot hold --dtype {dtype}; choose one of {', '.join(allowed)}"
         )
-    if single_file and fmt != "web":
-        raise InputError(f"--single-file is for --format web only, not {fmt}")
     return dtype
 
 

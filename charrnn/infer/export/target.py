@@ -7,6 +7,7 @@ its `<meta name="generator" content="charrnn export">`. It does not decide what 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -61,6 +62,8 @@ def check(path: Path, overwrite: bool, single_file: bool) -> bool:
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{path}: cannot write (not a directory: {parent})")
     if not os.access(parent, os.W_OK):
         raise InputError(f"{path}: cannot write here (permission denied)")
     return False
@@ -95,4 +98,5 @@ def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.unlink()
