@@ -146,3 +146,16 @@ def test_two_ranks_plan_alike_from_rank_zeros_measurement() -> None:
     assert ranks[0]["record"]["inputs"]["speed"]["source"] == "measured"
     assert Path("caches/0/speed.json").exists()
     assert not Path("caches/1/speed.json").exists()  # rank 1 measured nothing
+
+
+@pytest.mark.usefixtures("calibrating")
+def test_only_a_run_of_some_length_refreshes_the_cache(cli) -> None:
+    from .conftest import TINY
+
+    Path("t.txt").write_text(corpus_text(40_000))
+    args = ["train", "t.txt", "--layers", "1", *TINY, "--precision", "fp32", "--quiet"]
+    assert cli(*args, "--max-steps", "5", "--out", "short").code == 0
+    assert not calibrate.cache_file().exists()  # 5 records of mostly start-up: not a speed
+    assert cli(*args, "--max-steps", "14", "--out", "long").code == 0
+    (readings,) = json.loads(calibrate.cache_file().read_text()).values()
+    assert list(readings) == ["1x32"] and readings["1x32"] > 0

@@ -30,6 +30,9 @@ from charrnn.train.plan import FINETUNE_DEFAULTS, WARMUP_FRACTION
 from charrnn.train.rundir import label, refuse_clobber, run_dir
 
 _T = TrainConfig()
+# A finished run refreshes the speed cache only after this many speed records (log lines): a short
+# run's figure is mostly start-up.
+MIN_SPEED_RECORDS = 10
 # ModelConfig's defaults, for the help (model_config is torch-free: `charrnn -h` stays fast)
 _M = {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"}
 MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA = (
@@ -369,7 +372,8 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
         finally:
             stopper.uninstall()
             distributed.shutdown(world)
-    if world.main and len(speeds) > 2:  # the first record includes the slow first steps
+    # The first record includes the slow first steps; a run of a few records says little.
+    if world.main and len(speeds) > MIN_SPEED_RECORDS:
         real = statistics.median(speeds[1:])
         calibrate.remember(mcfg, trainer.device, trainer.precision, world.size, real)
     return result, stopper.signum
