@@ -16,7 +16,7 @@ import pytest
 
 from charrnn import checkpoint
 from charrnn.infer.export import weights
-from charrnn.infer.numpy_engine import read_model_tensors
+from charrnn.infer.numpy_engine import Engine, read_model_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def test_quality_is_measured_on_the_validation_text_and_recorded(cli, trained: P
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "tflite"], "unknown format 'tflite'; choose one of web, onnx"),
+        (["--format", "tflite"], "unknown format 'tflite'; choose one of web, onnx, ml5"),
         (["--format", "onnx", "--dtype", "f16"], "--format onnx cannot hold --dtype f16"),
         (["--dtype", "int4"], "--format web cannot hold --dtype int4"),
         (["--format", "onnx", "--single-file"], "--single-file is for --format web only"),
@@ -165,3 +165,59 @@ def test_export_never_imports_torch(trained: Path, tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_onnx_without_its_extra_says_how_to_get_it(
+    cli, trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed: import fails
+    r = cli("export", trained, "--format", "onnx", "--no-eval")
+    assert r.code == 2
+    assert r.err.strip().endswith("pip install 'charrnn[onnx]'") and len(r.err.splitlines()) == 1
+    assert not Path("exports").exists()
+    r = cli("sample", trained, "--engine", "onnx", "--length", "5")
+    assert r.code == 2 and "pip install 'charrnn[onnx]'" in r.err
+
+
+def tf_basic_lstm(variables: dict, ids: list[int]) -> np.ndarray:
+    """TensorFlow's basic LSTM cell as ml5 runs it (kernel over [x, h], gates i, j, f, o, forget
+    bias +1 at run time), two layers, in numpy: the last step's logits."""
+    h = [np.zeros((1, variables["softmax_w"].shape[0]), np.float32) for _ in range(2)]
+    c = [z.copy() for z in h]
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    for t in ids:
+        x = variables["embedding"][t][None]
+        for i in range(2):
+            name = f"rnn/multi_rnn_cell/cell_{i}/basic_lstm_cell/"
+            z = (
+                np.concatenate([x, h[i]], axis=1) @ variables[name + "kernel"]
+                + variables[name + "bias"]
+            )
+            gi, gj, gf, go = np.split(z, 4, axis=1)
+            c[i] = sig(gi) * np.tanh(gj) + c[i] * sig(gf + 1.0)
+            h[i] = np.tanh(c[i]) * sig(go)
+            x = h[i]
+    return (h[1] @ variables["softmax_w"] + variables["softmax_b"])[0]
+
+
+def test_ml5_files_hold_the_same_model(cli, trained: Path) -> None:
+    r = cli("export", trained, "--format", "ml5", "-o", "ml5model", "--no-eval")
+    assert r.code == 0, r.err
+    manifest = json.loads(Path("ml5model/manifest.json").read_text())
+    variables = {
+        name: np.fromfile(Path("ml5model") / v["filename"], "<f4").reshape(v["shape"])
+        for name, v in manifest.items()
+    }
+    vocab = json.loads(Path("ml5model/vocab.json").read_text())
+    engine = Engine.load(trained, threads=1)
+    assert vocab == {c: i for i, c in enumerate(engine.vocab.chars)}
+    ids = engine.vocab.encode("def main(argv):\n    ")
+    expected = engine.forward(ids, last_only=True).logits[-1]
+    assert np.abs(tf_basic_lstm(variables, ids) - expected).max() < 1e-4
+
+
+def test_ml5_refuses_what_it_cannot_run(cli, cell_models: dict[str, Path]) -> None:
+    r = cli("export", cell_models["gru"], "--format", "ml5", "--no-eval")
+    assert r.code == 2 and "only a 2-layer LSTM" in r.err and "3-layer GRU" in r.err
+    r = cli("export", cell_models["lstm"], "--format", "ml5", "--dtype", "int8", "--no-eval")
+    assert r.code == 2 and "--format ml5 cannot hold --dtype int8" in r.err

@@ -20,7 +20,8 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="web: a page and a JavaScript engine (no server needed); onnx: an ONNX model.",
+            help="web: a page and a JavaScript engine (no server needed); onnx: an ONNX model; "
+            "ml5: the files ml5.js 0.12's charRNN reads (a 2-layer LSTM).",
         ),
     ] = "web",
     output: Annotated[
@@ -35,7 +36,7 @@ def export(
     dtype: Annotated[
         str | None,
         typer.Option(
-            help="Weights: web int8 (default), f16, f32; onnx f32 (default), int8.",
+            help="Weights: web int8 (default), f16, f32; onnx f32 (default), int8; ml5 f32.",
             show_default=False,
         ),
     ] = None,

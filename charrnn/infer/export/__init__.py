@@ -1,5 +1,5 @@
 """`charrnn export`: a checkpoint's sampling weights as files other runtimes run: a web page with a
-JavaScript engine (`web`), and an ONNX model (`onnx`).
+JavaScript engine (`web`), an ONNX model (`onnx`), and the files ml5.js 0.12's charRNN read (`ml5`).
 
 The weights come through the numpy engine's path (`read_model_tensors`: the average where the
 checkpoint has one), so an export samples what `charrnn sample` samples, and torch is never imported.
@@ -17,17 +17,18 @@ from pathlib import Path
 
 from charrnn import checkpoint
 from charrnn.errors import InputError
-from charrnn.infer.export import onnx_export, quality, target, web
+from charrnn.infer.export import ml5, onnx_export, quality, target, web
 from charrnn.infer.export.meta import export_meta, model_name
 from charrnn.infer.export.weights import DTYPES, pack, unpack
 from charrnn.infer.numpy_engine import read_model_tensors
 from charrnn.model_config import model_config
 
-FORMATS: tuple[str, ...] = ("web", "onnx")
+FORMATS: tuple[str, ...] = ("web", "onnx", "ml5")
 # The dtypes each format can hold; the first is its default.
 FORMAT_DTYPES: dict[str, tuple[str, ...]] = {
     "web": ("int8", "f16", "f32"),
     "onnx": ("f32", "int8"),
+    "ml5": ("f32",),
 }
 
 
@@ -92,11 +93,13 @@ def export(
     dtype = check_options(fmt, dtype, single_file)
     path = Path(ckpt)
     header = checkpoint.read_header(path)
-    model_config(header)  # a model this charrnn can run, checked before anything is written
+    cfg = model_config(header)  # a model this charrnn can run, checked before anything is written
     dest = Path(out) if out is not None else default_path(path, fmt, single_file)
     replaced = target.check(dest, overwrite, single_file)
     if fmt == "onnx":
         onnx_export.require()
+    if fmt == "ml5":
+        ml5.check(cfg)
     tensors = {k.removeprefix("model."): v for k, v in read_model_tensors(header).items()}
     started = time.perf_counter()
     meta = export_meta(header, path, dtype)
@@ -114,9 +117,11 @@ def export(
     if fmt == "web":
         assert packed is not None
         contents = web.files(meta["name"], web.manifest_for(meta, packed), packed, single_file)
-    else:
+    elif fmt == "onnx":
         assert graph is not None
         contents = {onnx_export.MODEL_FILE: onnx_export.with_metadata(graph, meta)}
+    else:
+        contents = ml5.files(meta, tensors)
     if not single_file:
         contents[target.MARKER] = target.marker(meta, fmt, sorted(contents))
     target.write(dest, contents, single_file)

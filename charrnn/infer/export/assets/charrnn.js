@@ -431,7 +431,7 @@
     }
 
     _record(id, p, k) {
-      const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b).slice(0, k);
+      const order = topIndices(p, k);
       return { char: this.vocab[id], id, probability: p[id], top: order.map((i) => ({ char: this.vocab[i], probability: p[i] })) };
     }
 
@@ -463,6 +463,19 @@
       const npc = chars ? nats / chars : NaN;
       return { chars, nats, natsPerChar: npc, bitsPerChar: npc / Math.LN2, perplexity: Math.exp(npc), unknown };
     }
+  }
+
+  /** The k most probable ids, most probable first (ties: lower id first), in O(vocab x k): a
+   * 5,000-character vocabulary is not sorted for every character written. */
+  function topIndices(p, k) {
+    const best = [];
+    for (let i = 0; i < p.length; i++) {
+      if (best.length === k && p[i] <= p[best[k - 1]]) continue;
+      let at = best.length < k ? best.length : k - 1;
+      while (at > 0 && p[best[at - 1]] < p[i]) { best[at] = best[at - 1]; at--; }
+      best[at] = i;
+    }
+    return best;
   }
 
   /** How many characters at the end of `text` might begin a stop string (held back until known). */
