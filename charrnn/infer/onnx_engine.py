@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from charrnn import __version__, atomic, checkpoint
+from charrnn.data.dataset import cache_dir
 from charrnn.errors import InputError
 from charrnn.infer.engine import Forward, State, run_to_end
 from charrnn.model_config import ModelConfig, model_config
@@ -27,10 +28,8 @@ CHUNK = 4096  # characters per run while priming or scoring (bounds the logits' 
 
 
 def cache_path(fingerprint: str, dtype: str) -> Path:
-    base = os.environ.get("CHARRNN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"), "charrnn"
-    )
-    return Path(base) / "onnx" / f"{fingerprint}-{dtype}-{__version__}.onnx"
+    """Where a checkpoint's graph is kept: charrnn's cache (as datasets), by file hash and dtype."""
+    return cache_dir() / "onnx" / f"{fingerprint}-{dtype}-{__version__}.onnx"
 
 
 class OnnxEngine:
