@@ -15,7 +15,6 @@ import base64
 import html
 import json
 from importlib import resources
-from pathlib import Path
 
 from charrnn.infer.export.weights import Packed
 
@@ -98,12 +97,3 @@ def manifest_for(meta: dict, packed: Packed) -> dict:
         "weights": {"file": WEIGHTS_BIN, "bytes": len(packed.data)},
         "tensors": packed.tensors,
     }
-
-
-def written(out: Path, single_file: bool) -> list[Path]:
-    """The paths an export of this kind consists of (for the summary)."""
-    if single_file:
-        return [out]
-    return [
-        out / n for n in (PAGE_FILE, ENGINE_FILE, MODULE_FILE, WEIGHTS_JS, WEIGHTS_BIN, MANIFEST)
-    ]
