@@ -156,3 +156,43 @@ def test_fingerprint_keys_the_cache(trained: Path) -> None:
 
     p = cache_path(checkpoint.fingerprint(trained), "int8")
     assert p.name.startswith(checkpoint.fingerprint(trained)) and p.suffix == ".onnx"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("form", ["native", "matmul"])
+def test_every_depth_and_form_agrees_with_the_numpy_engine(
+    cell: str, layers: int, form: str
+) -> None:
+    """Weights at PyTorch's initial scale (uniform ±1/√hidden), so every cell and depth is covered
+    beside the trained models above; the MatMul form is what int8 GRU/RNN exports quantize."""
+    from charrnn.infer.export import onnx_graph
+    from charrnn.model_config import ModelConfig, expected_shapes
+    from charrnn.vocab import Vocab
+
+    rng = np.random.default_rng(layers)
+    cfg = ModelConfig(vocab_size=30, cell=cell, layers=layers, hidden=21, embed=7)
+    bound = 1 / np.sqrt(cfg.hidden)
+    t = {
+        k: rng.uniform(-bound, bound, s).astype(np.float32)
+        if k != "embed.weight"
+        else rng.standard_normal(s).astype(np.float32)
+        for k, s in expected_shapes(cfg).items()
+    }
+    engine = Engine(
+        cfg,
+        Vocab(tuple(chr(65 + i) for i in range(30))),
+        {"model." + k: v for k, v in t.items()},
+        1,
+    )
+    session = ort.InferenceSession(
+        onnx_graph.build(cell, t, form).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    ids = rng.integers(0, 30, 64)
+    ref = engine.forward(ids.tolist())
+    zeros = np.zeros((layers, 1, 21), np.float32)
+    out = run(session, ids[None], zeros, zeros if cell == "lstm" else None)
+    assert np.abs(out[0][0] - ref.logits).max() < 1e-5
+    step = engine.step([4], ref.state.copy())
+    one = run(session, np.array([[4]]), out[1], out[2] if cell == "lstm" else None)
+    assert np.abs(one[0][0, 0] - step[0]).max() < 1e-5
