@@ -33,6 +33,22 @@ def sample(
     min_p: Annotated[
         float | None, typer.Option(help="Keep characters at least P × the most likely one.")
     ] = None,
+    frequency_penalty: Annotated[
+        float,
+        typer.Option(help="Lower each character's logit by this × times it was written (-2..2)."),
+    ] = 0.0,
+    presence_penalty: Annotated[
+        float,
+        typer.Option(help="Lower the logit of every character already written by this (-2..2)."),
+    ] = 0.0,
+    logit_bias: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="CHAR=BIAS",
+            help="Add BIAS (-100..100) to a character's logit, e.g. 'e=-5' or '\\n=3' "
+            "(repeatable; -100 bans it, 100 forces it).",
+        ),
+    ] = None,
     length: Annotated[
         int, typer.Option("--length", "-n", help="Characters per sample (a hard cap).")
     ] = 2000,
@@ -176,6 +192,9 @@ def sample(
         "--top-k": top_k,
         "--top-p": top_p,
         "--min-p": min_p,
+        "--frequency-penalty": frequency_penalty or None,
+        "--presence-penalty": presence_penalty or None,
+        "--logit-bias": logit_bias,
         "--num-samples": num_samples,
         "--records": records,
     }
@@ -197,9 +216,17 @@ def sample(
         raise InputError(
             "--records writes lines; it does not combine with --until or --num-samples"
         )
+    bias = parse_bias(logit_bias or [])
     opts = Options(
         length,
-        Filters(1.0 if temp is None else temp, top_k, top_p, min_p),
+        Filters(
+            1.0 if temp is None else temp,
+            top_k,
+            top_p,
+            min_p,
+            frequency_penalty,
+            presence_penalty,
+        ),
         Rules(tuple(unescape(b) for b in ban or ()), no_repeat, until, min_words, max_words),
         tuple(unescape(s) for s in stop) if stop else None,
         unknown,
@@ -215,6 +242,14 @@ def sample(
     if deterministic and dev != "cpu":
         raise InputError("--deterministic is a CPU engine mode; leave it out with --device " + dev)
     sampler = Sampler.from_checkpoint(path, dev, threads or 0, deterministic, engine, dtype)
+    if bias:  # the characters become ids now that the vocabulary is known
+        from dataclasses import replace
+
+        from charrnn.infer.sampler import bias_ids
+
+        opts = replace(
+            opts, filters=replace(opts.filters, logit_bias=bias_ids(sampler.vocab, bias))
+        )
     if unknown == "error":
         sampler.vocab.encode(prime)  # fail before printing anything
     index = _corpus_index(sampler, corpus) if novelty or unique else None
@@ -246,6 +281,26 @@ def sample(
             out.stream(sampler, prime, opts, rng_seed, num_samples or 1, index if novelty else None)
         if sys.stdout.isatty() and not as_json:
             sys.stdout.write("\n")
+
+
+def parse_bias(items: list[str]) -> dict[str, float]:
+    """--logit-bias CHAR=BIAS items (escapes like \\n understood; the last '=' splits, so '==2'
+    biases '=') → {char: bias}; one-line errors for anything else."""
+    from charrnn.infer.logits import BIAS_MAX
+
+    out: dict[str, float] = {}
+    for item in items:
+        char, sep, value = item.rpartition("=")
+        char = unescape(char)
+        if not sep or len(char) != 1:
+            raise InputError(f"--logit-bias takes CHAR=BIAS with one character, got {item!r}")
+        try:
+            out[char] = float(value)
+        except ValueError:
+            raise InputError(f"--logit-bias: {value!r} is not a number (in {item!r})") from None
+        if not -BIAS_MAX <= out[char] <= BIAS_MAX:
+            raise InputError(f"--logit-bias must be in [-100, 100], got {value} (in {item!r})")
+    return out
 
 
 def _device(name: str) -> str:

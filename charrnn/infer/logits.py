@@ -2,7 +2,9 @@
 the draw. The CLI, the Python API, beam search and the server all call these functions, so the same
 options give the same text everywhere.
 
-Order: (1) masks (characters that `--ban`, `--no-repeat`, `--until` or a record's rules forbid) are
+Order: (0) the logit bias is added and the repetition penalties subtracted (OpenAI's
+`logit_bias`, `frequency_penalty` and `presence_penalty`, on characters: `shift_rows`); (1) masks
+(characters that `--ban`, `--no-repeat`, `--until` or a record's rules forbid) are
 removed; (2) temperature scales what is left (0 means greedy: only the most likely remains); (3)
 top-k keeps the k most likely; (4) top-p keeps the smallest set of most likely characters whose
 probability reaches p; (5) min-p keeps those at least p × the most likely one's probability. The most
@@ -20,6 +22,8 @@ import numpy as np
 from charrnn.errors import InputError
 
 NEG_INF = -np.inf
+PENALTY_MAX = 2.0  # OpenAI's range for frequency_penalty and presence_penalty
+BIAS_MAX = 100.0  # and for logit_bias
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,26 @@ class Filters:
     top_k: int | None = None
     top_p: float | None = None
     min_p: float | None = None
+    # Step (0): per character, count × frequency + (count > 0) × presence is subtracted, counts
+    # over the text generated so far; logit_bias holds (id, bias) pairs added to the logits.
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def shifts(self) -> bool:
+        """Whether step (0) changes anything."""
+        return bool(self.frequency_penalty or self.presence_penalty or self.logit_bias)
 
     def check(self) -> None:
         """One-line errors naming the flag, before anything slow happens."""
+        for name in ("frequency_penalty", "presence_penalty"):
+            v = getattr(self, name)
+            if not -PENALTY_MAX <= v <= PENALTY_MAX:  # also rejects NaN
+                raise InputError(f"--{name.replace('_', '-')} must be in [-2, 2], got {v}")
+        for _, bias in self.logit_bias:
+            if not -BIAS_MAX <= bias <= BIAS_MAX:
+                raise InputError(f"--logit-bias must be in [-100, 100], got {bias}")
         if not self.temperature >= 0:  # also rejects NaN
             raise InputError(f"--temp must be >= 0 (0 = greedy), got {self.temperature}")
         if self.top_k is not None and self.top_k < 0:
@@ -41,6 +62,24 @@ class Filters:
             raise InputError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.min_p is not None and not 0 <= self.min_p <= 1:
             raise InputError(f"--min-p must be in [0, 1], got {self.min_p}")
+
+
+def shift_rows(
+    logits: np.ndarray, filters: Filters, counts: list[dict[int, int]] | None = None
+) -> np.ndarray:
+    """Step (0) on a (streams × vocab) array: the bias added, then each row's penalties for the
+    characters its stream has written (`counts[row]`: id → times). float64; rows stay apart."""
+    x = np.array(logits, dtype=np.float64, ndmin=2)
+    for cid, bias in filters.logit_bias:
+        x[:, cid] += bias
+    fp, pp = filters.frequency_penalty, filters.presence_penalty
+    if (fp or pp) and counts:
+        for row, seen in enumerate(counts):
+            if seen:
+                ids = np.fromiter(seen.keys(), dtype=np.intp, count=len(seen))
+                n = np.fromiter(seen.values(), dtype=np.float64, count=len(seen))
+                x[row, ids] -= n * fp + pp
+    return x
 
 
 def adjust(logits: np.ndarray, filters: Filters, banned: np.ndarray | None = None) -> np.ndarray:

@@ -36,6 +36,20 @@ def seed_of(rng_seed: int, i: int) -> int:
     return (rng_seed + i) % MAX_SEED
 
 
+def bias_ids(vocab: Vocab, bias: object) -> tuple[tuple[int, float], ...]:
+    """A logit bias by character ({"e": -5.0}) as (id, bias) pairs; characters the vocabulary
+    lacks are an InputError naming them (a bias on a character that cannot appear is a mistake)."""
+    if not bias:
+        return ()
+    if not isinstance(bias, dict) or not all(isinstance(c, str) and len(c) == 1 for c in bias):
+        raise InputError("logit_bias maps single characters to numbers")
+    missing = [c for c in bias if c not in vocab]
+    if missing:
+        shown = " ".join(repr(c) for c in missing)
+        raise InputError(f"--logit-bias: not in the model's vocabulary: {shown}")
+    return tuple((vocab.index(c), float(b)) for c, b in bias.items())
+
+
 def new_seed() -> int:
     return secrets.randbits(31)
 
@@ -70,6 +84,9 @@ class Options:
             "top_k": f.top_k,
             "top_p": f.top_p,
             "min_p": f.min_p,
+            "frequency_penalty": f.frequency_penalty,
+            "presence_penalty": f.presence_penalty,
+            "logit_bias": {str(i): b for i, b in f.logit_bias},
             **{k: v for k, v in self.rules.to_json().items() if k != "record"},
             "stop": self.stop
             if self.stop is None or isinstance(self.stop, str)
@@ -182,7 +199,15 @@ class Sampler:
 
     def _options(self, length, temperature, top_k, top_p, kw) -> tuple[Options, int]:
         seed = kw.pop("rng_seed", None)
-        filters = Filters(temperature, top_k, top_p, kw.pop("min_p", None))
+        filters = Filters(
+            temperature,
+            top_k,
+            top_p,
+            kw.pop("min_p", None),
+            float(kw.pop("frequency_penalty", 0.0) or 0.0),  # type: ignore[arg-type]
+            float(kw.pop("presence_penalty", 0.0) or 0.0),  # type: ignore[arg-type]
+            bias_ids(self.vocab, kw.pop("logit_bias", None)),
+        )
         rule_kw = {k: kw.pop(k) for k in list(kw) if k in Rules.__dataclass_fields__}
         if isinstance(rule_kw.get("ban"), str):
             raise InputError("ban takes a list of strings")

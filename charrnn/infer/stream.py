@@ -15,7 +15,14 @@ from dataclasses import replace
 import numpy as np
 
 from charrnn.infer.controls import Guard
-from charrnn.infer.logits import Filters, adjust_rows, draw_rows, probabilities_rows, redirect
+from charrnn.infer.logits import (
+    Filters,
+    adjust_rows,
+    draw_rows,
+    probabilities_rows,
+    redirect,
+    shift_rows,
+)
 from charrnn.vocab import Vocab
 
 
@@ -38,6 +45,7 @@ class Stream:
         self.guard, self.stops = guard, tuple(s for s in stops if s)
         self.held, self.out, self.reason, self.keep = "", [], None, keep
         self.drawn = 0  # draws made (each takes one number from the generator)
+        self.counts: dict[int, int] = {}  # id → times written: the repetition penalties' counts
 
     def take(self, ch: int, vocab: Vocab) -> str:
         """Take the drawn character (-1: none was possible); return what may be shown now. After
@@ -50,6 +58,7 @@ class Stream:
             self.reason = "until"
         else:
             piece = self.emit(vocab.chars[ch])
+            self.counts[ch] = self.counts.get(ch, 0) + 1
         if self.reason is not None:
             piece += self.flush()
         return piece
@@ -100,6 +109,8 @@ def draw(
         counts = np.array(vocab.counts or [1] * vocab.size, dtype=np.float64)
         logits = np.repeat(np.log(np.maximum(counts, 1e-300))[None], len(streams), axis=0)
         filters = replace(filters, temperature=1.0 if filters.temperature else 0.0)
+    if filters.shifts:
+        logits = shift_rows(logits, filters, [s.counts for s in streams])
     masks = [s.guard.banned() for s in streams]
     banned = None
     if any(m is not None for m in masks):
