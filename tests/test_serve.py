@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import charrnn
 from tests.serving import Server, wait_for
 
 openai = pytest.importorskip("openai")
@@ -155,6 +156,52 @@ def test_models_route_carries_inspect_metadata(served, cli, trained: Path) -> No
     assert meta["corpus"] == info["corpus"]["name"]
     assert httpx.get(srv.url + "/v1/models/run").json()["id"] == "run"
     assert httpx.get(srv.url + "/v1/models/nope").status_code == 404
+    assert meta["vocab"] == charrnn.load(str(trained)).vocab.to_json()  # ids in order
+
+
+def test_penalties_and_logit_bias_equal_charrnn_sample(served, cli, trained: Path) -> None:
+    """The OpenAI client's penalties and logit_bias (ids from /v1/models' vocabulary), and charrnn's
+    logit_bias_chars, give `charrnn sample`'s text with the same seed and controls."""
+    from openai import OpenAI
+
+    srv = served()
+    vocab = httpx.get(srv.url + "/v1/models").json()["data"][0]["charrnn"]["vocab"]
+    client = OpenAI(base_url=srv.url + "/v1", api_key="none")
+    r = client.completions.create(
+        model="run",
+        prompt="def ",
+        max_tokens=60,
+        seed=11,
+        temperature=0.9,
+        frequency_penalty=0.6,
+        presence_penalty=0.4,
+        logit_bias={str(vocab.index("e")): -100},
+        extra_body={"logit_bias_chars": {"\n": -2.5}},
+    )
+    text = r.choices[0].text
+    assert "e" not in text
+    out = cli(
+        "sample",
+        trained,
+        "--seed",
+        "def ",
+        "--length",
+        "60",
+        "--rng-seed",
+        "11",
+        "--temp",
+        "0.9",
+        "--frequency-penalty",
+        "0.6",
+        "--presence-penalty",
+        "0.4",
+        "--logit-bias",
+        "e=-100",
+        "--logit-bias",
+        "\\n=-2.5",
+        "--no-echo",
+    ).out
+    assert text == out
 
 
 def _complete(srv: Server, **body) -> dict:

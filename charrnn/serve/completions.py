@@ -51,7 +51,7 @@ async def completions(request: Request) -> Response:
     job, updates = await srv.submit(
         model,
         comp.prompt,
-        comp.opts,
+        srv.with_bias(model, comp),
         comp.n,
         comp.seed,
         logprobs=comp.logprobs,

@@ -46,6 +46,8 @@ class Model:
                 "hidden": m.get("hidden"),
                 "parameters": m.get("parameters"),
                 "vocab_size": self.info["vocab"]["size"],
+                # the characters in id order: a client maps text to token ids with it
+                "vocab": list(self.sampler.vocab.chars),
                 "corpus": corpus.get("name"),
                 "best_val_bpc": self.info["training"].get("best_val_bpc"),
                 "fingerprint": self.fingerprint,

@@ -26,16 +26,15 @@ MAX_LOGPROBS = 20
 MAX_STOPS = 16
 MAX_TEMPERATURE = 100.0
 OPENAI_NEUTRAL = {  # parameters a character model cannot honour, and the values that ask nothing
-    "frequency_penalty": (0, 0.0, None),
-    "presence_penalty": (0, 0.0, None),
-    "logit_bias": ({}, None),
-    "suffix": ("", None),
+    "suffix": ("", None),  # a left-to-right model cannot insert
 }
 KNOWN = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "stream",
     "stream_options", "echo", "logprobs", "user", "best_of", "top_k", "min_p", "no_repeat", "ban",
-    "until", "min_words", "max_words", "unknown", "session", *OPENAI_NEUTRAL,
+    "until", "min_words", "max_words", "unknown", "session", "frequency_penalty",
+    "presence_penalty", "logit_bias", "logit_bias_chars", *OPENAI_NEUTRAL,
 }  # fmt: skip
+MAX_BIAS_ENTRIES = 300  # OpenAI's own cap on logit_bias
 
 
 class ApiError(CharRNNError):
@@ -89,6 +88,8 @@ class Completion:
     include_usage: bool = False
     session: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    logit_bias: dict[int, float] = field(default_factory=dict)  # vocabulary id → bias
+    logit_bias_chars: dict[str, float] = field(default_factory=dict)  # character → bias
 
 
 def _bad(param: str, message: str) -> ApiError:
@@ -148,6 +149,30 @@ def _neutral(body: dict) -> None:
         raise _bad("best_of", "not supported by a character model (leave it out, or equal to n)")
 
 
+def _bias(body: dict, key: str, chars: bool) -> dict:
+    """logit_bias (decimal id strings, as OpenAI's keys are) or logit_bias_chars (single
+    characters) → {id or char: bias}, each bias in [-100, 100]."""
+    v = body.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise _bad(key, f"must be an object, got {v!r}")
+    if len(v) > MAX_BIAS_ENTRIES:
+        raise _bad(key, f"at most {MAX_BIAS_ENTRIES} entries")
+    out: dict = {}
+    for k, bias in v.items():
+        if chars and len(k) != 1:
+            raise _bad(key, f"keys are single characters, got {k!r}")
+        if not chars and not (k.isascii() and k.isdigit()):
+            raise _bad(key, f"keys are vocabulary ids as decimal strings, got {k!r}")
+        if isinstance(bias, bool) or not isinstance(bias, int | float) or not math.isfinite(bias):
+            raise _bad(key, f"{k!r}: the bias must be a number, got {bias!r}")
+        if not -100 <= bias <= 100:
+            raise _bad(key, f"{k!r}: the bias must be between -100 and 100, got {bias}")
+        out[k if chars else int(k)] = float(bias)
+    return out
+
+
 def parse_completion(body: Any, limits: Limits) -> Completion:
     """A /v1/completions body → a Completion, or an ApiError naming the parameter at fault."""
     if not isinstance(body, dict):
@@ -193,7 +218,14 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
     )
     opts = Options(
         length or 0,
-        Filters(temperature if temperature is not None else 1.0, top_k or None, top_p, min_p),
+        Filters(
+            temperature if temperature is not None else 1.0,
+            top_k or None,
+            top_p,
+            min_p,
+            _num(body, "frequency_penalty", 0.0, -2.0, 2.0) or 0.0,
+            _num(body, "presence_penalty", 0.0, -2.0, 2.0) or 0.0,
+        ),
         rules,
         _strings(body, "stop", MAX_STOPS) or None,
         unknown_chars,
@@ -223,6 +255,8 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         logprobs,
         bool(stream_opts.get("include_usage")),
         session,
+        logit_bias=_bias(body, "logit_bias", chars=False),
+        logit_bias_chars=_bias(body, "logit_bias_chars", chars=True),
     )
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from charrnn.errors import InputError
 from charrnn.infer.sampler import Options, new_seed, seed_of
 from charrnn.serve.models import Model
-from charrnn.serve.protocol import ApiError, Limits
+from charrnn.serve.protocol import ApiError, Completion, Limits
 from charrnn.serve.scheduler import Job, Scheduler, SessionPlan, Update
 from charrnn.serve.sessions import SessionStore, valid_id
 from charrnn.serve.tasks import Task
@@ -119,6 +119,30 @@ class Service:
         except InputError as e:
             msg = str(e).replace("--unknown skip", '"unknown": "skip"')
             raise ApiError(400, f"{param}: {msg}", param, code="unknown_characters") from None
+
+    def with_bias(self, model: Model, comp: Completion) -> Options:
+        """The request's options with its logit bias as ids of this model's vocabulary: ids out
+        of range and characters it lacks are a 400 naming them."""
+        if not comp.logit_bias and not comp.logit_bias_chars:
+            return comp.opts
+        vocab = model.engine.vocab
+        bad = sorted(i for i in comp.logit_bias if i >= vocab.size)
+        if bad:
+            raise ApiError(
+                400,
+                f"logit_bias: id {bad[0]} is not in the vocabulary (ids 0 to {vocab.size - 1}; "
+                "GET /v1/models lists them)",
+                "logit_bias",
+            )
+        missing = [c for c in comp.logit_bias_chars if c not in vocab]
+        if missing:
+            shown = " ".join(repr(c) for c in missing[:10])
+            raise ApiError(
+                400, f"logit_bias_chars: not in the model's vocabulary: {shown}", "logit_bias_chars"
+            )
+        pairs = {**comp.logit_bias, **{vocab.index(c): b for c, b in comp.logit_bias_chars.items()}}
+        filters = replace(comp.opts.filters, logit_bias=tuple(sorted(pairs.items())))
+        return replace(comp.opts, filters=filters)
 
     def open_session(self, session: str, model: Model) -> SessionPlan:
         """Hold a session for one request (409 while another holds it)."""
