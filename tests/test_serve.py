@@ -330,3 +330,49 @@ def test_sigint_finishes_in_flight_requests_and_exits_0(served) -> None:
     lines = srv.access_lines()
     assert lines and all('"A"' not in x for x in lines)
     assert any(" POST /v1/completions 200 400 chars " in x for x in lines)
+
+
+def test_several_prompts_and_token_ids(served, cli, trained: Path) -> None:
+    """OpenAI's batch shapes: choice p × n + j of prompt p draws with seed + p × n + j, as
+    `charrnn sample --rng-seed` does; ids from /v1/models' vocabulary are the same prompt as
+    text; streamed chunks of every choice interleave, each with its index; usage sums them all."""
+    from openai import OpenAI
+
+    srv = served()
+    client = OpenAI(base_url=srv.url + "/v1", api_key="none")
+    prompts = ["def ", "class "]
+    r = client.completions.create(model="run", prompt=prompts, n=2, max_tokens=30, seed=40)
+    assert [c.index for c in r.choices] == [0, 1, 2, 3]
+    for c in r.choices:
+        p = prompts[c.index // 2]
+        out = cli(
+            "sample",
+            trained,
+            "--seed",
+            p,
+            "--length",
+            "30",
+            "--rng-seed",
+            str(40 + c.index),
+            "--no-echo",
+        ).out
+        assert c.text == out and c.model_extra["seed"] == 40 + c.index
+    assert r.usage.prompt_tokens == len("def ") * 1 + len("class ")
+    assert r.usage.completion_tokens == sum(len(c.text) for c in r.choices)
+    vocab = client.models.list().data[0].model_extra["charrnn"]["vocab"]
+    as_ids = client.completions.create(
+        model="run",
+        prompt=[[vocab.index(ch) for ch in p] for p in prompts],
+        n=2,
+        max_tokens=30,
+        seed=40,
+        echo=True,
+    )
+    assert [c.text for c in as_ids.choices] == [prompts[c.index // 2] + c.text for c in r.choices]
+    seen: dict[int, str] = {}
+    for event in client.completions.create(
+        model="run", prompt=prompts, n=2, max_tokens=30, seed=40, stream=True
+    ):
+        for c in event.choices:
+            seen[c.index] = seen.get(c.index, "") + c.text
+    assert seen == {c.index: c.text for c in r.choices}

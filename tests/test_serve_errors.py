@@ -45,8 +45,15 @@ BAD_BODIES = [
     ({"prompt": "A", "ban": "xyz"}, 200, None),  # one string is a list of one
     ({"prompt": "A", "ban": [""]}, 400, "ban"),
     ({"prompt": "A", "unknown": "drop"}, 400, "unknown"),
-    ({"prompt": [1, 2, 3]}, 400, "prompt"),
-    ({"prompt": ["a", "b"]}, 400, "prompt"),
+    ({"prompt": [1, 2, 3], "max_tokens": 3}, 200, None),  # token ids: one prompt
+    ({"prompt": ["a", "b"], "max_tokens": 3}, 200, None),  # two prompts
+    ({"prompt": [[1, 2], [3]], "max_tokens": 3}, 200, None),
+    ({"prompt": [1, "a"]}, 400, "prompt"),
+    ({"prompt": []}, 400, "prompt"),
+    ({"prompt": [[1], [99999]]}, 400, "prompt"),  # an id outside the vocabulary
+    ({"prompt": [1, True]}, 400, "prompt"),
+    ({"prompt": ["a", "b"], "n": 9}, 400, "prompt"),  # 18 streams, over --max-n 16
+    ({"prompt": ["a", "b"], "session": "s"}, 400, "prompt"),
     ({"prompt": "x" * 5000}, 400, "prompt"),  # over --max-prompt 4000
     ({"prompt": "price: 5€"}, 400, "prompt"),  # a character the model has never seen
     ({"prompt": "price: 5€", "unknown": "skip", "max_tokens": 3}, 200, None),

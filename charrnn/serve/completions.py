@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from charrnn.infer.controls import Rules
 from charrnn.infer.logits import Filters
-from charrnn.infer.sampler import MAX_SEED, Options
+from charrnn.infer.sampler import MAX_SEED, Options, new_seed
 from charrnn.serve.middleware import read_json
 from charrnn.serve.protocol import (
     INTERNAL,
@@ -48,31 +48,50 @@ async def completions(request: Request) -> Response:
     srv = service(request)
     comp = parse_completion(await read_json(request, srv.settings.max_body), srv.settings.limits)
     model = srv.model(comp.model)
-    job, updates = await srv.submit(
-        model,
-        comp.prompt,
-        srv.with_bias(model, comp),
-        comp.n,
-        comp.seed,
-        logprobs=comp.logprobs,
-        echo_logprobs=comp.echo and comp.logprobs is not None,
-        session=comp.session,
-    )
+    opts = srv.with_bias(model, comp)
+    # Every prompt is checked before any is admitted; choice p × n + j draws with seed + p × n + j.
+    ids = [srv.prompt_ids(model, p, opts.unknown) for p in comp.prompts]
+    texts = [p if isinstance(p, str) else model.engine.vocab.decode(p) for p in comp.prompts]
+    base = comp.seed if comp.seed is not None else new_seed()
+    runs: list[_Run] = []
+    try:
+        for p, (text, prompt_ids) in enumerate(zip(texts, ids, strict=True)):
+            job, updates = await srv.submit(
+                model,
+                text,
+                opts,
+                comp.n,
+                base,
+                logprobs=comp.logprobs,
+                echo_logprobs=comp.echo and comp.logprobs is not None,
+                session=comp.session,
+                ids=prompt_ids,
+                first=p * comp.n,
+            )
+            runs.append(_Run(comp, job, updates, text, p * comp.n))
+    except BaseException:
+        for r in runs:  # a later prompt was refused (a busy server): free the earlier ones
+            r.job.cancel({})
+        raise
     request.scope["state"]["chars"] = 0
     if comp.stream:
         return StreamingResponse(
-            _events(request, comp, job, updates),
+            _events(request, comp, runs),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return await _whole(request, comp, job, updates)
+    return await _whole(request, comp, runs)
 
 
-class _Choices:
-    """The choices of one completion as the updates arrive."""
+class _Run:
+    """The choices of one prompt of a completion (indices first … first + n - 1) as the updates
+    of its job arrive."""
 
-    def __init__(self, comp: Completion, job: Job) -> None:
-        self.comp, self.job, self.n = comp, job, comp.n
+    def __init__(
+        self, comp: Completion, job: Job, updates: asyncio.Queue[Update], prompt: str, first: int
+    ) -> None:
+        self.comp, self.job, self.updates, self.n = comp, job, updates, comp.n
+        self.prompt, self.first, self.done = prompt, first, False
         self.text = [""] * self.n
         self.reason: list[str | None] = [None] * self.n
         self.lp: list[list] = [[] for _ in range(self.n)]
@@ -93,13 +112,14 @@ class _Choices:
             if i in u.finished:
                 self.reason[i] = u.finished[i]
             out.append(self._choice(i, piece, lps, u.finished.get(i)))
+        self.done = self.done or u.done
         return out
 
     def _choice(self, i: int, piece: str, lps: list, reason: str | None) -> dict:
         shown, entries = piece, lps
         if self.comp.echo and not self.echoed[i]:
             self.echoed[i] = True
-            shown = self.comp.prompt + piece
+            shown = self.prompt + piece
             entries = (self.prompt_lp or []) + lps
         self.sent[i] += len(piece)
         lp = None
@@ -108,7 +128,7 @@ class _Choices:
         self.offset[i] += len(shown)
         return {
             "text": shown,
-            "index": i,
+            "index": self.first + i,
             "logprobs": lp,
             "finish_reason": None if reason is None else finish_reason(reason),
             "seed": self.job.seeds[i],
@@ -119,12 +139,12 @@ class _Choices:
         for i in range(self.n):
             text, entries = self.text[i], self.lp[i]
             if self.comp.echo:
-                text, entries = self.comp.prompt + text, (self.prompt_lp or []) + entries
+                text, entries = self.prompt + text, (self.prompt_lp or []) + entries
             lp = logprobs_shape(entries, 0) if self.comp.logprobs is not None else None
             out.append(
                 {
                     "text": text,
-                    "index": i,
+                    "index": self.first + i,
                     "logprobs": lp,
                     "finish_reason": finish_reason(self.reason[i] or "length"),
                     "seed": self.job.seeds[i],
@@ -132,10 +152,31 @@ class _Choices:
             )
         return out
 
+    def cancel(self) -> None:
+        self.job.cancel(dict(enumerate(self.sent)))
 
-async def _next(updates: asyncio.Queue[Update], gone: asyncio.Task) -> Update | None:
-    """The next update, or None when the client has gone away."""
-    get = asyncio.ensure_future(updates.get())
+
+def _merged(runs: list[_Run]) -> tuple[asyncio.Queue, list[asyncio.Task]]:
+    """One queue of (run, update) from every run's own queue, each run's updates in order."""
+    merged: asyncio.Queue = asyncio.Queue()
+
+    async def forward(r: _Run) -> None:
+        while True:
+            u = await r.updates.get()
+            await merged.put((r, u))
+            if u.done or u.error:
+                return
+
+    return merged, [asyncio.ensure_future(forward(r)) for r in runs]
+
+
+def _texts(runs: list[_Run]) -> list[str]:
+    return [t for r in runs for t in r.text]
+
+
+async def _next(queue: asyncio.Queue, gone: asyncio.Task):
+    """The next item, or None when the client has gone away."""
+    get = asyncio.ensure_future(queue.get())
     finished, _ = await asyncio.wait({get, gone}, return_when=asyncio.FIRST_COMPLETED)
     if get in finished:
         return get.result()
@@ -154,56 +195,65 @@ def _failed(u: Update) -> ApiError:
     return ApiError(500, u.error or INTERNAL, kind="server_error")
 
 
-async def _whole(request: Request, comp: Completion, job: Job, updates) -> Response:
-    choices = _Choices(comp, job)
+async def _whole(request: Request, comp: Completion, runs: list[_Run]) -> Response:
+    merged, forwarders = _merged(runs)
     gone = asyncio.ensure_future(_disconnected(request))
     try:
-        while True:
-            u = await _next(updates, gone)
-            if u is None:  # nothing was sent: only the prompt is committed
-                job.cancel({i: 0 for i in range(comp.n)})
+        while not all(r.done for r in runs):
+            item = await _next(merged, gone)
+            if item is None:  # nothing was sent: only the prompts are committed
+                for r in runs:
+                    r.job.cancel({i: 0 for i in range(comp.n)})
                 return Response(status_code=499)
+            run, u = item
             if u.error:  # also a session not saved: the client must know its state did not advance
+                for r in runs:
+                    r.cancel()
                 raise _failed(u)
-            choices.apply(u)
-            if u.done:
-                break
+            run.apply(u)
     finally:
         gone.cancel()
-    request.scope["state"]["chars"] = sum(len(t) for t in choices.text)
-    body = chunk(new_id(), now(), job.model.name, choices.whole(), usage(comp.prompt, choices.text))
-    body["system_fingerprint"] = job.model.fingerprint
+        for f in forwarders:
+            f.cancel()
+    texts = _texts(runs)
+    request.scope["state"]["chars"] = sum(len(t) for t in texts)
+    choices = [c for r in runs for c in r.whole()]
+    model = runs[0].job.model
+    body = chunk(new_id(), now(), model.name, choices, usage([r.prompt for r in runs], texts))
+    body["system_fingerprint"] = model.fingerprint
     if comp.session:
         body["session"] = comp.session
     return JSONResponse(body)
 
 
-async def _events(
-    request: Request, comp: Completion, job: Job, updates: asyncio.Queue[Update]
-) -> AsyncIterator[bytes]:
-    """Server-sent events: a chunk per update (each carrying every character a stream made since
-    the last), then a usage chunk when asked, then [DONE]."""
-    choices, cid, created, name = _Choices(comp, job), new_id(), now(), job.model.name
-    done = False
+async def _events(request: Request, comp: Completion, runs: list[_Run]) -> AsyncIterator[bytes]:
+    """Server-sent events: a chunk per update of any prompt (each carrying every character its
+    streams made since the last, with their choice indices), then a usage chunk when asked, then
+    [DONE]."""
+    cid, created, name = new_id(), now(), runs[0].job.model.name
+    merged, forwarders = _merged(runs)
     try:
-        while not done:
-            u = await updates.get()
+        while not all(r.done for r in runs):
+            run, u = await merged.get()
             if u.error and not u.done:
                 yield _sse({"error": _failed(u).body()["error"]})
                 break
-            parts = choices.apply(u)
-            request.scope["state"]["chars"] = sum(choices.sent)
-            done = u.done
+            parts = run.apply(u)
+            request.scope["state"]["chars"] = sum(sum(r.sent) for r in runs)
             if parts:
                 yield _sse(chunk(cid, created, name, parts))
             if u.error:  # the text is sent; its session was not kept
                 yield _sse({"error": _failed(u).body()["error"]})
-        if done and comp.include_usage:
-            yield _sse(chunk(cid, created, name, [], usage(comp.prompt, choices.text)))
+        if all(r.done for r in runs) and comp.include_usage:
+            usage_ = usage([r.prompt for r in runs], _texts(runs))
+            yield _sse(chunk(cid, created, name, [], usage_))
         yield b"data: [DONE]\n\n"
     finally:
-        if not done:  # the client went away (or the stream broke): free the streams now
-            job.cancel(dict(enumerate(choices.sent)))
+        for f in forwarders:
+            f.cancel()
+        for r in runs:
+            if not r.done:  # the client went away (or the stream broke): free the streams now
+                r.cancel()
 
 
 def _sse(obj: dict) -> bytes:

@@ -73,12 +73,16 @@ class Limits:
     max_n: int = 16
 
 
+Prompt = str | list[int]  # text, or vocabulary ids (OpenAI's tokens)
+
+
 @dataclass
 class Completion:
-    """A checked completion request."""
+    """A checked completion request. `prompts` holds each prompt as given: text, or a list of
+    vocabulary ids (checked against the model's vocabulary by the service)."""
 
     model: str | None
-    prompt: str
+    prompts: list[Prompt]
     opts: Options
     n: int
     seed: int | None
@@ -184,17 +188,16 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise _bad("model", f"must be a string, got {model!r}")
-    prompt = body.get("prompt", "")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
-    if prompt is None:
-        prompt = ""
-    if not isinstance(prompt, str):
-        raise _bad("prompt", "must be one string (a character model takes text, not token ids)")
-    if len(prompt) > limits.max_prompt:
-        raise _bad("prompt", f"{len(prompt)} characters; this server takes {limits.max_prompt}")
+    prompts = _prompts(body.get("prompt", ""), limits)
     length = _int(body, "max_tokens", 16, 0, limits.max_chars)
-    n = _int(body, "n", 1, 1, limits.max_n)
+    n = _int(body, "n", 1, 1, limits.max_n) or 1
+    streams = len(prompts) * n
+    if streams > limits.max_n:
+        raise _bad(
+            "n" if len(prompts) == 1 else "prompt",
+            f"{len(prompts)} prompt(s) × n={n} = {streams} streams; this server runs at most "
+            f"{limits.max_n} per request",
+        )
     seed = _int(body, "seed", None, 0, MAX_SEED - 1)
     temperature = _num(body, "temperature", 1.0, 0.0, MAX_TEMPERATURE)
     top_p = _num(body, "top_p", None, 0.0, 1.0)
@@ -242,11 +245,13 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         raise _bad("session", f"must be a string, got {session!r}")
     if session is not None and (n or 1) > 1:
         raise _bad("n", "a session continues one text: n must be 1")
+    if session is not None and len(prompts) > 1:
+        raise _bad("prompt", "a session continues one text: give one prompt")
     if "user" in body and not isinstance(body["user"], str | None):
         raise _bad("user", "must be a string")
     return Completion(
         model,
-        prompt,
+        prompts,
         opts,
         n or 1,
         seed,
@@ -258,6 +263,36 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         logit_bias=_bias(body, "logit_bias", chars=False),
         logit_bias_chars=_bias(body, "logit_bias_chars", chars=True),
     )
+
+
+def _prompts(prompt: Any, limits: Limits) -> list[Prompt]:
+    """OpenAI's four prompt shapes: a string, a list of strings, a list of ids (one prompt), a
+    list of lists of ids. Ids are range-checked later, against the model's vocabulary."""
+    if prompt is None:
+        return [""]
+    if isinstance(prompt, str):
+        items: list = [prompt]
+    elif isinstance(prompt, list) and prompt and all(_is_id(t) for t in prompt):
+        items = [prompt]
+    elif (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt)) or (
+        isinstance(prompt, list)
+        and prompt
+        and all(isinstance(p, list) and all(_is_id(t) for t in p) for p in prompt)
+    ):
+        items = prompt
+    else:
+        raise _bad(
+            "prompt",
+            "must be a string, a list of strings, a list of token ids, or a list of lists of ids",
+        )
+    for p in items:
+        if len(p) > limits.max_prompt:
+            raise _bad("prompt", f"{len(p)} characters; this server takes {limits.max_prompt}")
+    return items
+
+
+def _is_id(t: object) -> bool:
+    return isinstance(t, int) and not isinstance(t, bool)
 
 
 _FLAG = re.compile(r"--([a-z][a-z-]*)")
@@ -312,13 +347,10 @@ def chunk(cid: str, created: int, model: str, choices: list[dict], usage=None) -
     return out
 
 
-def usage(prompt: str, texts: list[str]) -> dict[str, int]:
-    made = sum(len(t) for t in texts)
-    return {
-        "prompt_tokens": len(prompt),
-        "completion_tokens": made,
-        "total_tokens": len(prompt) + made,
-    }
+def usage(prompts: list[str], texts: list[str]) -> dict[str, int]:
+    """OpenAI's usage: characters of every prompt read and every choice written."""
+    read, made = sum(len(p) for p in prompts), sum(len(t) for t in texts)
+    return {"prompt_tokens": read, "completion_tokens": made, "total_tokens": read + made}
 
 
 def now() -> int:

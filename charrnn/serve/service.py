@@ -173,6 +173,22 @@ class Service:
             return SessionPlan(session, self.store)
         return SessionPlan(session, self.store, model.engine.from_numpy(saved.state), saved.tail)
 
+    def prompt_ids(self, model: Model, prompt: str | list[int], unknown: Unknown) -> list[int]:
+        """A prompt's vocabulary ids: text encoded (unknown characters refused or skipped), or
+        ids as given, each checked against the vocabulary (a 400 naming the first outside it)."""
+        if isinstance(prompt, str):
+            return self.encode(model, prompt, unknown)
+        size = model.engine.vocab.size
+        bad = [t for t in prompt if not 0 <= t < size]
+        if bad:
+            raise ApiError(
+                400,
+                f"prompt: token id {bad[0]} is not in the vocabulary (ids 0 to {size - 1}; "
+                "GET /v1/models lists them)",
+                "prompt",
+            )
+        return list(prompt)
+
     async def submit(
         self,
         model: Model,
@@ -184,10 +200,14 @@ class Service:
         logprobs: int | None = None,
         echo_logprobs: bool = False,
         session: str | None = None,
+        ids: list[int] | None = None,
+        first: int = 0,
     ) -> tuple[Job, asyncio.Queue[Update]]:
-        """Admit a request (room for its n streams, its session) and hand it to the worker."""
+        """Admit a request (room for its n streams, its session) and hand it to the worker.
+        ids: the prompt's ids when already known; choice i draws with seed + first + i."""
         assert self.scheduler is not None and self.capacity is not None
-        ids = self.encode(model, prompt, opts.unknown)
+        if ids is None:
+            ids = self.encode(model, prompt, opts.unknown)
         plan = self.open_session(session, model) if session else None
         try:
             await self.capacity.acquire(n, self.settings.queue_timeout)
@@ -203,7 +223,7 @@ class Service:
             prompt,
             ids,
             opts,
-            [seed_of(base, i) for i in range(n)],
+            [seed_of(base, first + i) for i in range(n)],
             notify=lambda u: loop.call_soon_threadsafe(updates.put_nowait, u),
             logprobs=logprobs,
             echo_logprobs=echo_logprobs,
