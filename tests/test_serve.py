@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 import charrnn
@@ -376,3 +377,43 @@ def test_several_prompts_and_token_ids(served, cli, trained: Path) -> None:
         for c in event.choices:
             seen[c.index] = seen.get(c.index, "") + c.text
     assert seen == {c.index: c.text for c in r.choices}
+
+
+def test_best_of_returns_the_most_probable_candidates(served, cli, trained: Path) -> None:
+    """best_of=4, n=2: the candidates are `charrnn sample` with seeds S..S+3; the two returned
+    are those whose characters have the highest mean log-probability under the model."""
+    from openai import OpenAI
+
+    from charrnn.infer.logits import log_softmax
+    from charrnn.infer.numpy_engine import Engine
+
+    srv = served()
+    client = OpenAI(base_url=srv.url + "/v1", api_key="none")
+    r = client.completions.create(
+        model="run", prompt="def ", n=2, best_of=4, max_tokens=40, seed=70, temperature=1.3
+    )
+    engine = Engine.load(trained, threads=1)
+    ranked = []
+    for k in range(4):
+        text = cli(
+            "sample",
+            trained,
+            "--seed",
+            "def ",
+            "--length",
+            "40",
+            "--rng-seed",
+            str(70 + k),
+            "--temp",
+            "1.3",
+            "--no-echo",
+        ).out
+        ids = engine.vocab.encode("def " + text)
+        lp = log_softmax(engine.forward(ids).logits)  # row t predicts character t + 1
+        mean = float(np.mean([lp[t - 1, ids[t]] for t in range(4, len(ids))]))
+        ranked.append((-mean, k, text))
+    best = sorted(ranked)[:2]
+    assert [c.text for c in r.choices] == [t for _, _, t in best]
+    assert [c.model_extra["seed"] for c in r.choices] == [70 + k for _, k, _ in best]
+    assert [c.index for c in r.choices] == [0, 1] and r.choices[0].logprobs is None
+    assert r.usage.completion_tokens == sum(len(t) for _, _, t in ranked)  # every candidate

@@ -74,8 +74,14 @@ BAD_BODIES = [
     ({"prompt": "A", "logit_bias_chars": {"ab": 1}}, 400, "logit_bias_chars"),
     ({"prompt": "A", "logit_bias_chars": {"☃": 1}}, 400, "logit_bias_chars"),
     ({"prompt": "A", "logit_bias_chars": {"e": 5}, "max_tokens": 3}, 200, None),
-    ({"prompt": "A", "best_of": 3}, 400, "best_of"),
+    ({"prompt": "A", "best_of": 3, "max_tokens": 3}, 200, None),
     ({"prompt": "A", "best_of": 1}, 200, None),
+    ({"prompt": "A", "best_of": 0}, 400, "best_of"),
+    ({"prompt": "A", "best_of": 21}, 400, "best_of"),
+    ({"prompt": "A", "best_of": 1, "n": 2}, 400, "best_of"),  # fewer candidates than choices
+    ({"prompt": "A", "best_of": 2, "stream": True}, 400, "best_of"),
+    ({"prompt": ["A", "B"], "best_of": 9}, 400, "best_of"),  # 18 streams, over --max-n 16
+    ({"prompt": "A", "best_of": 2, "session": "s"}, 400, "best_of"),
     ({"prompt": "A", "suffix": "end"}, 400, "suffix"),
     ({"prompt": "A", "suffix": None}, 200, None),
     ({"prompt": "A", "functions": []}, 400, "functions"),

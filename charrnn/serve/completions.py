@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 
@@ -53,6 +54,9 @@ async def completions(request: Request) -> Response:
     ids = [srv.prompt_ids(model, p, opts.unknown) for p in comp.prompts]
     texts = [p if isinstance(p, str) else model.engine.vocab.decode(p) for p in comp.prompts]
     base = comp.seed if comp.seed is not None else new_seed()
+    k = comp.best_of  # streams per prompt: candidate k of prompt p draws with seed + p × k + k
+    # best_of ranks candidates by their characters' log-probabilities: ask for them
+    logprobs = comp.logprobs if comp.logprobs is not None or k == comp.n else 0
     runs: list[_Run] = []
     try:
         for p, (text, prompt_ids) in enumerate(zip(texts, ids, strict=True)):
@@ -60,13 +64,13 @@ async def completions(request: Request) -> Response:
                 model,
                 text,
                 opts,
-                comp.n,
+                k,
                 base,
-                logprobs=comp.logprobs,
+                logprobs=logprobs,
                 echo_logprobs=comp.echo and comp.logprobs is not None,
                 session=comp.session,
                 ids=prompt_ids,
-                first=p * comp.n,
+                first=p * k,
             )
             runs.append(_Run(comp, job, updates, text, p * comp.n))
     except BaseException:
@@ -90,7 +94,7 @@ class _Run:
     def __init__(
         self, comp: Completion, job: Job, updates: asyncio.Queue[Update], prompt: str, first: int
     ) -> None:
-        self.comp, self.job, self.updates, self.n = comp, job, updates, comp.n
+        self.comp, self.job, self.updates, self.n = comp, job, updates, comp.best_of
         self.prompt, self.first, self.done = prompt, first, False
         self.text = [""] * self.n
         self.reason: list[str | None] = [None] * self.n
@@ -135,6 +139,21 @@ class _Run:
         }
 
     def whole(self) -> list[dict]:
+        """The returned choices: every stream, or with best_of the n whose characters have the
+        highest mean log-probability under the model (ties: the earlier candidate)."""
+        cands = self._candidates()
+        if self.n == self.comp.n:
+            return cands
+        keep = sorted(range(self.n), key=lambda i: (-self.mean_logprob(i), i))[: self.comp.n]
+        return [dict(cands[i], index=self.first + j) for j, i in enumerate(keep)]
+
+    def mean_logprob(self, i: int) -> float:
+        """Per generated character (a mean, so a candidate cut short by a stop is not favoured);
+        a candidate that wrote nothing ranks last."""
+        values = [e[1] for e in self.lp[i][: len(self.text[i])] if e[1] is not None]
+        return sum(values) / len(values) if values else -math.inf
+
+    def _candidates(self) -> list[dict]:
         out = []
         for i in range(self.n):
             text, entries = self.text[i], self.lp[i]
@@ -203,7 +222,7 @@ async def _whole(request: Request, comp: Completion, runs: list[_Run]) -> Respon
             item = await _next(merged, gone)
             if item is None:  # nothing was sent: only the prompts are committed
                 for r in runs:
-                    r.job.cancel({i: 0 for i in range(comp.n)})
+                    r.job.cancel({i: 0 for i in range(r.n)})
                 return Response(status_code=499)
             run, u = item
             if u.error:  # also a session not saved: the client must know its state did not advance

@@ -35,6 +35,7 @@ KNOWN = {
     "presence_penalty", "logit_bias", "logit_bias_chars", *OPENAI_NEUTRAL,
 }  # fmt: skip
 MAX_BIAS_ENTRIES = 300  # OpenAI's own cap on logit_bias
+MAX_BEST_OF = 20  # and on best_of
 
 
 class ApiError(CharRNNError):
@@ -94,6 +95,7 @@ class Completion:
     extra: dict[str, Any] = field(default_factory=dict)
     logit_bias: dict[int, float] = field(default_factory=dict)  # vocabulary id → bias
     logit_bias_chars: dict[str, float] = field(default_factory=dict)  # character → bias
+    best_of: int = 1  # candidates per prompt, of which the n most probable are returned
 
 
 def _bad(param: str, message: str) -> ApiError:
@@ -148,9 +150,6 @@ def _neutral(body: dict) -> None:
     for key, neutral in OPENAI_NEUTRAL.items():
         if key in body and not any(body[key] == v and type(body[key]) is type(v) for v in neutral):
             raise _bad(key, "not supported by a character model (leave it out or at its default)")
-    best_of, n = body.get("best_of"), body.get("n", 1)
-    if best_of is not None and not (isinstance(best_of, int) and best_of in (1, n)):
-        raise _bad("best_of", "not supported by a character model (leave it out, or equal to n)")
 
 
 def _bias(body: dict, key: str, chars: bool) -> dict:
@@ -191,12 +190,17 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
     prompts = _prompts(body.get("prompt", ""), limits)
     length = _int(body, "max_tokens", 16, 0, limits.max_chars)
     n = _int(body, "n", 1, 1, limits.max_n) or 1
-    streams = len(prompts) * n
+    best_of = _int(body, "best_of", n, 1, MAX_BEST_OF) or n
+    if best_of < n:
+        raise _bad("best_of", f"must be at least n ({n}), got {best_of}")
+    if best_of > n and _bool(body, "stream"):
+        raise _bad("best_of", "cannot be used with stream (the best are known only at the end)")
+    streams = len(prompts) * best_of
     if streams > limits.max_n:
         raise _bad(
-            "n" if len(prompts) == 1 else "prompt",
-            f"{len(prompts)} prompt(s) × n={n} = {streams} streams; this server runs at most "
-            f"{limits.max_n} per request",
+            "best_of" if best_of > n else "n" if len(prompts) == 1 else "prompt",
+            f"{len(prompts)} prompt(s) × {'best_of' if best_of > n else 'n'}={best_of} = "
+            f"{streams} streams; this server runs at most {limits.max_n} per request",
         )
     seed = _int(body, "seed", None, 0, MAX_SEED - 1)
     temperature = _num(body, "temperature", 1.0, 0.0, MAX_TEMPERATURE)
@@ -247,6 +251,8 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         raise _bad("n", "a session continues one text: n must be 1")
     if session is not None and len(prompts) > 1:
         raise _bad("prompt", "a session continues one text: give one prompt")
+    if session is not None and best_of > n:
+        raise _bad("best_of", "a session continues one text: best_of must be 1")
     if "user" in body and not isinstance(body["user"], str | None):
         raise _bad("user", "must be a string")
     return Completion(
@@ -262,6 +268,7 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         session,
         logit_bias=_bias(body, "logit_bias", chars=False),
         logit_bias_chars=_bias(body, "logit_bias_chars", chars=True),
+        best_of=best_of,
     )
 
 
