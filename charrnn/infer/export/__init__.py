@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from charrnn import checkpoint
 from charrnn.errors import InputError
 from charrnn.infer.export import ml5, onnx_export, quality, target, web
 from charrnn.infer.export.meta import export_meta, model_name
-from charrnn.infer.export.weights import DTYPES, pack, unpack
+from charrnn.infer.export.weights import DTYPES, Packed, pack, unpack
 from charrnn.infer.numpy_engine import read_model_tensors
 from charrnn.model_config import model_config
 
@@ -130,7 +133,13 @@ def export(
     return Exported(fmt, dtype, dest, sizes, record, spent, replaced)
 
 
-def _reduced(packed, graph, header, tensors, dtype):
+def _reduced(
+    packed: Packed | None,
+    graph: bytes | None,
+    header: checkpoint.Header,
+    tensors: dict[str, np.ndarray],
+    dtype: str,
+) -> dict[str, np.ndarray] | Callable[[str], float]:
     """What the dtype's cost is measured on: the page's dequantized arrays (numpy engine), or the
     ONNX model itself in onnxruntime; float32 ONNX is the float32 arrays."""
     if packed is not None:
