@@ -57,6 +57,12 @@ class State:
     def batch(self) -> int:
         return self.h[0].shape[0]
 
+    @staticmethod
+    def zeros(layers: int, batch: int, hidden: int, lstm: bool) -> State:
+        """All zeros, as training starts every stream (an LSTM's cells too)."""
+        h = [np.zeros((batch, hidden), dtype=np.float32) for _ in range(layers)]
+        return State(h, [z.copy() for z in h] if lstm else None)
+
     def select(self, rows: Sequence[int] | np.ndarray) -> State:
         """A new state holding these rows in this order (repeats allowed): beams, compaction."""
         idx = np.asarray(rows, dtype=np.intp)

@@ -151,9 +151,7 @@ class Engine:
     # --- state --------------------------------------------------------------------------------
     def initial_state(self, batch: int = 1) -> State:
         """All zeros, as training starts every stream."""
-        zeros = [np.zeros((batch, self.hidden), dtype=F32) for _ in range(self.layers)]
-        cells = [z.copy() for z in zeros] if self.cell == "lstm" else None
-        return State(zeros, cells)
+        return State.zeros(self.layers, batch, self.hidden, self.cell == "lstm")
 
     # --- one character per stream -------------------------------------------------------------
     def step(self, ids: np.ndarray | Sequence[int], state: State) -> np.ndarray:

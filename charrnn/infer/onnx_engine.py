@@ -83,8 +83,7 @@ class OnnxEngine:
         return engine
 
     def initial_state(self, batch: int = 1) -> State:
-        zeros = [np.zeros((batch, self.hidden), dtype=F32) for _ in range(self.layers)]
-        return State(zeros, [z.copy() for z in zeros] if self.cell == "lstm" else None)
+        return State.zeros(self.layers, batch, self.hidden, self.cell == "lstm")
 
     def _run(self, ids: np.ndarray, state: State) -> np.ndarray:
         """ids batch × time from `state` (updated in place); logits batch × time × vocab."""
