@@ -31,7 +31,8 @@ def test_f32_blob_decodes_exactly_and_int8_within_half_a_step(trained: Path) -> 
     f32 = weights.pack(t, "f32")
     for name, arr in weights.unpack(f32.tensors, f32.data).items():
         assert np.array_equal(arr, t[name]), name
-    f16 = weights.unpack(*_fields(weights.pack(t, "f16")))
+    half = weights.pack(t, "f16")
+    f16 = weights.unpack(half.tensors, half.data)
     i8 = weights.pack(t, "int8")
     q = weights.unpack(i8.tensors, i8.data)
     for name, arr in t.items():
@@ -43,10 +44,6 @@ def test_f32_blob_decodes_exactly_and_int8_within_half_a_step(trained: Path) -> 
         assert (np.abs(q[name] - arr) <= step / 2 + 1e-7).all(), name
     entry = next(e for e in i8.tensors if e["name"] == "head.weight")
     assert entry["dtype"] == "int8" and entry["scales"] % 4 == 0
-
-
-def _fields(p: weights.Packed) -> tuple[list[dict], bytes]:
-    return p.tensors, p.data
 
 
 def test_web_folder_holds_the_engine_page_and_the_same_weights_twice(cli, trained: Path) -> None:

@@ -35,18 +35,13 @@ OPS: dict[str, tuple[int, str]] = {
     "i32.eqz": (0x45, ""),
     "i32.lt_u": (0x49, ""),
     "i32.add": (0x6A, ""),
-    "i32.mul": (0x6C, ""),
     "i32.shl": (0x74, ""),
     "f32.add": (0x92, ""),
-    "f32.mul": (0x94, ""),
-    "f32.load": (0x2A, "mem2"),
     "f32.store": (0x38, "mem2"),
     "br_if": (0x0D, "label"),
-    "br": (0x0C, "label"),
 }
 SIMD: dict[str, tuple[int, str]] = {
     "v128.load": (0x00, "mem4"),
-    "v128.store": (0x0B, "mem4"),
     "f32x4.splat": (0x13, ""),
     "f32x4.extract_lane": (0x1F, "lane"),
     "f32x4.add": (0xE4, ""),

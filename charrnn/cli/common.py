@@ -27,6 +27,11 @@ CheckpointArg = Annotated[
 ]
 
 
+def size_text(n: int) -> str:
+    """A file size as the commands report it: MB with two decimals, else whole KB."""
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
+
+
 def print_json(obj: object) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 

@@ -4,12 +4,11 @@ to stderr (`--json`: one object on stdout). No torch."""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import typer
 
-from charrnn.cli.common import CheckpointArg, find_checkpoint, print_json, read_text
+from charrnn.cli.common import CheckpointArg, find_checkpoint, print_json, read_text, size_text
 from charrnn.cli.console import console
 
 
@@ -83,7 +82,7 @@ def export(
         print_json(done.to_json())
         return
     for path, size in done.files.items():
-        console.print(f"wrote {path} ({_size(size)})", highlight=False, markup=False)
+        console.print(f"wrote {path} ({size_text(size)})", highlight=False, markup=False)
     q = done.quality
     if q is None:
         console.print("quality: not measured (--no-eval)", highlight=False, markup=False)
@@ -106,10 +105,3 @@ def export(
     if done.format == "web":
         page = done.path if done.path.suffix == ".html" else done.path / "index.html"
         console.print(f"open {page} in a browser", highlight=False, markup=False)
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    exp = min(int(math.log(n, 1024)), 3)
-    return f"{n / 1024**exp:.1f} {' KMG'[exp]}B"

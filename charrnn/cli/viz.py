@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import typer
 
 from charrnn import atomic
-from charrnn.cli.common import CheckpointArg, find_checkpoint, read_text
+from charrnn.cli.common import CheckpointArg, find_checkpoint, read_text, size_text
 from charrnn.cli.console import console
 from charrnn.errors import CharRNNError, InputError
 
@@ -78,7 +78,7 @@ def viz(
         what = f"{cfg.cell.upper()} {cfg.layers}×{cfg.hidden} reading {source}"
         done = export(engine, text, lstmvis, name=name, description=what, unknown=unknown)
         console.print(
-            f"wrote LSTMVis files to {done.directory} ({_size(done.bytes)}): {done.chars:,} "
+            f"wrote LSTMVis files to {done.directory} ({size_text(done.bytes)}): {done.chars:,} "
             f"characters × {done.units:,} units in {time.perf_counter() - started:.1f} s",
             highlight=False,
             markup=False,
@@ -95,16 +95,12 @@ def viz(
     _write(page.html, target)
     bpc = page.reading.bpc
     console.print(
-        f"wrote {'the page to stdout' if target == '-' else target} ({_size(page.size)}): "
+        f"wrote {'the page to stdout' if target == '-' else target} ({size_text(page.size)}): "
         f"{len(text):,} characters, {'no' if math.isnan(bpc) else f'{bpc:.3f}'} bpc, "
         f"{page.units} units, in {time.perf_counter() - started:.1f} s",
         highlight=False,
         markup=False,
     )
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
 
 
 def _text(file: str | None, max_chars: int, header) -> tuple[str, str, int]:

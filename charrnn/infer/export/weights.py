@@ -52,7 +52,7 @@ def dequantize_rows(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return q.astype(F32) * scale.astype(F32)[:, None]
 
 
-def stored_dtype(name: str, shape: tuple[int, ...], dtype: str) -> str:
+def stored_dtype(shape: tuple[int, ...], dtype: str) -> str:
     """How a tensor is stored under an export dtype: matrices take it, vectors stay float32."""
     return dtype if len(shape) == 2 else "f32"
 
@@ -66,7 +66,7 @@ def pack(tensors: Mapping[str, np.ndarray], dtype: str) -> Packed:
     offset = 0
     for name, value in tensors.items():
         arr = np.asarray(value, dtype=F32)
-        kind = stored_dtype(name, arr.shape, dtype)
+        kind = stored_dtype(arr.shape, dtype)
         entry: dict = {"name": name, "shape": list(arr.shape), "dtype": kind, "offset": offset}
         if kind == "int8":
             q, scale = quantize_rows(arr)
