@@ -77,6 +77,23 @@ def test_a_stream_is_the_same_alone_or_in_any_batch(cell: str, hidden: int, monk
         assert np.array_equal(eng.step(seqs[:, t], again), outs[t])
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("hidden", [96, 512])
+def test_a_text_read_in_pieces_leaves_the_state_of_one_read(cell: str, hidden: int) -> None:
+    """Bit for bit, whatever the pieces (one, two, three characters; across the prime's chunks):
+    a chat session reads a conversation turn by turn and must answer as one read of it does."""
+    _, eng = module_and_engine(cell, deterministic=False, layers=2, hidden=hidden, embed=32)
+    ids = np.random.default_rng(5).integers(0, 37, 4300)  # PRIME_CHUNK is 4096
+    whole = eng.forward(ids, last_only=True)
+    for cuts in ([1, 2, 4, 7], [63, 64, 65, 300], [4095, 4097, 4098], [4299]):
+        state, prev = None, 0
+        for cut in [*cuts, len(ids)]:
+            part = eng.forward(ids[prev:cut], state, last_only=True)
+            state, prev = part.state, cut
+        assert all(np.array_equal(a, b) for a, b in zip(whole.state.h, state.h, strict=True))
+        assert np.array_equal(whole.logits[-1], part.logits[-1]), cuts
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_fast_batches_agree_with_one_row_arithmetic_and_repeat(cell: str) -> None:
     """The default mode's matrix-matrix products: each row within rounding of its one-row result,

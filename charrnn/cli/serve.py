@@ -9,6 +9,7 @@ in-flight requests (bounded), commit sessions, exit 0.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import signal
@@ -24,6 +25,7 @@ from charrnn.cli.console import console
 from charrnn.errors import InputError
 
 LIMITS = "Limits"
+CHAT = "Chat"
 ACCESS = "Access"
 GRACE = 10  # seconds in-flight requests get to finish after SIGINT/SIGTERM
 
@@ -111,6 +113,25 @@ def serve(
     max_sessions: Annotated[
         int, typer.Option(min=1, help="Sessions kept; the least recently used go first.")
     ] = 10_000,
+    chat: Annotated[
+        bool,
+        typer.Option(
+            "--chat",
+            help="Turn on POST /v1/chat/completions with the plain template (User: …/Assistant: "
+            "… lines).",
+            rich_help_panel=CHAT,
+        ),
+    ] = False,
+    chat_template: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="[MODEL=]SPEC",
+            help="Chat through this template (implies --chat; repeatable, one per model): a "
+            "preset (plain, play, chatbot; play:HAMLET names the assistant), a JSON object "
+            '{"system","user","assistant","separator","stop"} or a .json file.',
+            rich_help_panel=CHAT,
+        ),
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads \\[default: every core].")
     ] = None,
@@ -159,8 +180,10 @@ def serve(
         max_sessions=max_sessions,
         deterministic=deterministic,
     )
+    wanted = _chat_specs(chat_template or [], [name for name, _ in specs], chat)
     sock = _bind(host, port)  # before loading: a busy port fails at once
     models = load_models(specs, dev, threads or 0, deterministic)
+    settings = dataclasses.replace(settings, chat=_chat_templates(wanted, models))
     app = build_app(models, settings)
     _logging()
     url = _url(host, sock.getsockname()[1])
@@ -172,6 +195,8 @@ def serve(
             highlight=False,
             markup=False,
         )
+    for name, template in settings.chat.items():
+        console.print(f"chat {name}: template {template.label}", highlight=False, markup=False)
     mode = "deterministic" if deterministic else "fast"
     console.print(
         f"mode {mode}; sessions in {settings.sessions}; API key "
@@ -182,6 +207,54 @@ def serve(
     console.print(f"serving on {url} (playground: {url}/)", highlight=False, markup=False)
     _run(app, sock)
     console.print("server stopped", highlight=False, markup=False)
+
+
+def _chat_specs(given: list[str], names: list[str], chat: bool) -> dict[str, str]:
+    """`--chat-template [MODEL=]SPEC` (and `--chat`) → model name → template spec. A spec without
+    a model applies to every model not named in another; nothing given and no --chat: no chat."""
+    from charrnn.serve.models import NAME
+
+    if not given and not chat:
+        return {}
+    default, per_model = None, {}
+    for item in given:
+        head, sep, rest = item.partition("=")
+        if sep and NAME.fullmatch(head):
+            if head not in names:
+                raise InputError(
+                    f"--chat-template {item}: no model named {head!r} is served "
+                    f"(served: {', '.join(names)})"
+                )
+            if head in per_model:
+                raise InputError(f"--chat-template: two templates for model {head!r}")
+            per_model[head] = rest
+        elif default is not None:
+            raise InputError(
+                f"--chat-template: {default!r} and {item!r} both apply to every model; "
+                "give one as MODEL=SPEC"
+            )
+        else:
+            default = item
+    return {name: per_model.get(name, default or "plain") for name in names}
+
+
+def _chat_templates(wanted: dict[str, str], models: dict) -> dict:
+    """Each model's template, parsed and checked against its vocabulary: a template writing a
+    character the model has never seen is refused now, naming the characters."""
+    from charrnn.serve.chat_template import missing_chars, parse_template
+
+    out = {}
+    for name, spec in wanted.items():
+        template = parse_template(spec)
+        missing = missing_chars(template, set(models[name].sampler.vocab.chars))
+        if missing:
+            shown = " ".join(repr(c) for c in missing[:20])
+            raise InputError(
+                f"--chat-template {spec}: model {name!r} has never seen {shown}; write a template "
+                "from its own characters (docs/serving.md#chat)"
+            )
+        out[name] = template
+    return out
 
 
 def _loopback(host: str) -> bool:

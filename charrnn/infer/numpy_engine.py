@@ -38,6 +38,7 @@ from charrnn.infer.threads import ThreadTuner, blas_threads, default_threads
 from charrnn.model_config import ModelConfig, model_config
 from charrnn.vocab import Vocab
 
+MIN_PRODUCT_ROWS = 16  # fewer rows take other BLAS kernels (see Engine._project)
 F32 = np.float32
 BLOCK_BYTES = (
     1 << 20
@@ -298,9 +299,19 @@ class Engine:
         return state.copy()
 
     def _project(self, i: int, x: np.ndarray) -> np.ndarray:
-        """Layer i's input projection for a whole chunk: one matrix product (plus its bias)."""
+        """Layer i's input projection for a whole chunk: one matrix product (plus its bias).
+
+        A chunk of fewer than MIN_PRODUCT_ROWS rows is padded with zero rows: OpenBLAS gives a row
+        of a matrix-matrix product the same bits whatever the row count, except for very few rows,
+        where it takes other kernels (a single row its matrix-vector one; up to 3 rows another for
+        512 × 512 here). So a text read in pieces (a chat session's turns) leaves the state bit for
+        bit equal to the same text read in one go."""
         w = self.w_ih[i]
         assert w is not None
+        if len(x) < MIN_PRODUCT_ROWS:
+            padded = np.zeros((MIN_PRODUCT_ROWS, x.shape[1]), dtype=F32)
+            padded[: len(x)] = x
+            return (padded @ w.w)[: len(x)] + self.b_ih[i]
         return x @ w.w + self.b_ih[i]
 
     def _recur(

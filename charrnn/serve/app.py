@@ -3,7 +3,8 @@ everything that goes wrong, CORS for the origins given, the API key, and the acc
 
 Routes: `POST /v1/completions` and `GET /generate` (in `completions`), `POST /v1/score`,
 `GET /v1/models[/{id}]`, `GET|DELETE /v1/sessions/{id}`, `GET /health`, the playground page at `/`
-with its assets, and a clear 404 for `POST /v1/chat/completions`. It does not parse command-line
+with its assets, and `POST /v1/chat/completions` (in `chat`; a clear 404 unless a chat template
+is declared). It does not parse command-line
 flags or run uvicorn (the CLI does), and it never logs prompts or text.
 """
 
@@ -24,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from charrnn import __version__
+from charrnn.serve.chat import chat_completions
 from charrnn.serve.completions import completions, generate, service
 from charrnn.serve.middleware import AccessLog, ApiKey, read_json
 from charrnn.serve.models import Model
@@ -87,23 +89,22 @@ async def health(request: Request) -> Response:
     )
 
 
+def _card(srv: Service, model: Model) -> dict:
+    """A model's card, with its chat template when chat is on."""
+    card = model.card()
+    template = srv.settings.chat.get(model.name)
+    card["charrnn"]["chat_template"] = template.to_json() if template else None
+    return card
+
+
 async def list_models(request: Request) -> Response:
-    return JSONResponse(
-        {"object": "list", "data": [m.card() for m in service(request).models.values()]}
-    )
+    srv = service(request)
+    return JSONResponse({"object": "list", "data": [_card(srv, m) for m in srv.models.values()]})
 
 
 async def get_model(request: Request) -> Response:
-    return JSONResponse(service(request).model(request.path_params["name"]).card())
-
-
-async def chat(request: Request) -> Response:
-    raise ApiError(
-        404,
-        "a character model has no chat template: use POST /v1/completions with the conversation "
-        "as the prompt (and a session to keep its state)",
-        code="unsupported_endpoint",
-    )
+    srv = service(request)
+    return JSONResponse(_card(srv, srv.model(request.path_params["name"])))
 
 
 async def score(request: Request) -> Response:
@@ -207,7 +208,7 @@ def build_app(models: dict[str, Model], settings: Settings) -> Starlette:
         Route("/v1/models", list_models),
         Route("/v1/models/{name:path}", get_model),
         Route("/v1/completions", completions, methods=["POST"]),
-        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/score", score, methods=["POST"]),
         Route("/v1/sessions/{session}", get_session, methods=["GET"]),
         Route("/v1/sessions/{session}", delete_session, methods=["DELETE"]),
@@ -220,7 +221,7 @@ def build_app(models: dict[str, Model], settings: Settings) -> Starlette:
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=["Authorization", "Content-Type", "X-Session-Id"],
                 max_age=600,
             )
         )

@@ -193,7 +193,7 @@ def _texts(runs: list[_Run]) -> list[str]:
     return [t for r in runs for t in r.text]
 
 
-async def _next(queue: asyncio.Queue, gone: asyncio.Task):
+async def next_or_gone(queue: asyncio.Queue, gone: asyncio.Task):
     """The next item, or None when the client has gone away."""
     get = asyncio.ensure_future(queue.get())
     finished, _ = await asyncio.wait({get, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -203,12 +203,12 @@ async def _next(queue: asyncio.Queue, gone: asyncio.Task):
     return None
 
 
-async def _disconnected(request: Request) -> None:
+async def disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
 
 
-def _failed(u: Update) -> ApiError:
+def failed(u: Update) -> ApiError:
     if u.done:  # every stream ended, then the session could not be kept
         return ApiError(500, u.error or "", "session", "server_error", code="session_not_saved")
     return ApiError(500, u.error or INTERNAL, kind="server_error")
@@ -216,10 +216,10 @@ def _failed(u: Update) -> ApiError:
 
 async def _whole(request: Request, comp: Completion, runs: list[_Run]) -> Response:
     merged, forwarders = _merged(runs)
-    gone = asyncio.ensure_future(_disconnected(request))
+    gone = asyncio.ensure_future(disconnected(request))
     try:
         while not all(r.done for r in runs):
-            item = await _next(merged, gone)
+            item = await next_or_gone(merged, gone)
             if item is None:  # nothing was sent: only the prompts are committed
                 for r in runs:
                     r.job.cancel({i: 0 for i in range(r.n)})
@@ -228,7 +228,7 @@ async def _whole(request: Request, comp: Completion, runs: list[_Run]) -> Respon
             if u.error:  # also a session not saved: the client must know its state did not advance
                 for r in runs:
                     r.cancel()
-                raise _failed(u)
+                raise failed(u)
             run.apply(u)
     finally:
         gone.cancel()
@@ -255,17 +255,17 @@ async def _events(request: Request, comp: Completion, runs: list[_Run]) -> Async
         while not all(r.done for r in runs):
             run, u = await merged.get()
             if u.error and not u.done:
-                yield _sse({"error": _failed(u).body()["error"]})
+                yield sse({"error": failed(u).body()["error"]})
                 break
             parts = run.apply(u)
             request.scope["state"]["chars"] = sum(sum(r.sent) for r in runs)
             if parts:
-                yield _sse(chunk(cid, created, name, parts))
+                yield sse(chunk(cid, created, name, parts))
             if u.error:  # the text is sent; its session was not kept
-                yield _sse({"error": _failed(u).body()["error"]})
+                yield sse({"error": failed(u).body()["error"]})
         if all(r.done for r in runs) and comp.include_usage:
             usage_ = usage([r.prompt for r in runs], _texts(runs))
-            yield _sse(chunk(cid, created, name, [], usage_))
+            yield sse(chunk(cid, created, name, [], usage_))
         yield b"data: [DONE]\n\n"
     finally:
         for f in forwarders:
@@ -275,7 +275,7 @@ async def _events(request: Request, comp: Completion, runs: list[_Run]) -> Async
                 r.cancel()
 
 
-def _sse(obj: dict) -> bytes:
+def sse(obj: dict) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
 
 
@@ -306,15 +306,15 @@ async def generate(request: Request) -> Response:
     t0 = time.perf_counter()
     job, updates = await srv.submit(model, start, opts, n, seed)
     texts = [""] * n
-    gone = asyncio.ensure_future(_disconnected(request))
+    gone = asyncio.ensure_future(disconnected(request))
     try:
         while True:
-            u = await _next(updates, gone)
+            u = await next_or_gone(updates, gone)
             if u is None:
                 job.cancel({})
                 return Response(status_code=499)
             if u.error:
-                raise _failed(u)
+                raise failed(u)
             for i, piece in u.text.items():
                 texts[i] += piece
             if u.done:

@@ -40,6 +40,9 @@ class SessionPlan:
     store: SessionStore
     base: EngineState | None = None
     tail: str = ""
+    # a chat session: the conversation already read (the state `base` follows it; "" when it is
+    # read again from its start); the commit stores the digest of this + prompt + reply
+    before: str | None = None
 
 
 @dataclass

@@ -19,6 +19,7 @@ nothing else computes with an engine, or changes BLAS's thread count, beside the
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -303,6 +304,9 @@ class Scheduler:
             return
         engine, vocab = job.model.engine, job.model.engine.vocab
         sent_ids = vocab.encode(sent, "skip")
+        if plan.before is not None:
+            self._commit_chat(job, plan, start, sent, sent_ids)
+            return
         if sent_ids[: len(fed)] == fed:
             for ch in sent_ids[len(fed) :]:
                 engine.step(np.array([ch]), state)
@@ -317,6 +321,31 @@ class Scheduler:
                 plan.id, job.model.name, job.model.fingerprint, held, text, len(job.prompt + sent)
             )
         except Exception:  # the text was sent; say that it was not kept
+            log.exception("session %r could not be saved", plan.id)
+            job.pending.error = f"session {plan.id!r} could not be saved; see the server log"
+
+    def _commit_chat(
+        self, job: Job, plan: SessionPlan, start: EngineState, sent: str, sent_ids: list[int]
+    ) -> None:
+        """A chat turn: the reply is read again from the state after the prompt, as the next
+        request without a session would read it within the whole history, so a session's next
+        reply equals that request's to the bit (a reply's own steps ran in a batch, and their
+        products round differently from a read)."""
+        engine = job.model.engine
+        state = engine.forward(sent_ids, start, last_only=True).state if sent_ids else start
+        text = plan.before + job.prompt + sent
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        try:
+            plan.store.put(
+                plan.id,
+                job.model.name,
+                job.model.fingerprint,
+                engine.to_numpy(state),
+                text,
+                len(text),
+                digest,
+            )
+        except Exception:
             log.exception("session %r could not be saved", plan.id)
             job.pending.error = f"session {plan.id!r} could not be saved; see the server log"
 

@@ -8,6 +8,7 @@ the routes (`app`, `completions`) only translate between HTTP and these calls.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 from charrnn.errors import InputError
 from charrnn.infer.sampler import Options, new_seed, seed_of
+from charrnn.serve.chat_template import Template
 from charrnn.serve.models import Model
 from charrnn.serve.protocol import ApiError, Completion, Limits
 from charrnn.serve.scheduler import Job, Scheduler, SessionPlan, Update
@@ -24,6 +26,20 @@ from charrnn.serve.tasks import Task
 from charrnn.vocab import Unknown
 
 T = TypeVar("T")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class ChatResume:
+    """A chat session held for a request: what it must read, and what it need not."""
+
+    plan: SessionPlan
+    prompt: str  # the rendered conversation's part to read now
+    reused: int  # characters already read in earlier turns (the session's state holds them)
+    reread: str | None  # why the whole conversation is read again (None: it extends)
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,7 @@ class Settings:
     sessions: Path | None = None
     max_sessions: int = 10_000
     deterministic: bool = False
+    chat: dict[str, Template] = field(default_factory=dict)  # model name → its chat template
 
 
 class Capacity:
@@ -145,7 +162,50 @@ class Service:
         return replace(comp.opts, filters=filters)
 
     def open_session(self, session: str, model: Model) -> SessionPlan:
-        """Hold a session for one request (409 while another holds it)."""
+        """Hold a session for one request (409 while another holds it, or when another
+        checkpoint wrote it: a state means nothing to another model)."""
+        plan = self._hold(session)
+        saved = self.store.get(session) if self.store else None
+        if saved is not None and saved.fingerprint != model.fingerprint:
+            self.release(session)
+            raise ApiError(
+                409,
+                f"session {session!r} was written by another checkpoint (model {saved.model!r}); "
+                f"continue it with that model, or DELETE /v1/sessions/{session}",
+                "session",
+                code="session_model_mismatch",
+            )
+        if saved is not None:
+            plan.base, plan.tail = model.engine.from_numpy(saved.state), saved.tail
+        return plan
+
+    def open_chat_session(self, session: str, model: Model, rendered: str) -> ChatResume:
+        """Hold a chat session for one request and decide what must be read: only the part of
+        the rendered conversation after the one the session committed, when it extends that one
+        exactly (its digest matches); otherwise all of it, from the start, with the reason."""
+        plan = self._hold(session)
+        saved = self.store.get(session) if self.store else None
+        reason = None
+        if saved is None:
+            reason = "a new session"
+        elif saved.fingerprint != model.fingerprint:
+            reason = f"it was written by another checkpoint (model {saved.model!r})"
+        elif saved.digest is None:
+            reason = "its text was continued by /v1/completions, not a conversation"
+        elif saved.chars > len(rendered) or _digest(rendered[: saved.chars]) != saved.digest:
+            reason = (
+                "the messages do not extend the conversation it holds (history edited, a reply "
+                "regenerated or changed, another template)"
+            )
+        if reason is not None or saved is None:
+            plan.before = ""
+            return ChatResume(plan, rendered, 0, reason)
+        plan.base, plan.tail = model.engine.from_numpy(saved.state), saved.tail
+        plan.before = rendered[: saved.chars]
+        return ChatResume(plan, rendered[saved.chars :], saved.chars, None)
+
+    def _hold(self, session: str) -> SessionPlan:
+        """Check a session id and hold it for one request (409 while another holds it)."""
         if self.store is None:
             raise ApiError(400, "session: this server keeps no sessions", "session")
         if not valid_id(session):
@@ -159,19 +219,12 @@ class Service:
                 "session",
                 code="session_busy",
             )
-        saved = self.store.get(session)
-        if saved is not None and saved.fingerprint != model.fingerprint:
-            raise ApiError(
-                409,
-                f"session {session!r} was written by another checkpoint (model {saved.model!r}); "
-                f"continue it with that model, or DELETE /v1/sessions/{session}",
-                "session",
-                code="session_model_mismatch",
-            )
         self.busy_sessions.add(session)
-        if saved is None:
-            return SessionPlan(session, self.store)
-        return SessionPlan(session, self.store, model.engine.from_numpy(saved.state), saved.tail)
+        return SessionPlan(session, self.store)
+
+    def release(self, session: str) -> None:
+        """Let go of a session held but never handed to the worker (a request refused later)."""
+        self.busy_sessions.discard(session)
 
     def prompt_ids(self, model: Model, prompt: str | list[int], unknown: Unknown) -> list[int]:
         """A prompt's vocabulary ids: text encoded (unknown characters refused or skipped), or
@@ -202,13 +255,16 @@ class Service:
         session: str | None = None,
         ids: list[int] | None = None,
         first: int = 0,
+        plan: SessionPlan | None = None,
     ) -> tuple[Job, asyncio.Queue[Update]]:
         """Admit a request (room for its n streams, its session) and hand it to the worker.
-        ids: the prompt's ids when already known; choice i draws with seed + first + i."""
+        ids: the prompt's ids when already known; choice i draws with seed + first + i; plan: a
+        session already held (a chat's), else `session` is opened here."""
         assert self.scheduler is not None and self.capacity is not None
         if ids is None:
             ids = self.encode(model, prompt, opts.unknown)
-        plan = self.open_session(session, model) if session else None
+        if plan is None and session:
+            plan = self.open_session(session, model)
         try:
             await self.capacity.acquire(n, self.settings.queue_timeout)
         except BaseException:

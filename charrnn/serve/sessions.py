@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     chars INTEGER NOT NULL,
     requests INTEGER NOT NULL,
     created REAL NOT NULL,
-    used REAL NOT NULL
+    used REAL NOT NULL,
+    digest TEXT
 )
 """
 
@@ -57,6 +58,7 @@ class Saved:
     requests: int
     created: float
     used: float
+    digest: str | None = None  # a chat session: sha256 of the conversation read (chars long)
 
     def info(self) -> dict:
         return {
@@ -65,6 +67,7 @@ class Saved:
             "model": self.model,
             "chars": self.chars,
             "requests": self.requests,
+            "chat": self.digest is not None,
             "created": int(self.created),
             "last_used": int(self.used),
         }
@@ -99,6 +102,9 @@ class SessionStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
             self._db.execute(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+            if "digest" not in columns:  # a file written before chat sessions
+                self._db.execute("ALTER TABLE sessions ADD COLUMN digest TEXT")
         except sqlite3.Error as e:
             raise InputError(f"{self.path}: cannot open the sessions database ({e})") from None
         except OSError as e:
@@ -109,32 +115,43 @@ class SessionStore:
         with self._lock:
             row = self._db.execute(
                 "SELECT id, model, fingerprint, layers, hidden, has_cell, state, tail, chars, "
-                "requests, created, used FROM sessions WHERE id = ?",
+                "requests, created, used, digest FROM sessions WHERE id = ?",
                 (session,),
             ).fetchone()
         if row is None:
             return None
-        sid, model, fp, layers, hidden, has_cell, blob, tail, chars, requests, created, used = row
+        sid, model, fp, layers, hidden, has_cell, blob, tail, *rest = row
         state = unpack(blob, layers, hidden, bool(has_cell))
-        return Saved(sid, model, fp, state, tail, chars, requests, created, used)
+        return Saved(sid, model, fp, state, tail, *rest)
 
     def put(
-        self, session: str, model: str, fingerprint: str, state: State, text: str, read: int
+        self,
+        session: str,
+        model: str,
+        fingerprint: str,
+        state: State,
+        text: str,
+        read: int,
+        digest: str | None = None,
     ) -> None:
         """Store the state after `text` (the end of the session's whole text; `read` characters
-        were added by this request), then evict the least recently used beyond the cap."""
+        were added by this request), then evict the least recently used beyond the cap. A chat
+        session gives the digest of its whole conversation, and `read` is then that
+        conversation's length (it may have been read again from its start); a completion clears
+        the digest: its text is no longer a known conversation."""
         now = time.time()
         layers, hidden = len(state.h), state.h[0].shape[1]
+        chars = "excluded.chars" if digest is not None else "sessions.chars + excluded.chars"
         with self._lock:
             self._db.execute(
-                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) "
+                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET model = excluded.model, "
                 "fingerprint = excluded.fingerprint, layers = excluded.layers, "
                 "hidden = excluded.hidden, has_cell = excluded.has_cell, state = excluded.state, "
-                "tail = excluded.tail, chars = sessions.chars + excluded.chars, "
-                "requests = sessions.requests + 1, used = excluded.used",
+                f"tail = excluded.tail, chars = {chars}, "
+                "requests = sessions.requests + 1, used = excluded.used, digest = excluded.digest",
                 (session, model, fingerprint, layers, hidden, int(state.c is not None),
-                 pack(state), text[-TAIL:], read, now, now),
+                 pack(state), text[-TAIL:], read, now, now, digest),
             )  # fmt: skip
             self._evict()
 
