@@ -117,6 +117,8 @@ def test_chat_request_reads_options_as_completions_do() -> None:
             "tools": [],
             "tool_choice": "none",
             "response_format": {"type": "text"},
+            "prompt_cache_key": "k",
+            "safety_identifier": "u1",
         },
         LIMITS,
     )
@@ -163,6 +165,8 @@ def test_chat_request_reads_options_as_completions_do() -> None:
             "messages[0].tool_calls",
         ),
         ({"messages": USER, "session": "s", "n": 2}, "n"),
+        ({"messages": USER, "moderation": {"model": "m"}}, "moderation"),
+        ({"messages": USER, "prompt_cache_key": 3}, "prompt_cache_key"),
     ],
 )
 def test_chat_refusals_name_the_parameter(body: dict, param: str) -> None:

@@ -41,7 +41,11 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "service_tier": (None, "auto", "default"),
     "web_search_options": (None,),
     "verbosity": (None,),
+    "moderation": (None,),
+    "prompt_cache_options": (None, {}),
+    "prompt_cache_retention": (None, "in_memory", "24h"),  # a cache lifetime: a hint
 }
+HINTS = ("safety_identifier", "prompt_cache_key")  # strings that ask nothing of the output
 MESSAGE_KEYS = {"role", "content", "name", "refusal", "tool_calls", "function_call", "audio"}
 
 
@@ -63,9 +67,12 @@ def parse_chat(body: Any, limits: Limits) -> Chat:
     """A /v1/chat/completions body → a Chat, or an ApiError naming the parameter at fault."""
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    unknown = sorted(set(body) - set(SHARED) - CHAT_ONLY - set(NEUTRAL))
+    unknown = sorted(set(body) - set(SHARED) - CHAT_ONLY - set(NEUTRAL) - set(HINTS))
     if unknown:
         raise _bad(unknown[0], "unrecognized request argument")
+    for key in HINTS:
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise _bad(key, "must be a string")
     for key, neutral in NEUTRAL.items():
         if key in body and not any(_same(body[key], v) for v in neutral):
             raise _bad(key, f"not supported by a character model ({_why(key)})")
