@@ -99,10 +99,17 @@ def test_chat_n_seeds_logprobs_and_penalties(served) -> None:
         assert all(t.bytes == list(t.token.encode()) for t in content)
     # streamed with n=2: every chunk names its choice; each choice's text is the whole one's
     streamed: dict[int, str] = {}
+    roles: dict[int, list] = {0: [], 1: []}
+    ends: dict[int, list] = {0: [], 1: []}
     for ch in c.chat.completions.create(**body, stream=True):
         for part in ch.choices:
             streamed[part.index] = streamed.get(part.index, "") + (part.delta.content or "")
+            roles[part.index].append(part.delta.role)
+            ends[part.index].append(part.finish_reason)
     assert streamed == {j: ch.message.content for j, ch in enumerate(out.choices)}
+    for j, choice in enumerate(out.choices):
+        assert roles[j][0] == "assistant" and set(roles[j][1:]) <= {None}
+        assert [e for e in ends[j] if e] == [choice.finish_reason] and ends[j][-1]
 
 
 def test_chat_sessions_read_only_what_is_new(served, tmp_path: Path) -> None:
@@ -113,8 +120,9 @@ def test_chat_sessions_read_only_what_is_new(served, tmp_path: Path) -> None:
     for turn, line in enumerate(["import sys", "def main():", "if __name__ == '__main__':"]):
         messages.append({"role": "user", "content": line})
         kw = {"model": "run", "messages": messages, "seed": 20 + turn, "max_tokens": 60}
-        a = c.chat.completions.create(**kw, extra_body={"session": "talk"})
-        b = c.chat.completions.create(**kw)
+        # no_repeat looks back over the whole conversation, session or not
+        a = c.chat.completions.create(**kw, extra_body={"session": "talk", "no_repeat": 6})
+        b = c.chat.completions.create(**kw, extra_body={"no_repeat": 6})
         reply = a.choices[0].message.content
         assert reply == b.choices[0].message.content  # a session turn = the whole history read
         facts = a.model_extra["charrnn"]
@@ -125,6 +133,8 @@ def test_chat_sessions_read_only_what_is_new(served, tmp_path: Path) -> None:
         assert (facts["reread"] is None) == (turn > 0)
         messages.append({"role": "assistant", "content": reply})
     assert primed[0] == whole[0] and all(p < w for p, w in zip(primed[1:], whole[1:], strict=True))
+    replies = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert sum(len(r) for r in replies) > 60  # the equalities above compared real text
     info = httpx.get(srv.url + "/v1/sessions/talk").json()
     assert info["chat"] is True and info["requests"] == 3
     # an edited history is read again from the start, says so, and still answers as a fresh read
@@ -144,6 +154,26 @@ def test_chat_sessions_read_only_what_is_new(served, tmp_path: Path) -> None:
         headers={"X-Session-Id": "b"},
     )
     assert both.status_code == 400 and both.json()["error"]["param"] == "session"
+    several = httpx.post(
+        srv.url + "/v1/chat/completions", json={**kw, "n": 2}, headers={"X-Session-Id": "talk"}
+    )
+    assert several.status_code == 400 and several.json()["error"]["param"] == "n"
+    # a session continued by /v1/completions holds no conversation: chat reads all and says so
+    httpx.post(srv.url + "/v1/completions", json={"prompt": "x", "session": "talk"}, timeout=60)
+    again = httpx.post(
+        srv.url + "/v1/chat/completions", json={**kw, "session": "talk"}, timeout=60
+    ).json()
+    assert "/v1/completions" in again["charrnn"]["reread"]
+    # a lone surrogate is refused before anything is held or read; the session is free again
+    bad = {"messages": [{"role": "user", "content": "\ud800"}], "session": "talk"}
+    r = httpx.post(srv.url + "/v1/chat/completions", content=json.dumps(bad))  # \ud800 escaped
+    assert r.status_code == 400 and "surrogate" in r.json()["error"]["message"]
+    assert (
+        httpx.post(
+            srv.url + "/v1/chat/completions", json={**kw, "session": "talk"}, timeout=60
+        ).status_code
+        == 200
+    )
 
 
 def test_continued_assistant_message_and_refusals_keep_serving(served) -> None:
@@ -156,6 +186,7 @@ def test_continued_assistant_message_and_refusals_keep_serving(served) -> None:
         seed=1,
     )
     assert out.model_extra["charrnn"]["continued"] is True
+    assert out.usage.prompt_tokens == len("User: x\nAssistant: import ")
     for kw, param in [
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
@@ -203,4 +234,4 @@ def test_templates_refused_at_start_up(trained: Path, args: list[str], words: st
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], r.stderr
-    assert "Traceback" not in r.stderr and json.dumps(words)  # one plain line
+    assert "Traceback" not in r.stderr

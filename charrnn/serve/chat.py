@@ -91,6 +91,8 @@ async def chat_completions(request: Request) -> Response:
     chat = parse_chat(await read_json(request, srv.settings.max_body), srv.settings.limits)
     comp = chat.comp
     session = _session(request, comp.session)
+    if session is not None and comp.n > 1:
+        raise ApiError(400, "n: a session continues one conversation: n must be 1", "n")
     model = srv.model(comp.model)
     template = srv.settings.chat[model.name]
     rendered = render(template, chat.messages)

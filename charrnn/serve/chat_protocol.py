@@ -144,6 +144,8 @@ def _message(m: Any, where: str) -> Message:
         raise _bad(f"{where}.role", f"{role} messages need tools, which a character model lacks")
     if role not in ("system", "user", "assistant"):
         raise _bad(f"{where}.role", f"must be system, developer, user or assistant, got {role!r}")
+    if m.get("refusal") is not None:
+        raise _bad(f"{where}.refusal", "a refusal is not text to continue: send it as content")
     for key in ("tool_calls", "function_call", "audio"):
         if m.get(key) not in (None, []):
             raise _bad(f"{where}.{key}", "not supported by a character model")

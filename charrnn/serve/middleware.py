@@ -119,6 +119,14 @@ async def read_json(request: Request, limit: int) -> Any:
     if not data:
         raise ApiError(400, "the request has no body: send a JSON object")
     try:
-        return json.loads(data)
+        body = json.loads(data)
     except (UnicodeDecodeError, ValueError) as e:
         raise ApiError(400, f"the request body is not valid JSON ({e})") from None
+    try:  # JSON's \ud800 escapes can spell half a character, which no text can hold or store
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = e.object[e.start : e.end]
+        raise ApiError(
+            400, f"the request body holds a lone surrogate ({bad!a}), which is not text"
+        ) from None
+    return body

@@ -279,19 +279,28 @@ class Scheduler:
         self, lv: _Live, state: EngineState | None, row: int, cancelled: bool = False
     ) -> None:
         job = lv.job
+        if not cancelled:
+            job.pending.finished[lv.index] = lv.stream.reason or "length"
+        job.open_streams -= 1
+        end = None if job.open_streams else self._exit if cancelled else self._finish
         if job.session is not None and state is not None:
             text = "".join(lv.stream.out)
             if cancelled:
                 text = text[: job.delivered.get(lv.index, 0)]
+            if job.session.before is not None and text:
+                # a chat reply is read again: in slices between steps, as a prompt is, and the
+                # job ends (its update says done) once the conversation is committed
+                self._tasks.append(
+                    Task(
+                        job.model.engine,
+                        lambda engine: self._commit_chat(job, engine, lv.start, text),
+                        lambda value, error: end(job) if end else None,
+                    )
+                )
+                return
             self._commit(job, state.select([row]), text, lv.fed, lv.start)
-        if not cancelled:
-            job.pending.finished[lv.index] = lv.stream.reason or "length"
-        job.open_streams -= 1
-        if job.open_streams == 0:
-            if cancelled:
-                self._exit(job)
-            else:
-                self._finish(job)
+        if end is not None:
+            end(job)
 
     def _commit(
         self, job: Job, state: EngineState, sent: str, fed: list[int], start: EngineState
@@ -305,7 +314,7 @@ class Scheduler:
         engine, vocab = job.model.engine, job.model.engine.vocab
         sent_ids = vocab.encode(sent, "skip")
         if plan.before is not None:
-            self._commit_chat(job, plan, start, sent, sent_ids)
+            self._commit_chat(job, engine, start, sent)
             return
         if sent_ids[: len(fed)] == fed:
             for ch in sent_ids[len(fed) :]:
@@ -324,28 +333,23 @@ class Scheduler:
             log.exception("session %r could not be saved", plan.id)
             job.pending.error = f"session {plan.id!r} could not be saved; see the server log"
 
-    def _commit_chat(
-        self, job: Job, plan: SessionPlan, start: EngineState, sent: str, sent_ids: list[int]
-    ) -> None:
+    def _commit_chat(self, job: Job, engine, start: EngineState, sent: str) -> None:
         """A chat turn: the reply is read again from the state after the prompt, as the next
-        request without a session would read it within the whole history, so a session's next
-        reply equals that request's to the bit (a reply's own steps ran in a batch, and their
-        products round differently from a read)."""
-        engine = job.model.engine
-        state = engine.forward(sent_ids, start, last_only=True).state if sent_ids else start
-        text = plan.before + job.prompt + sent
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        request without a session reads it within the whole history, so a session's next reply
+        equals that request's to the bit (a reply's own steps ran in a batch, whose products
+        round differently from a read). `engine` may be a task's, which reads in slices."""
+        plan = job.session
+        assert plan is not None and plan.before is not None
         try:
+            ids = engine.vocab.encode(sent, "skip")
+            state = engine.forward(ids, start, last_only=True).state if ids else start
+            text = plan.before + job.prompt + sent
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            held = engine.to_numpy(state)
             plan.store.put(
-                plan.id,
-                job.model.name,
-                job.model.fingerprint,
-                engine.to_numpy(state),
-                text,
-                len(text),
-                digest,
+                plan.id, job.model.name, job.model.fingerprint, held, text, len(text), digest
             )
-        except Exception:
+        except Exception:  # the text was sent; say that it was not kept
             log.exception("session %r could not be saved", plan.id)
             job.pending.error = f"session {plan.id!r} could not be saved; see the server log"
 

@@ -165,7 +165,11 @@ class Service:
         """Hold a session for one request (409 while another holds it, or when another
         checkpoint wrote it: a state means nothing to another model)."""
         plan = self._hold(session)
-        saved = self.store.get(session) if self.store else None
+        try:
+            saved = self.store.get(session) if self.store else None
+        except BaseException:
+            self.release(session)
+            raise
         if saved is not None and saved.fingerprint != model.fingerprint:
             self.release(session)
             raise ApiError(
@@ -184,7 +188,14 @@ class Service:
         the rendered conversation after the one the session committed, when it extends that one
         exactly (its digest matches); otherwise all of it, from the start, with the reason."""
         plan = self._hold(session)
-        saved = self.store.get(session) if self.store else None
+        try:
+            return self._resume(plan, model, rendered)
+        except BaseException:
+            self.release(session)
+            raise
+
+    def _resume(self, plan: SessionPlan, model: Model, rendered: str) -> ChatResume:
+        saved = self.store.get(plan.id) if self.store else None
         reason = None
         if saved is None:
             reason = "a new session"
@@ -200,8 +211,10 @@ class Service:
         if reason is not None or saved is None:
             plan.before = ""
             return ChatResume(plan, rendered, 0, reason)
-        plan.base, plan.tail = model.engine.from_numpy(saved.state), saved.tail
-        plan.before = rendered[: saved.chars]
+        plan.base = model.engine.from_numpy(saved.state)
+        # the whole conversation is here: the guards that look back (no_repeat) see all of it,
+        # as they do when it is read in one go
+        plan.before = plan.tail = rendered[: saved.chars]
         return ChatResume(plan, rendered[saved.chars :], saved.chars, None)
 
     def _hold(self, session: str) -> SessionPlan:
