@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from charrnn.infer.sampler import new_seed
 from charrnn.serve.chat_protocol import (
@@ -28,7 +28,14 @@ from charrnn.serve.chat_protocol import (
     parse_chat,
 )
 from charrnn.serve.chat_template import render
-from charrnn.serve.completions import disconnected, failed, next_or_gone, service, sse
+from charrnn.serve.completions import (
+    disconnected,
+    event_stream,
+    failed,
+    next_or_gone,
+    service,
+    sse,
+)
 from charrnn.serve.middleware import read_json
 from charrnn.serve.models import Model
 from charrnn.serve.protocol import ApiError, finish_reason, now
@@ -137,11 +144,7 @@ async def chat_completions(request: Request) -> Response:
     turn = _Turn(chat, model, job, len(rendered.prompt), facts)
     request.scope["state"]["chars"] = 0
     if comp.stream:
-        return StreamingResponse(
-            _events(request, turn, updates),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(_events(request, turn, updates))
     return await _whole(request, turn, updates)
 
 

@@ -79,12 +79,17 @@ async def completions(request: Request) -> Response:
         raise
     request.scope["state"]["chars"] = 0
     if comp.stream:
-        return StreamingResponse(
-            _events(request, comp, runs),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(_events(request, comp, runs))
     return await _whole(request, comp, runs)
+
+
+def event_stream(events: AsyncIterator[bytes]) -> StreamingResponse:
+    """Server-sent events, unbuffered by proxies (nginx honours X-Accel-Buffering)."""
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 class _Run:
