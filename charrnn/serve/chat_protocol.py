@@ -55,8 +55,6 @@ class Chat:
 
     messages: list[Message]
     comp: Completion
-    max_given: bool  # max_tokens or max_completion_tokens was set (else the server's cap)
-    unknown_given: bool
 
 
 def _bad(param: str, message: str) -> ApiError:
@@ -77,7 +75,7 @@ def parse_chat(body: Any, limits: Limits) -> Chat:
         if key in body and not any(_same(body[key], v) for v in neutral):
             raise _bad(key, f"not supported by a character model ({_why(key)})")
     messages = _messages(body.get("messages"))
-    length, given = _max_tokens(body, limits)
+    length = _max_tokens(body, limits)
     logprobs, top = body.get("logprobs", False), body.get("top_logprobs")
     if logprobs is not None and not isinstance(logprobs, bool):
         raise _bad("logprobs", f"must be true or false, got {logprobs!r}")
@@ -91,7 +89,7 @@ def parse_chat(body: Any, limits: Limits) -> Chat:
     shared.setdefault("unknown", "skip")  # a chat user types anything: skip what the model lacks
     shared.update(prompt="", max_tokens=length, logprobs=(top or 0) if logprobs else None)
     comp = parse_completion(shared, limits)
-    return Chat(messages, comp, given, "unknown" in body)
+    return Chat(messages, comp)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -108,12 +106,12 @@ def _why(key: str) -> str:
     return "leave it out or at its default"
 
 
-def _max_tokens(body: dict, limits: Limits) -> tuple[int, bool]:
+def _max_tokens(body: dict, limits: Limits) -> int:
     """max_completion_tokens (OpenAI's current name) or max_tokens (its older one); unset: the
     server's --max-chars, as OpenAI's unset means as many as the model may write."""
     given = [k for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None]
     if not given:
-        return limits.max_chars, False
+        return limits.max_chars
     key = given[0]
     v = body[key]
     if isinstance(v, bool) or not isinstance(v, int):
@@ -122,7 +120,7 @@ def _max_tokens(body: dict, limits: Limits) -> tuple[int, bool]:
         raise _bad(key, f"must be between 0 and {limits.max_chars}, got {v}")
     if len(given) == 2 and body["max_tokens"] != v:
         raise _bad("max_tokens", "differs from max_completion_tokens; give one")
-    return v, True
+    return v
 
 
 def _messages(raw: Any) -> list[Message]:

@@ -312,10 +312,10 @@ class Scheduler:
         if plan is None:
             return
         engine, vocab = job.model.engine, job.model.engine.vocab
-        sent_ids = vocab.encode(sent, "skip")
         if plan.before is not None:
             self._commit_chat(job, engine, start, sent)
             return
+        sent_ids = vocab.encode(sent, "skip")
         if sent_ids[: len(fed)] == fed:
             for ch in sent_ids[len(fed) :]:
                 engine.step(np.array([ch]), state)
