@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from charrnn.model_config import ModelConfig
 from charrnn.train.plan import DEFAULT_STOP, FINETUNE_DEFAULTS, RULES_VERSION, plan
-from charrnn.train.sizing import CANDIDATES, MAX_EVAL_SHARE, MIN_EVALS, MIN_STEPS, evaluations
+from charrnn.train.sizing import (
+    CANDIDATES,
+    MAX_EVAL_SHARE,
+    MIN_EPOCHS,
+    MIN_EVALS,
+    MIN_STEPS,
+    evaluations,
+)
 from charrnn.train.speed import from_shapes, reference
 
 # tiny-shakespeare's split: the text the pinned plans (and the README's figures) are for
@@ -45,6 +52,27 @@ def test_a_small_text_in_a_short_budget_gets_a_small_model_with_more_dropout() -
     assert (p.model.layers, p.model.hidden) in CANDIDATES[:2]
     assert p.model.dropout >= 0.4
     assert p.record["estimate"]["steps"] >= MIN_STEPS
+
+
+def test_a_text_too_large_to_see_often_gets_the_model_that_sees_it_most() -> None:
+    """5 MB in ten minutes: 2×256 would make its steps but see the text about 4 times; 1×256 sees
+    it about 8 times, and did better (docs/defaults.md). An hour affords a wider model again."""
+    five = {"train": 4_500_000, "val": 500_000, "vocab_size": 228}
+    speeds = from_shapes(
+        {"1x256": 66_000, "2x256": 35_500, "2x512": 13_000}, "lstm", 64, 228, "cached"
+    )
+    ten = fresh({"time_budget": "10m"}, speeds=speeds, **five)
+    assert (ten.model.layers, ten.model.hidden) == (1, 256)
+    assert ten.record["estimate"]["epochs"] >= MIN_EPOCHS
+    # the same speeds on a 1 MB text: 2×512 makes its 1,100 steps and 7 passes
+    one = fresh({"time_budget": "10m"}, speeds=speeds, train=1_000_000, val=100_000)
+    assert (one.model.layers, one.model.hidden) == (2, 512)
+    hour = fresh({"time_budget": "60m"}, speeds=speeds, **five)
+    assert (hour.model.layers, hour.model.hidden) > (1, 256)
+    assert hour.record["estimate"]["epochs"] >= MIN_EPOCHS
+    # 100 MB is never seen five times in an hour here: the cheapest shape, the most passes
+    huge = fresh({"time_budget": "60m"}, train=100_000_000, val=1_000_000, speeds=speeds)
+    assert (huge.model.layers, huge.model.hidden) == CANDIDATES[0]
 
 
 def test_a_faster_machine_affords_a_larger_model() -> None:

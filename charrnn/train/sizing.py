@@ -22,6 +22,11 @@ LAYER_CHOICES = (1, 2, 3)
 # steps) beat 2×256 (~950) on each, within the 10-minute plan's 2×512 (~1,160 at the reference
 # speed) (docs/defaults.md, "The plan").
 MIN_STEPS = 1100
+# ... and about this many passes over its text: on a text too large to be seen that often in the
+# budget, a smaller model that sees it more times does better. Judged on a 5 MB text at 10 minutes,
+# where 1×256 (~6,000 steps, 8.5 passes) beat 2×256 (~3,000 steps, 4.3 passes) on two seeds; the
+# 1 MB plans keep theirs (2×512 makes 7.4 passes in 10 minutes) (docs/defaults.md, "The plan").
+MIN_EPOCHS = 5.0
 # Dropout by the passes over the text a run will make (upper bound of epochs → dropout): under one
 # epoch nothing is seen twice, so there is nothing to overfit; many epochs call for more.
 DROPOUT_BY_EPOCHS: tuple[tuple[float, float], ...] = (
@@ -68,8 +73,9 @@ def choose_shape(
     layers: int | None = None,
     hidden: int | None = None,
 ) -> tuple[int, int]:
-    """The largest shape (by arithmetic) that gets MIN_STEPS steps in the budget, else the
-    cheapest; a given --layers or --hidden fixes that dimension and the other is chosen."""
+    """The largest shape (by arithmetic) that gets MIN_STEPS steps and MIN_EPOCHS passes over the
+    text in the budget, else the cheapest (the most steps and passes); a given --layers or
+    --hidden fixes that dimension and the other is chosen."""
     if layers is not None and hidden is not None:
         return layers, hidden
     if layers is not None:
@@ -82,8 +88,13 @@ def choose_shape(
     def flops(s: tuple[int, int]) -> float:
         return train_flops_per_char(cell, s[0], s[1], embed, budget.vocab_size)
 
+    def enough(s: tuple[int, int]) -> bool:
+        steps = steps_in(budget, speeds, flops(s), MIN_EVALS)
+        passes = steps * budget.chars_per_step / max(budget.train_chars, 1)
+        return steps >= MIN_STEPS and passes >= MIN_EPOCHS
+
     shapes.sort(key=flops)
-    fits = [s for s in shapes if steps_in(budget, speeds, flops(s), MIN_EVALS) >= MIN_STEPS]
+    fits = [s for s in shapes if enough(s)]
     return fits[-1] if fits else shapes[0]
 
 
