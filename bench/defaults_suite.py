@@ -43,6 +43,9 @@ GRID = {
     "3x512": ["--layers", "3", "--hidden", "512"],
 }
 RUNS = {"defaults": [], **GRID, "layers3": ["--layers", "3"]}
+# Earlier defaults kept for the table: `@before` the long-run rule (an older checkout, --before),
+# `@rules1` the plan's first rules (steps alone), where today's rules plan otherwise.
+BEFORE = ("before", "rules1")
 WORK = Path(os.environ.get("CHARRNN_SUITE_DIR") or Path(tempfile.gettempdir()) / "charrnn-suite")
 
 
@@ -201,12 +204,12 @@ def best_cells(rows: list[dict], corpus_name: str, budget: str, n: int = 2) -> l
 
 def summary(rows: list[dict]) -> str:
     lines = [
-        "| corpus | budget | before: defaults (shape: losses) | defaults (shape: losses) | "
+        "| corpus | budget | earlier defaults (rules: shape: losses) | defaults (shape: losses) | "
         "grid: best cell (losses) | gap | target max(0.02, 2×spread) | met |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in CORPORA:
-        for b in sorted({r["budget"] for r in rows if r["corpus"] == c}, key=_seconds):
+        for b in _budgets([r for r in rows if r["corpus"] == c]):
             cell = [r for r in rows if (r["corpus"], r["budget"]) == (c, b)]
             d = [r for r in cell if r["run"] == "defaults"]
             best = best_cells(rows, c, b, 1)
@@ -217,13 +220,41 @@ def summary(rows: list[dict]) -> str:
             gm = statistics.mean(r["best_val_loss"] for r in g)
             spreads = [_spread(x) for x in (d, g) if len(x) > 1]
             target = max(0.02, 2 * max(spreads)) if spreads else 0.02
-            before = [r for r in cell if r["run"] == "defaults@before"]
-            was = f"{_shapes(before)}: {_losses(before)}" if before else "—"
+            was = "; ".join(
+                f"{tag}: {_shapes(b)}: {_losses(b)}"
+                for tag, b in (
+                    (t, [r for r in cell if r["run"] == f"defaults@{t}"]) for t in BEFORE
+                )
+                if b
+            )
             lines.append(
-                f"| {c} | {b} | {was} | {_shapes(d)}: {_losses(d)} | {best[0]}: {_losses(g)} | "
+                f"| {c} | {b} | {was or '—'} | {_shapes(d)}: {_losses(d)} | {best[0]}: {_losses(g)} | "
                 f"{dm - gm:+.4f} | {target:.3f} | {'yes' if dm - gm <= target else 'no'} |"
             )
-    return "\n".join([*lines, "", *_deep_table(rows)])
+    grids = [line for b in _budgets(rows) for line in ("", *_grid_table(rows, b))]
+    return "\n".join([*lines, *grids, "", *_deep_table(rows)])
+
+
+def _budgets(rows: list[dict]) -> list[str]:
+    return sorted({r["budget"] for r in rows}, key=_seconds)
+
+
+def _grid_table(rows: list[dict], budget: str) -> list[str]:
+    """Every cell of one budget: best validation loss by seed, and the steps made (seed 1's)."""
+    runs = ["defaults", *GRID]
+    lines = [f"| {budget} | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    for c in CORPORA:
+        cells = []
+        for run in runs:
+            got = sorted(
+                (r for r in rows if (r["corpus"], r["budget"], r["run"]) == (c, budget, run)),
+                key=lambda r: r["seed"],
+            )
+            shape = f"{_shapes(got)}, " if got and run == "defaults" else ""
+            cells.append(f"{_losses(got)} ({shape}{got[0]['steps']:,})" if got else "—")
+        if any(x != "—" for x in cells):
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _deep_table(rows: list[dict]) -> list[str]:
