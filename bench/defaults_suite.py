@@ -59,11 +59,16 @@ def licences() -> str:
     return "".join(parts)[:86_000]
 
 
+# The standard library packages of the built-in corpus, as `make corpus` builds it.
+PYSTDLIB_PACKAGES = ("json", "email", "http", "asyncio", "collections")
+
+
 def pystdlib() -> str:
     stdlib = Path(sysconfig.get_path("stdlib"))
-    packages = ("json", "email", "http", "asyncio", "collections")  # as `make corpus`
     return "".join(
-        f.read_text(encoding="utf-8") for p in packages for f in sorted((stdlib / p).rglob("*.py"))
+        f.read_text(encoding="utf-8")
+        for p in PYSTDLIB_PACKAGES
+        for f in sorted((stdlib / p).rglob("*.py"))
     )
 
 
@@ -74,15 +79,19 @@ def shakespeare() -> str:
     return path.read_text(encoding="utf-8")
 
 
-def copyright5m() -> str:
+def first_chars(paths: list[Path], n: int = 5_000_000) -> str:
+    """The first `n` characters of these files joined, reading no more of them than that needs."""
     parts, size = [], 0
-    for p in sorted(Path("/usr/share/doc").glob("*/copyright")):
-        text = p.read_text(encoding="utf-8", errors="replace")
-        parts.append(text)
-        size += len(text)
-        if size >= 5_000_000:
+    for p in paths:
+        parts.append(p.read_text(encoding="utf-8", errors="replace"))
+        size += len(parts[-1])
+        if size >= n:
             break
-    return "".join(parts)[:5_000_000]
+    return "".join(parts)[:n]
+
+
+def copyright5m() -> str:
+    return first_chars(sorted(Path("/usr/share/doc").glob("*/copyright")))
 
 
 def pystdlib5m() -> str:
@@ -90,16 +99,10 @@ def pystdlib5m() -> str:
     the first 5,000,000 characters of the rest of the standard library (sorted paths; not the
     built-in corpus's packages, not site-packages)."""
     stdlib = Path(sysconfig.get_path("stdlib"))
-    skip = {"json", "email", "http", "asyncio", "collections", "site-packages"}
-    parts, size = [], 0
-    for f in sorted(stdlib.rglob("*.py")):
-        if f.relative_to(stdlib).parts[0] in skip:
-            continue
-        parts.append(f.read_text(encoding="utf-8", errors="replace"))
-        size += len(parts[-1])
-        if size >= 5_000_000:
-            break
-    return "".join(parts)[:5_000_000]
+    skip = {*PYSTDLIB_PACKAGES, "site-packages"}
+    return first_chars(
+        [f for f in sorted(stdlib.rglob("*.py")) if f.relative_to(stdlib).parts[0] not in skip]
+    )
 
 
 CORPORA = {
@@ -220,13 +223,8 @@ def summary(rows: list[dict]) -> str:
             gm = statistics.mean(r["best_val_loss"] for r in g)
             spreads = [_spread(x) for x in (d, g) if len(x) > 1]
             target = max(0.02, 2 * max(spreads)) if spreads else 0.02
-            was = "; ".join(
-                f"{tag}: {_shapes(b)}: {_losses(b)}"
-                for tag, b in (
-                    (t, [r for r in cell if r["run"] == f"defaults@{t}"]) for t in BEFORE
-                )
-                if b
-            )
+            earlier = {t: [r for r in cell if r["run"] == f"defaults@{t}"] for t in BEFORE}
+            was = "; ".join(f"{t}: {_shapes(b)}: {_losses(b)}" for t, b in earlier.items() if b)
             lines.append(
                 f"| {c} | {b} | {was or '—'} | {_shapes(d)}: {_losses(d)} | {best[0]}: {_losses(g)} | "
                 f"{dm - gm:+.4f} | {target:.3f} | {'yes' if dm - gm <= target else 'no'} |"
