@@ -116,9 +116,14 @@ def test_new_characters_train_and_sample(cli, source: Path) -> None:
     assert set(header.meta["vocab"]) >= ACCENTED
     assert header.meta["init_from"]["path"] == str(source)
     assert header.meta["train"]["lr"] == FINETUNE_DEFAULTS["lr"]
-    r = cli("sample", "ft/best.ckpt", "-n", "400", "--temp", "0.5", "--seed", "« Sous", "--no-echo")
+    # a fixed sampling seed and 2,000 characters: 400 at a drawn seed wrote only 2 of the 7 once
+    # (this barely trained model writes each at about 0.4 %; 8 seeds of 2,000 wrote all 7)
+    r = cli(
+        "sample", "ft/best.ckpt", "-n", "2000", "--temp", "0.5", "--seed", "« Sous", "--no-echo",
+        "--rng-seed", "0",
+    )  # fmt: skip
     assert r.code == 0, r.err
-    assert len(ACCENTED & set(r.out)) >= 3  # learned new characters are written
+    assert len(ACCENTED & set(r.out)) >= 5  # learned new characters are written
     info = json.loads(cli("inspect", "ft/best.ckpt", "--json").out)
     assert info["init_from"]["new_chars"] == header.meta["init_from"]["new_chars"]
     assert "initialised from" in cli("inspect", "ft/best.ckpt").out
