@@ -44,8 +44,9 @@ GRID = {
 }
 RUNS = {"defaults": [], **GRID, "layers3": ["--layers", "3"]}
 # Earlier defaults kept for the table: `@before` the long-run rule (an older checkout, --before),
-# `@rules1` the plan's first rules (steps alone), where today's rules plan otherwise.
-BEFORE = ("before", "rules1")
+# `@rules1` the plan's first rules (steps alone) and `@rules2` its second (no cap on weights per
+# character), where today's rules plan otherwise.
+BEFORE = ("before", "rules1", "rules2")
 WORK = Path(os.environ.get("CHARRNN_SUITE_DIR") or Path(tempfile.gettempdir()) / "charrnn-suite")
 
 

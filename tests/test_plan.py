@@ -14,12 +14,13 @@ from charrnn.train.plan import DEFAULT_STOP, FINETUNE_DEFAULTS, RULES_VERSION, p
 from charrnn.train.sizing import (
     CANDIDATES,
     MAX_EVAL_SHARE,
+    MAX_WEIGHTS_PER_CHAR,
     MIN_EPOCHS,
     MIN_EVALS,
     MIN_STEPS,
     evaluations,
 )
-from charrnn.train.speed import from_shapes, reference
+from charrnn.train.speed import from_shapes, reference, weight_count
 
 # tiny-shakespeare's split: the text the pinned plans (and the README's figures) are for
 SHAKESPEARE = {"train": 1_003_854, "val": 111_540, "vocab_size": 65}
@@ -87,6 +88,30 @@ def test_a_faster_machine_affords_a_larger_model() -> None:
     unmeasured = fresh({"time_budget": "10m"}, speeds=cached)
     assert shape(unmeasured) == shape(small)
     assert small.record["estimate"]["steps"] < unmeasured.record["estimate"]["steps"]
+
+
+def test_a_small_text_never_gets_a_model_that_can_learn_it_by_heart() -> None:
+    """86 KB of licences at 10 minutes: 2×512 (43 weights a character) lost 0.05 nats to 2×256
+    (11) on this machine; a longer budget or a faster machine must not bring it back."""
+    fast = from_shapes(
+        {"1x256": 400_000, "2x256": 300_000, "2x512": 200_000}, "lstm", 64, 82, "cached"
+    )
+    for budget in ("10m", "30m", "60m", "8h"):
+        p = fresh({"time_budget": budget}, train=77_400, val=8_600, vocab_size=82, speeds=fast)
+        assert (p.model.layers, p.model.hidden) == (2, 256), budget
+        weights = weight_count("lstm", p.model.layers, p.model.hidden, p.model.embed, 82)
+        assert weights <= MAX_WEIGHTS_PER_CHAR * 77_400
+    # a wider model once the text is large enough for it
+    more = fresh({"time_budget": "60m"}, train=400_000, val=40_000, vocab_size=82, speeds=fast)
+    assert (more.model.layers, more.model.hidden) == (3, 512)
+    # a text too small for any candidate gets the smallest; a given shape is never capped
+    tiny = fresh({"time_budget": "60m"}, train=4_000, val=0, vocab_size=40, speeds=fast)
+    assert (tiny.model.layers, tiny.model.hidden) == CANDIDATES[0]
+    given = fresh({"time_budget": "60m", "layers": 3, "hidden": 512}, train=4_000, val=0)
+    assert (given.model.layers, given.model.hidden) == (3, 512)
+    # --layers given: the width is chosen under the cap too
+    two = fresh({"time_budget": "60m", "layers": 2}, train=77_400, val=8_600, speeds=fast)
+    assert (two.model.layers, two.model.hidden) == (2, 256)
 
 
 def test_what_is_given_wins_and_the_rest_is_chosen_to_suit_it() -> None:

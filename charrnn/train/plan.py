@@ -29,9 +29,10 @@ from charrnn.train.speed import Speeds, reference, train_flops_per_char
 # Runs planned before the sizing rules (checkpoints without a stored plan) counted a budget's steps
 # at this rate, the default model's bf16 training rate here; they resume under that rule exactly.
 NOMINAL_CHARS_PER_SEC = 13_000
-# The version of the rules `plan()` applies, stored with each plan (2: a shape must also get
+# The version of the rules `plan()` applies, stored with each plan (3: a shape must also have at
+# most `sizing.MAX_WEIGHTS_PER_CHAR` weights per training character; 2: it must get
 # `sizing.MIN_EPOCHS` passes over the text; 1 chose by steps alone).
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 # No validation split: fitting the text is the goal, so no dropout (docs/defaults.md: "Short runs").
 ALL_TEXT_MODEL = {"dropout": 0.0, "weight_drop": 0.0}

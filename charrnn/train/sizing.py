@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from charrnn.train.speed import EVAL_SPEEDUP, Speeds, train_flops_per_char
+from charrnn.train.speed import EVAL_SPEEDUP, Speeds, train_flops_per_char, weight_count
 
 # The shapes a budget chooses among, cheapest first (layers, hidden): the grid docs/defaults.md measured.
 CANDIDATES: tuple[tuple[int, int], ...] = ((1, 256), (2, 256), (2, 512), (3, 512))
@@ -27,6 +27,11 @@ MIN_STEPS = 1100
 # where 1×256 (~6,000 steps, 8.5 passes) beat 2×256 (~3,000 steps, 4.3 passes) on two seeds; the
 # 1 MB plans keep theirs (2×512 makes 7.4 passes in 10 minutes) (docs/defaults.md, "The plan").
 MIN_EPOCHS = 5.0
+# ... and at most this many weights per training character: a model that can hold its text by
+# heart learns it by heart, however long the budget. On 86 KB of licence texts at 10 minutes,
+# 2×512 (43 weights a character) lost 0.05 nats to 2×256 (11) and peaked at step 250 of 1,650;
+# the hour-long 1 MB plan, 3×512, has 5.4 (docs/defaults.md, "Rules 3").
+MAX_WEIGHTS_PER_CHAR = 20.0
 # Dropout by the passes over the text a run will make (upper bound of epochs → dropout): under one
 # epoch nothing is seen twice, so there is nothing to overfit; many epochs call for more.
 DROPOUT_BY_EPOCHS: tuple[tuple[float, float], ...] = (
@@ -74,8 +79,9 @@ def choose_shape(
     hidden: int | None = None,
 ) -> tuple[int, int]:
     """The largest shape (by arithmetic) that gets MIN_STEPS steps and MIN_EPOCHS passes over the
-    text in the budget, else the cheapest (the most steps and passes); a given --layers or
-    --hidden fixes that dimension and the other is chosen."""
+    text in the budget and has at most MAX_WEIGHTS_PER_CHAR weights per training character, else
+    the cheapest (the most steps and passes, the fewest weights); a given --layers or --hidden
+    fixes that dimension and the other is chosen."""
     if layers is not None and hidden is not None:
         return layers, hidden
     if layers is not None:
@@ -91,7 +97,9 @@ def choose_shape(
     def enough(s: tuple[int, int]) -> bool:
         steps = steps_in(budget, speeds, flops(s), MIN_EVALS)
         passes = steps * budget.chars_per_step / max(budget.train_chars, 1)
-        return steps >= MIN_STEPS and passes >= MIN_EPOCHS
+        weights = weight_count(cell, s[0], s[1], embed, budget.vocab_size)
+        small = weights <= MAX_WEIGHTS_PER_CHAR * budget.train_chars
+        return steps >= MIN_STEPS and passes >= MIN_EPOCHS and small
 
     shapes.sort(key=flops)
     fits = [s for s in shapes if enough(s)]

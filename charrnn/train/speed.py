@@ -16,12 +16,18 @@ GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 EVAL_SPEEDUP = 3.0
 
 
-def train_flops_per_char(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> float:
-    """Multiply-adds ×2 of a training step per character: the recurrent layers and the head,
-    forward and backward (×3). The embedding is a lookup, so it costs nothing here."""
+def weight_count(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> int:
+    """The weight matrices' entries a character passes through: the recurrent layers and the
+    head (biases and the embedding table, a lookup, left out): what a shape costs per character
+    and, beside the text's length, how much of the text it can learn by heart."""
     gates = GATES.get(cell, 4) * hidden
-    weights = sum(gates * ((embed if i == 0 else hidden) + hidden) for i in range(layers))
-    return 6.0 * (weights + hidden * vocab)
+    recurrent = sum(gates * ((embed if i == 0 else hidden) + hidden) for i in range(layers))
+    return recurrent + hidden * vocab
+
+
+def train_flops_per_char(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> float:
+    """Multiply-adds ×2 of a training step per character: every weight, forward and backward (×3)."""
+    return 6.0 * weight_count(cell, layers, hidden, embed, vocab)
 
 
 @dataclass(frozen=True)
