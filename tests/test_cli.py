@@ -251,6 +251,17 @@ def test_a_run_shows_its_plan_and_the_options_that_repeat_it(cli) -> None:
     summary = json.loads(cli(*common, "--json").out)
     assert summary["model"]["dropout"] == 0.4 and summary["plan"]["chosen"]["dropout"] == 0.4
     assert summary["plan"]["estimate"]["epochs"] == pytest.approx(21, abs=0.5)
+    # a timed plan on a small text says why the model is not larger (at the reference speed)
+    Path("small.txt").write_text(corpus_text(30_000), encoding="utf-8")
+    r = cli("train", "small.txt", "--time-budget", "1h", "--dry-run")
+    assert r.code == 0 and r.out == "", r.err
+    lines = [x for x in r.err.splitlines() if x.startswith(("plan:", "not larger:", "same run"))]
+    assert lines[0].startswith("plan: 1×256 lstm, dropout 0.5, weight-drop 0.2, evaluate every ")
+    assert lines[1] == (
+        "not larger: 2×256 would have over 20 weights per character of this text "
+        "(enough to learn it by heart)"
+    )
+    assert lines[2].startswith("same run without planning: --layers 1 --hidden 256 ")
 
 
 def test_prep_json_on_stdout_and_quiet(cli) -> None:

@@ -51,6 +51,7 @@ def test_a_small_text_in_a_short_budget_gets_a_small_model_with_more_dropout() -
     3×512); a smaller model makes enough steps, and many epochs call for more dropout."""
     p = fresh({"time_budget": "3m"}, train=77_000, val=8_600, vocab_size=95)
     assert (p.model.layers, p.model.hidden) in CANDIDATES[:2]
+    assert p.record["limit"]["lacks"] == "steps"
     assert p.model.dropout >= 0.4
     assert p.record["estimate"]["steps"] >= MIN_STEPS
 
@@ -64,6 +65,7 @@ def test_a_text_too_large_to_see_often_gets_the_model_that_sees_it_most() -> Non
     )
     ten = fresh({"time_budget": "10m"}, speeds=speeds, **five)
     assert (ten.model.layers, ten.model.hidden) == (1, 256)
+    assert ten.record["limit"] == {"shape": "2x256", "lacks": "passes"}
     assert ten.record["estimate"]["epochs"] >= MIN_EPOCHS
     # the same speeds on a 1 MB text: 2×512 makes its 1,100 steps and 7 passes
     one = fresh({"time_budget": "10m"}, speeds=speeds, train=1_000_000, val=100_000)
@@ -101,9 +103,11 @@ def test_a_small_text_never_gets_a_model_that_can_learn_it_by_heart() -> None:
         assert (p.model.layers, p.model.hidden) == (2, 256), budget
         weights = weight_count("lstm", p.model.layers, p.model.hidden, p.model.embed, 82)
         assert weights <= MAX_WEIGHTS_PER_CHAR * 77_400
+        assert p.record["limit"] == {"shape": "2x512", "lacks": "weights"}  # the plan says why
     # a wider model once the text is large enough for it
     more = fresh({"time_budget": "60m"}, train=400_000, val=40_000, vocab_size=82, speeds=fast)
     assert (more.model.layers, more.model.hidden) == (3, 512)
+    assert "limit" not in more.record  # the largest candidate: nothing larger to explain
     # a text too small for any candidate gets the smallest; a given shape is never capped
     tiny = fresh({"time_budget": "60m"}, train=4_000, val=0, vocab_size=40, speeds=fast)
     assert (tiny.model.layers, tiny.model.hidden) == CANDIDATES[0]

@@ -185,6 +185,9 @@ def _plan_line(plan: dict) -> str:
     if speed:
         readings = ", ".join(f"{k} {v:,.0f}" for k, v in speed["chars_per_sec"].items())
         at += f" ({speed['source']} chars/s: {readings})"
+    if limit := plan.get("limit"):
+        lacks = {"steps": "too few steps", "passes": "too few passes"}
+        at += f"; not {limit['shape']}: {lacks.get(limit['lacks'], 'too many weights a character')}"
     return f"rules v{plan.get('rules')}: {chosen}{at}"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from charrnn.cli.console import console
 from charrnn.data.split import DEFAULT_VAL_FRAC, MIN_VAL_CHARS, auto_val_frac
 from charrnn.model_config import ModelConfig
+from charrnn.train.sizing import MAX_WEIGHTS_PER_CHAR, MIN_EPOCHS, MIN_STEPS
 
 
 def prepare(corpus, given, header, source, tcfg, world, dev, say: bool):
@@ -134,11 +135,23 @@ def describe(record: dict, model: ModelConfig) -> list[str]:
         "warmup": chosen["warmup"],
     }
     shape = f"{model.layers}×{model.hidden} {model.cell}, "
-    return [
+    lines = [
         f"plan: {shape}dropout {model.dropout:g}, weight-drop {model.weight_drop:g}, evaluate every "
-        f"{chosen['eval_every']} steps: {steps}{epochs}{rate}{why}",
-        "same run without planning: " + " ".join(_option(k, v) for k, v in same.items()),
+        f"{chosen['eval_every']} steps: {steps}{epochs}{rate}{why}"
     ]
+    if limit := record.get("limit"):
+        lines.append(f"not larger: {limit['shape'].replace('x', '×')} {_LACKS[limit['lacks']]}")
+    lines.append("same run without planning: " + " ".join(_option(k, v) for k, v in same.items()))
+    return lines
+
+
+# What the next larger shape lacked (`sizing.shortfall`), as the plan says it.
+_LACKS = {
+    "steps": f"would make under {MIN_STEPS:,} steps in this budget",
+    "passes": f"would see the text under {MIN_EPOCHS:g} times in this budget",
+    "weights": f"would have over {MAX_WEIGHTS_PER_CHAR:g} weights per character of this text "
+    "(enough to learn it by heart)",
+}
 
 
 def _option(name: str, value: object) -> str:

@@ -70,6 +70,25 @@ def steps_in(budget: Budget, speeds: Speeds, flops: float, eval_count: int = 0) 
     return int(seconds * speeds.chars_per_sec(flops) / budget.chars_per_step)
 
 
+def shortfall(
+    budget: Budget, speeds: Speeds, cell: str, embed: int, shape: tuple[int, int]
+) -> str | None:
+    """What keeps a shape from this budget and text, the first of: "steps" (under MIN_STEPS after
+    its evaluations), "passes" (under MIN_EPOCHS over the text), "weights" (over
+    MAX_WEIGHTS_PER_CHAR per training character); None where it fits."""
+    layers, hidden = shape
+    flops = train_flops_per_char(cell, layers, hidden, embed, budget.vocab_size)
+    steps = steps_in(budget, speeds, flops, MIN_EVALS)
+    if steps < MIN_STEPS:
+        return "steps"
+    if steps * budget.chars_per_step < MIN_EPOCHS * max(budget.train_chars, 1):
+        return "passes"
+    weights = weight_count(cell, layers, hidden, embed, budget.vocab_size)
+    if weights > MAX_WEIGHTS_PER_CHAR * budget.train_chars:
+        return "weights"
+    return None
+
+
 def choose_shape(
     budget: Budget,
     speeds: Speeds,
@@ -77,33 +96,27 @@ def choose_shape(
     embed: int,
     layers: int | None = None,
     hidden: int | None = None,
-) -> tuple[int, int]:
+) -> tuple[tuple[int, int], tuple[tuple[int, int], str] | None]:
     """The largest shape (by arithmetic) that gets MIN_STEPS steps and MIN_EPOCHS passes over the
     text in the budget and has at most MAX_WEIGHTS_PER_CHAR weights per training character, else
     the cheapest (the most steps and passes, the fewest weights); a given --layers or --hidden
-    fixes that dimension and the other is chosen."""
+    fixes that dimension and the other is chosen. With it, the first larger shape that does not
+    fit and what it lacks (`shortfall`; None when none is larger), so the plan can say why it is
+    not bigger."""
     if layers is not None and hidden is not None:
-        return layers, hidden
+        return (layers, hidden), None
     if layers is not None:
         shapes = [(layers, h) for h in HIDDEN_CHOICES]
     elif hidden is not None:
         shapes = [(n, hidden) for n in LAYER_CHOICES]
     else:
         shapes = list(CANDIDATES)
-
-    def flops(s: tuple[int, int]) -> float:
-        return train_flops_per_char(cell, s[0], s[1], embed, budget.vocab_size)
-
-    def enough(s: tuple[int, int]) -> bool:
-        steps = steps_in(budget, speeds, flops(s), MIN_EVALS)
-        passes = steps * budget.chars_per_step / max(budget.train_chars, 1)
-        weights = weight_count(cell, s[0], s[1], embed, budget.vocab_size)
-        small = weights <= MAX_WEIGHTS_PER_CHAR * budget.train_chars
-        return steps >= MIN_STEPS and passes >= MIN_EPOCHS and small
-
-    shapes.sort(key=flops)
-    fits = [s for s in shapes if enough(s)]
-    return fits[-1] if fits else shapes[0]
+    shapes.sort(key=lambda s: train_flops_per_char(cell, s[0], s[1], embed, budget.vocab_size))
+    lacks = [shortfall(budget, speeds, cell, embed, s) for s in shapes]
+    fits = [i for i, why in enumerate(lacks) if why is None]
+    chosen = fits[-1] if fits else 0
+    larger = [(s, why) for s, why in zip(shapes, lacks, strict=True)][chosen + 1 :]
+    return shapes[chosen], next(((s, why) for s, why in larger if why), None)
 
 
 def dropout_for(epochs: float) -> float:
