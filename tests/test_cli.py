@@ -262,6 +262,16 @@ def test_a_run_shows_its_plan_and_the_options_that_repeat_it(cli) -> None:
         "(enough to learn it by heart)"
     )
     assert lines[2].startswith("same run without planning: --layers 1 --hidden 256 ")
+    # two seconds buy no shape its steps: the smallest, said so, and `inspect` shows it too
+    r = cli("train", "small.txt", "--time-budget", "2s", "--dry-run")
+    smallest = "no shape meets the rules: 1×256, the smallest, would make under 1,100 steps in this"
+    assert f"{smallest} budget" in r.err.splitlines()
+    r = cli("train", "small.txt", "--time-budget", "2s", "--out", "short", "--quiet")
+    assert r.code == 0, r.err
+    plan = json.loads(cli("inspect", "short/last.ckpt", "--json").out)["plan"]
+    assert plan["limit"] == {"shape": "1x256", "lacks": "steps"}
+    shown = " ".join(cli("inspect", "short/last.ckpt").out.split())  # unwrapped
+    assert "no shape meets the rules (1x256: too few steps)" in shown
 
 
 def test_prep_json_on_stdout_and_quiet(cli) -> None:

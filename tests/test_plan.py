@@ -101,9 +101,10 @@ def test_a_small_text_never_gets_a_model_that_can_learn_it_by_heart() -> None:
     for budget in ("10m", "30m", "60m", "8h"):
         p = fresh({"time_budget": budget}, train=77_400, val=8_600, vocab_size=82, speeds=fast)
         assert (p.model.layers, p.model.hidden) == (2, 256), budget
-        weights = weight_count("lstm", p.model.layers, p.model.hidden, p.model.embed, 82)
-        assert weights <= MAX_WEIGHTS_PER_CHAR * 77_400
         assert p.record["limit"] == {"shape": "2x512", "lacks": "weights"}  # the plan says why
+    # the line lies between 2×256 and 2×512 at this vocabulary
+    assert weight_count("lstm", 2, 256, 64, 82) <= MAX_WEIGHTS_PER_CHAR * 77_400
+    assert weight_count("lstm", 2, 512, 64, 82) > MAX_WEIGHTS_PER_CHAR * 77_400
     # a wider model once the text is large enough for it
     more = fresh({"time_budget": "60m"}, train=400_000, val=40_000, vocab_size=82, speeds=fast)
     assert (more.model.layers, more.model.hidden) == (3, 512)
@@ -111,11 +112,15 @@ def test_a_small_text_never_gets_a_model_that_can_learn_it_by_heart() -> None:
     # a text too small for any candidate gets the smallest; a given shape is never capped
     tiny = fresh({"time_budget": "60m"}, train=4_000, val=0, vocab_size=40, speeds=fast)
     assert (tiny.model.layers, tiny.model.hidden) == CANDIDATES[0]
+    assert tiny.record["limit"] == {"shape": "1x256", "lacks": "weights"}  # even the smallest
     given = fresh({"time_budget": "60m", "layers": 3, "hidden": 512}, train=4_000, val=0)
-    assert (given.model.layers, given.model.hidden) == (3, 512)
+    assert (given.model.layers, given.model.hidden) == (3, 512) and "limit" not in given.record
     # --layers given: the width is chosen under the cap too
     two = fresh({"time_budget": "60m", "layers": 2}, train=77_400, val=8_600, speeds=fast)
     assert (two.model.layers, two.model.hidden) == (2, 256)
+    assert two.record["limit"] == {"shape": "2x512", "lacks": "weights"}
+    # without a time budget nothing is sized, so nothing is explained
+    assert "limit" not in fresh({"max_steps": 100}, train=77_400, val=8_600).record
 
 
 def test_what_is_given_wins_and_the_rest_is_chosen_to_suit_it() -> None:

@@ -186,8 +186,15 @@ def _plan_line(plan: dict) -> str:
         readings = ", ".join(f"{k} {v:,.0f}" for k, v in speed["chars_per_sec"].items())
         at += f" ({speed['source']} chars/s: {readings})"
     if limit := plan.get("limit"):
-        lacks = {"steps": "too few steps", "passes": "too few passes"}
-        at += f"; not {limit['shape']}: {lacks.get(limit['lacks'], 'too many weights a character')}"
+        lacks = {
+            "steps": "too few steps",
+            "passes": "too few passes",
+            "weights": "too many weights",
+        }
+        why = f"{limit['shape']}: {lacks.get(limit['lacks'], limit['lacks'])}"
+        own = plan.get("chosen", {})
+        smallest = limit["shape"] == f"{own.get('layers')}x{own.get('hidden')}"
+        at += f"; no shape meets the rules ({why})" if smallest else f"; not {why}"
     return f"rules v{plan.get('rules')}: {chosen}{at}"
 
 

@@ -111,8 +111,9 @@ def say_if_all_text(corpus: str, chars: int) -> None:
 
 
 def describe(record: dict, model: ModelConfig) -> list[str]:
-    """The plan in two lines: what it chose and why (steps, epochs, speed), and the options that
-    give the same run again without planning."""
+    """The plan in two or three lines: what it chose and why (steps, epochs, speed), what kept a
+    larger shape out (where one was passed over), and the options that give the same run again
+    without planning."""
     est, inputs = record["estimate"], record["inputs"]
     speed = inputs.get("speed")
     why = ""
@@ -140,7 +141,14 @@ def describe(record: dict, model: ModelConfig) -> list[str]:
         f"{chosen['eval_every']} steps: {steps}{epochs}{rate}{why}"
     ]
     if limit := record.get("limit"):
-        lines.append(f"not larger: {limit['shape'].replace('x', '×')} {_LACKS[limit['lacks']]}")
+        named = limit["shape"].replace("x", "×")
+        lacks = _LACKS.get(limit["lacks"], f"lacks {limit['lacks']}")
+        smallest = named == f"{model.layers}×{model.hidden}"  # no shape met the rules
+        lines.append(
+            f"no shape meets the rules: {named}, the smallest, {lacks}"
+            if smallest
+            else f"not larger: {named} {lacks}"
+        )
     lines.append("same run without planning: " + " ".join(_option(k, v) for k, v in same.items()))
     return lines
 

@@ -193,7 +193,8 @@ def _sized(
     )
     budget = Budget(tcfg.time_budget or 0.0, per_step, text.train_chars, text.vocab_size, evaluated)
     timed = bool(tcfg.time_budget)
-    (layers, hidden), limit = (model.layers, model.hidden), None
+    (layers, hidden) = (model.layers, model.hidden)
+    limit: tuple[tuple[int, int], str] | None = None
     if timed and not fixed_shape:
         (layers, hidden), limit = choose_shape(
             budget, speeds, model.cell, model.embed, given.get("layers"), given.get("hidden")
@@ -242,7 +243,7 @@ def _sized(
             "eval_seconds": round(t_eval, 2),
         },
     }
-    if limit:  # why the shape is not larger: the next one up and what it lacks
+    if limit:  # why the shape is not larger: the next one up (or, none fitting, itself) and why
         record["limit"] = {"shape": f"{limit[0][0]}x{limit[0][1]}", "lacks": limit[1]}
     notes = []
     dropped = {k: v for k, v in ALL_TEXT_MODEL.items() if k in chosen and getattr(model, k) != v}

@@ -29,7 +29,7 @@ MIN_STEPS = 1100
 MIN_EPOCHS = 5.0
 # ... and at most this many weights per training character: a model that can hold its text by
 # heart learns it by heart, however long the budget. On 86 KB of licence texts at 10 minutes,
-# 2×512 (43 weights a character) lost 0.05 nats to 2×256 (11) and peaked at step 250 of 1,650;
+# 2×512 (43 weights a character) lost 0.05 nats to 2×256 (11) and peaked at step 250 of 1,168;
 # the hour-long 1 MB plan, 3×512, has 5.4 (docs/defaults.md, "Rules 3").
 MAX_WEIGHTS_PER_CHAR = 20.0
 # Dropout by the passes over the text a run will make (upper bound of epochs → dropout): under one
@@ -73,19 +73,20 @@ def steps_in(budget: Budget, speeds: Speeds, flops: float, eval_count: int = 0) 
 def shortfall(
     budget: Budget, speeds: Speeds, cell: str, embed: int, shape: tuple[int, int]
 ) -> str | None:
-    """What keeps a shape from this budget and text, the first of: "steps" (under MIN_STEPS after
-    its evaluations), "passes" (under MIN_EPOCHS over the text), "weights" (over
-    MAX_WEIGHTS_PER_CHAR per training character); None where it fits."""
+    """What keeps a shape from this text and budget, the first of: "weights" (over
+    MAX_WEIGHTS_PER_CHAR per training character: first, as no budget or machine mends it),
+    "steps" (under MIN_STEPS after its evaluations), "passes" (under MIN_EPOCHS over the text);
+    None where it fits."""
     layers, hidden = shape
+    weights = weight_count(cell, layers, hidden, embed, budget.vocab_size)
+    if weights > MAX_WEIGHTS_PER_CHAR * budget.train_chars:
+        return "weights"
     flops = train_flops_per_char(cell, layers, hidden, embed, budget.vocab_size)
     steps = steps_in(budget, speeds, flops, MIN_EVALS)
     if steps < MIN_STEPS:
         return "steps"
     if steps * budget.chars_per_step < MIN_EPOCHS * max(budget.train_chars, 1):
         return "passes"
-    weights = weight_count(cell, layers, hidden, embed, budget.vocab_size)
-    if weights > MAX_WEIGHTS_PER_CHAR * budget.train_chars:
-        return "weights"
     return None
 
 
@@ -97,12 +98,12 @@ def choose_shape(
     layers: int | None = None,
     hidden: int | None = None,
 ) -> tuple[tuple[int, int], tuple[tuple[int, int], str] | None]:
-    """The largest shape (by arithmetic) that gets MIN_STEPS steps and MIN_EPOCHS passes over the
-    text in the budget and has at most MAX_WEIGHTS_PER_CHAR weights per training character, else
-    the cheapest (the most steps and passes, the fewest weights); a given --layers or --hidden
-    fixes that dimension and the other is chosen. With it, the first larger shape that does not
-    fit and what it lacks (`shortfall`; None when none is larger), so the plan can say why it is
-    not bigger."""
+    """The largest shape (by arithmetic) that has at most MAX_WEIGHTS_PER_CHAR weights per
+    training character and gets MIN_STEPS steps and MIN_EPOCHS passes over the text in the
+    budget, else the cheapest (the fewest weights, the most steps and passes); a given --layers or
+    --hidden fixes that dimension and the other is chosen. With it, why it is not larger: the
+    next shape up and what it lacks (`shortfall`), or, where no shape fits, the chosen one's own
+    shortfall; None when the chosen shape fits and none is larger (or the shape was given)."""
     if layers is not None and hidden is not None:
         return (layers, hidden), None
     if layers is not None:
@@ -111,12 +112,14 @@ def choose_shape(
         shapes = [(n, hidden) for n in LAYER_CHOICES]
     else:
         shapes = list(CANDIDATES)
-    shapes.sort(key=lambda s: train_flops_per_char(cell, s[0], s[1], embed, budget.vocab_size))
+    shapes.sort(key=lambda s: weight_count(cell, s[0], s[1], embed, budget.vocab_size))
     lacks = [shortfall(budget, speeds, cell, embed, s) for s in shapes]
     fits = [i for i, why in enumerate(lacks) if why is None]
-    chosen = fits[-1] if fits else 0
-    larger = [(s, why) for s, why in zip(shapes, lacks, strict=True)][chosen + 1 :]
-    return shapes[chosen], next(((s, why) for s, why in larger if why), None)
+    if not fits:
+        return shapes[0], (shapes[0], str(lacks[0]))
+    chosen = fits[-1]
+    nxt = chosen + 1  # the last that fits: every larger shape lacks something
+    return shapes[chosen], (shapes[nxt], str(lacks[nxt])) if nxt < len(shapes) else None
 
 
 def dropout_for(epochs: float) -> float:
