@@ -193,7 +193,7 @@ def _sized(
     )
     budget = Budget(tcfg.time_budget or 0.0, per_step, text.train_chars, text.vocab_size, evaluated)
     timed = bool(tcfg.time_budget)
-    (layers, hidden) = (model.layers, model.hidden)
+    layers, hidden = model.layers, model.hidden
     limit: tuple[tuple[int, int], str] | None = None
     if timed and not fixed_shape:
         (layers, hidden), limit = choose_shape(
