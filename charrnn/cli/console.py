@@ -177,7 +177,13 @@ class TrainView:
         )
 
 
-def _plan_line(plan: dict) -> str:
+def limit_is_own(limit: dict, layers: int, hidden: int) -> bool:
+    """Whether a plan's `limit` names the model's own shape: no shape met the rules, so the plan
+    took the smallest (otherwise it names the next shape up)."""
+    return limit["shape"] == f"{layers}x{hidden}"
+
+
+def _plan_line(plan: dict, model: dict) -> str:
     """How the run was sized: the rules' version, what they chose, and the speed they used."""
     chosen = " ".join(f"{k}={v}" for k, v in plan.get("chosen", {}).items())
     est, speed = plan.get("estimate", {}), (plan.get("inputs") or {}).get("speed")
@@ -192,9 +198,8 @@ def _plan_line(plan: dict) -> str:
             "weights": "too many weights",
         }
         why = f"{limit['shape']}: {lacks.get(limit['lacks'], limit['lacks'])}"
-        own = plan.get("chosen", {})
-        smallest = limit["shape"] == f"{own.get('layers')}x{own.get('hidden')}"
-        at += f"; no shape meets the rules ({why})" if smallest else f"; not {why}"
+        own = limit_is_own(limit, model["layers"], model["hidden"])
+        at += f"; no shape meets the rules ({why})" if own else f"; not {why}"
     return f"rules v{plan.get('rules')}: {chosen}{at}"
 
 
@@ -260,7 +265,7 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
     )
     row("hyperparameters", " ".join(f"{k}={val}" for k, val in t["config"].items()))
     if info.get("plan"):
-        row("plan", _plan_line(info["plan"]))
+        row("plan", _plan_line(info["plan"], m))
     h = info["history"]
     if h["train"]["loss"]:
         section("loss curve")

@@ -7,7 +7,7 @@ The rules themselves are `train.plan`'s, `train.sizing`'s and `data.split`'s pur
 
 from __future__ import annotations
 
-from charrnn.cli.console import console
+from charrnn.cli.console import console, limit_is_own
 from charrnn.data.split import DEFAULT_VAL_FRAC, MIN_VAL_CHARS, auto_val_frac
 from charrnn.model_config import ModelConfig
 from charrnn.train.sizing import MAX_WEIGHTS_PER_CHAR, MIN_EPOCHS, MIN_STEPS
@@ -143,10 +143,9 @@ def describe(record: dict, model: ModelConfig) -> list[str]:
     if limit := record.get("limit"):
         named = limit["shape"].replace("x", "×")
         lacks = _LACKS.get(limit["lacks"], f"lacks {limit['lacks']}")
-        smallest = named == f"{model.layers}×{model.hidden}"  # no shape met the rules
         lines.append(
             f"no shape meets the rules: {named}, the smallest, {lacks}"
-            if smallest
+            if limit_is_own(limit, model.layers, model.hidden)
             else f"not larger: {named} {lacks}"
         )
     lines.append("same run without planning: " + " ".join(_option(k, v) for k, v in same.items()))
