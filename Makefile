@@ -2,8 +2,10 @@
 # make test  — install, run the test suite (make test-fast: the tests not marked slow)
 # make docs  — regenerate docs/cli.md from every command's --help
 # make bench — performance figures (bench/results.jsonl)
+# PYTHON and VENV pick the interpreter and its virtual environment (.ci/run also runs
+#   make test PYTHON=/usr/bin/python3 VENV=.venv-deb: Debian 12's 3.11.2, the oldest supported)
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TIME ?= 2m

@@ -84,9 +84,11 @@ def _checkpoint(tmp: Path) -> Path:
     return out / "best.ckpt"
 
 
-def _serve(ckpt: Path, tmp: Path, deterministic: bool) -> tuple[subprocess.Popen, str]:
+def _serve(
+    ckpt: Path, tmp: Path, deterministic: bool, extra: list[str] | None = None
+) -> tuple[subprocess.Popen, str]:
     args = [sys.executable, "-m", "charrnn", "serve", str(ckpt), "--port", "0",
-            "--sessions", str(tmp / "sessions.sqlite")]  # fmt: skip
+            "--sessions", str(tmp / "sessions.sqlite"), *(extra or [])]  # fmt: skip
     if deterministic:
         args.append("--deterministic")
     env = {**os.environ, "NO_COLOR": "1"}

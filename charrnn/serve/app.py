@@ -81,6 +81,7 @@ async def health(request: Request) -> Response:
             "models": list(srv.models),
             "mode": "deterministic" if srv.settings.deterministic else "fast",
             "streams": sched.streams if sched else 0,
+            "longest_step_gap_ms": round(1000 * sched.longest_gap, 1) if sched else 0.0,
             "queued": srv.capacity.waiting if srv.capacity else 0,
             "max_streams": srv.settings.max_streams,
             "limits": dataclasses.asdict(srv.settings.limits),

@@ -81,6 +81,10 @@ class Scheduler:
         self._jobs: set[int] = set()
         self._stopping = False
         self.streams = 0  # streams generating now (read by /health)
+        # the longest wait between two steps while a stream was live, in seconds (read by /health):
+        # what one request's priming, task slice or commit cost every stream
+        self.longest_gap = 0.0
+        self._stepped: float | None = None
         self._thread = threading.Thread(target=self._run, name="charrnn-batch", daemon=True)
         self._thread.start()
 
@@ -111,6 +115,10 @@ class Scheduler:
                     except Exception:  # a bug must not take the server down
                         log.exception("batch step failed")
                         self._fail_batch(batch, "internal error; see the server log")
+            now = time.monotonic()
+            if self._stepped is not None:
+                self.longest_gap = max(self.longest_gap, now - self._stepped)
+            self._stepped = now if self.streams else None
             self._post_all()
 
     def _take(self, block: bool) -> bool:
