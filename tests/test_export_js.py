@@ -201,17 +201,23 @@ def write_pages(base: Path, name: str) -> None:
     (base / "one.html").write_bytes(web.files(name, manifest, packed, single_file=True)[""])
 
 
-def check_name(base: Path, name: str) -> None:
-    """Export a checkpoint whose run folder is `name` (folder and single file) and load it in
-    Node by that name; the page carries the name and its scripts unchanged."""
+def write_named(base: Path, name: str) -> None:
+    """base/site and base/one.html: the checkpoint at base/tiny.ckpt exported from a run folder
+    called `name` (folder and single file)."""
     if "/" in name:  # no file has this name: the page's own writer takes it
         write_pages(base, name)
     else:
         run = base / name
         run.mkdir()
         shutil.copy(base / "tiny.ckpt", run / "best.ckpt")
-        export(run / "best.ckpt", "web", base / "site", evaluate=False)
-        export(run / "best.ckpt", "web", base / "one.html", single_file=True, evaluate=False)
+        export(run / "best.ckpt", "web", base / "site", "f32", evaluate=False)
+        export(run / "best.ckpt", "web", base / "one.html", "f32", True, evaluate=False)
+
+
+def check_name(base: Path, name: str) -> None:
+    """Export a model called `name` and load it in Node by that name; the page carries the name
+    and its scripts unchanged."""
+    write_named(base, name)
     folder = read_page(base / "site" / "index.html")
     assert folder.model == name
     assert folder.scripts == ["src=charrnn.js", page_script()]
@@ -253,3 +259,15 @@ def test_any_file_name_is_a_model_name(tiny: Path, name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(tiny, Path(tmp) / "tiny.ckpt")
         check_name(Path(tmp), name)
+
+
+def test_a_255_byte_name_exports_to_the_default_path(tiny: Path) -> None:
+    name = "€" * 85
+    run = Path("runs") / name
+    run.mkdir(parents=True)
+    shutil.copy(tiny, run / "best.ckpt")
+    for single in (False, True):
+        done = export(run / "best.ckpt", "web", single_file=single, evaluate=False)
+        assert done.path.parent == Path("exports") and len(done.path.name.encode()) <= 240
+        page = done.path if single else done.path / "index.html"
+        assert read_page(page).model == name
