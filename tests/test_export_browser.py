@@ -122,3 +122,31 @@ def test_page_over_http_uses_the_binary_weights(cli, trained: Path, chromium, re
 
     assert text == Sampler(engine_on(Path("site"), trained)).generate("import ", 150, temperature=0)
     page.close()
+
+
+def test_pages_of_tricky_model_names(tmp_path: Path, chromium) -> None:
+    """A model named like a placeholder, an Object.prototype key, markup, or with quotes, U+2028,
+    a carriage return or 255 bytes: both pages load it from file:// and generate its text."""
+    from tests.test_export_js import TRICKY, tiny_checkpoint, write_named
+
+    tiny = tiny_checkpoint(tmp_path / "tiny.ckpt")
+    greedy = Sampler(Engine.load(tiny, threads=1)).generate("the ", 40, temperature=0)
+    context = chromium.new_context(offline=True)
+    for i, name in enumerate(TRICKY):
+        base = tmp_path / str(i)
+        base.mkdir()
+        (base / "tiny.ckpt").write_bytes(tiny.read_bytes())
+        write_named(base, name)
+        for url in ((base / "site" / "index.html").as_uri(), (base / "one.html").as_uri()):
+            page = context.new_page()
+            errors, _ = watch(page)
+            page.goto(url)
+            assert generate_on(page, "the ", 40) == greedy, (name, url)
+            assert errors == [], (name, url, errors)
+            shown = page.evaluate(
+                "() => [document.documentElement.dataset.model, document.title, "
+                "document.getElementById('title').textContent]"
+            )
+            assert shown[0] == shown[2] == name and shown[1].endswith(" · charrnn"), shown
+            page.close()
+    context.close()

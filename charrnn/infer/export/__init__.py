@@ -60,9 +60,17 @@ class Exported:
         }
 
 
+# The longest default file name, in bytes: a model's name may take the 255 a file name holds, and
+# the export is first written under a longer temporary name beside its destination.
+DEFAULT_NAME_BYTES = 240
+
+
 def default_path(ckpt: Path, fmt: str, single_file: bool) -> Path:
-    base = Path("exports") / f"{model_name(ckpt)}-{fmt}"
-    return base.with_name(base.name + ".html") if single_file else base
+    """exports/NAME-FORMAT (.html for a single file), NAME cut to fit DEFAULT_NAME_BYTES."""
+    name, suffix = model_name(ckpt), f"-{fmt}" + (".html" if single_file else "")
+    while len((name + suffix).encode()) > DEFAULT_NAME_BYTES:
+        name = name[:-1]
+    return Path("exports") / (name + suffix)
 
 
 def check_options(fmt: str, dtype: str | None, single_file: bool) -> str:

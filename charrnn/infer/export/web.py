@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from importlib import resources
 
 from charrnn.infer.export.weights import Packed
@@ -41,29 +42,46 @@ def module_js() -> str:
 
 
 def script_json(obj: object) -> str:
-    """JSON safe inside a <script> element (no `</script>` or `<!--` can be formed)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    """JSON safe inside a <script> element and in any JavaScript parser: no `</script>` or `<!--`
+    can be formed, and U+2028/U+2029 (line breaks to JavaScript before ES2019) are escaped."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def weights_js(name: str, manifest: dict, packed: Packed) -> str:
-    """A script that registers the model as globalThis.charrnnModels[name] (no fetch needed)."""
+    """A script that registers the model as globalThis.charrnnModels[name] (no fetch needed). The
+    registry is a null-prototype object and the entry an own property, so any name registers,
+    `__proto__` included, even in a registry an older model.js made as a plain object."""
     data = base64.b64encode(packed.data).decode()
     return (
         "(function (g) {\n"
-        f"  (g.charrnnModels = g.charrnnModels || {{}})[{script_json(name)}] = {{\n"
-        f"    manifest: {script_json(manifest)},\n"
-        f'    data: "{data}"\n'
-        "  };\n"
+        "  var r = g.charrnnModels || (g.charrnnModels = Object.create(null));\n"
+        f"  Object.defineProperty(r, {script_json(name)}, {{\n"
+        "    enumerable: true, configurable: true, writable: true,\n"
+        "    value: {\n"
+        f"      manifest: {script_json(manifest)},\n"
+        f'      data: "{data}"\n'
+        "    }\n"
+        "  });\n"
         '})(typeof globalThis !== "undefined" ? globalThis : this);\n'
     )
 
 
+def attribute(text: str) -> str:
+    """Text as a double-quoted HTML attribute value that reads back exactly: markup characters
+    escaped, and a carriage return as a reference (HTML turns a raw one into a newline)."""
+    return html.escape(text, quote=True).replace("\r", "&#13;")
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Each {{key}} of the template replaced by its value in one pass: a value is never read for
+    placeholders itself (a model named `{{scripts}}` stays a name)."""
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], template)
+
+
 def page(name: str, scripts: str) -> str:
     """index.html with its scripts; the model's name rides on <html data-model>."""
-    text = asset("page.html").replace(
-        '<html lang="en">', f'<html lang="en" data-model="{html.escape(name, quote=True)}">', 1
-    )
-    return text.replace("{{scripts}}", scripts, 1)
+    return fill(asset("page.html"), {"model": attribute(name), "scripts": scripts})
 
 
 def files(name: str, manifest: dict, packed: Packed, single_file: bool) -> dict[str, bytes]:

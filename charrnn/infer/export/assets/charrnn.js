@@ -18,6 +18,26 @@
   const KERNEL = /*KERNEL*/"AGFzbQEAAAABCQFgBX9/f39/AAIPAQNlbnYGbWVtb3J5AgABAwIBAAcKAQZtYXR2ZWMAAArYAgHVAgIIfwV7IARBAnQhBSABIAVqIQYgAiADQQJ0aiEHAkAgA0UNACAERQ0AA0AgACEJIAkgBWohCiAKIAVqIQsgCyAFaiEMQwAAAAD9EyIOIg8iECERIAEhCANAIAj9AAQAIQ0gDiAJ/QAEACAN/eYB/eQBIQ4gDyAK/QAEACAN/eYB/eQBIQ8gECAL/QAEACAN/eYB/eQBIRAgESAM/QAEACAN/eYB/eQBIREgCUEQaiEJIApBEGohCiALQRBqIQsgDEEQaiEMIAhBEGoiCCAGSQ0ACyACIA79HwAgDv0fAZIgDv0fAiAO/R8DkpI4AgAgAiAP/R8AIA/9HwGSIA/9HwIgD/0fA5KSOAIEIAIgEP0fACAQ/R8BkiAQ/R8CIBD9HwOSkjgCCCACIBH9HwAgEf0fAZIgEf0fAiAR/R8DkpI4AgwgDCEAIAJBEGoiAiAHSQ0ACwsL";
   const GATES = { lstm: 4, gru: 3, rnn: 1 };
   const YIELD_MS = 12; // longest stretch of work between yields to the page's event loop
+  const SEED_MAX = 0xffffffff; // the generator's seed is 32 bits: a larger one would alias a smaller
+
+  const hasOwn = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
+
+  /** globalThis.charrnnModels (model.js files add to it), or an empty registry. model.js makes it
+   * a null-prototype object, and lookups ask for own properties, so a model may be named
+   * `__proto__`, `constructor` or `toString` like any other. */
+  function registered() {
+    const r = typeof globalThis !== "undefined" && globalThis.charrnnModels;
+    return r && typeof r === "object" ? r : Object.create(null);
+  }
+
+  /** The generator's seed, refused in one line unless an integer it can tell from every other. */
+  function checkSeed(seed) {
+    if (!Number.isInteger(seed) || seed < 0 || seed > SEED_MAX) {
+      const shown = typeof seed === "string" ? JSON.stringify(seed) : String(seed);
+      throw new RangeError(`rngSeed must be an integer from 0 to ${SEED_MAX} (2^32 - 1), got ${shown}`);
+    }
+    return seed;
+  }
 
   function decodeBase64(s) {
     if (typeof Buffer !== "undefined") return new Uint8Array(Buffer.from(s, "base64"));
@@ -187,13 +207,13 @@
      * bytes or base64. With no source: the one registered model. backend: "auto", "simd" or "js". */
     static async load(source, options = {}) {
       let model = source;
-      const registry = (typeof globalThis !== "undefined" && globalThis.charrnnModels) || {};
+      const registry = registered();
       if (model == null) {
         const names = Object.keys(registry);
         if (names.length !== 1) throw new Error(`name the model to load (registered: ${names.join(", ") || "none"})`);
         model = registry[names[0]];
       } else if (typeof model === "string") {
-        if (registry[model]) model = registry[model];
+        if (hasOwn(registry, model)) model = registry[model];
         else {
           const res = await fetch(model);
           if (!res.ok) throw new Error(`${model}: HTTP ${res.status}`);
@@ -270,7 +290,6 @@
         f.fill(0, this.lay.c[i] >> 2, (this.lay.c[i] >> 2) + this.H4);
       }
       this._logits = null;
-      this._unigram = false;
       return this;
     }
 
@@ -346,7 +365,6 @@
       if (this.index.has("\n")) return this._step(this.index.get("\n"));
       const counts = this.manifest.vocab_counts || this.vocab.map(() => 1);
       this._logits = Float32Array.from(counts, (n) => Math.log(Math.max(n, 1e-300)));
-      this._unigram = true;
     }
 
     /** The next-character distribution at a temperature: {sample, probabilities: [{char,
@@ -391,40 +409,63 @@
     /** An async iterator of {char, probability, top: [{char, probability}]} per written character
      * (probability under the distribution it was drawn from); it yields to the event loop now and
      * then, so a page stays responsive. Options: seed, length, temperature, topK, topP, minP, stop
-     * (a string or several), rngSeed, unknown ("error" | "skip"), top (guesses kept, default 5). */
+     * (a string or several), rngSeed (an integer from 0 to 2^32 - 1), unknown ("error" | "skip"),
+     * top (guesses kept, default 5). Several streams of one model may run at once, interleaved:
+     * each keeps its own state and swaps it in only for its own steps, never across a yield, so
+     * each writes the text it writes alone, and what `feed` built is never disturbed. */
     stream(options = {}) {
       const o = { ...options };
       const length = o.length ?? 1000, stops = [].concat(o.stop || []).filter(Boolean);
-      const rngSeed = o.rngSeed ?? Math.floor(Math.random() * 2 ** 31);
-      const rng = generator(rngSeed), self = this, saved = this.getState();
-      const ids = this.encode(o.seed || "", o.unknown || "error");
+      const rngSeed = checkSeed(o.rngSeed ?? Math.floor(Math.random() * 2 ** 31));
+      const ids = this.encode(o.seed || "", o.unknown || "error"), self = this;
+      // No prime and no newline: the first draw is from the corpus's character frequencies, at
+      // temperature 1 (0 stays greedy) with the other filters kept, as charrnn's stream.draw.
+      const unigram = !ids.length && !this.index.has("\n");
+      const firstOptions = { ...o, temperature: o.temperature === 0 ? 0 : 1 };
       const it = {
         rngSeed, finishReason: null,
         async *[Symbol.asyncIterator]() {
-          let held = [], written = 0, last = now();
-          try {
-            self.reset();
-            if (ids.length) for (const id of ids) self._step(id);
-            else self._start();
-            while (written < length) {
-              const first = self._unigram && !written;
-              const p = distribution(self._logits, first && o.temperature !== 0 ? { temperature: 1 } : o);
+          const rng = generator(rngSeed);
+          let mine = null; // this stream's state between its turns
+          const turn = (work) => {
+            const outer = self.getState();
+            try {
+              if (mine) self.setState(mine);
+              else {
+                self.reset();
+                if (ids.length) for (const id of ids) self._step(id);
+                else self._start();
+              }
+              return work();
+            } finally {
+              mine = self.getState();
+              self.setState(outer);
+            }
+          };
+          let held = [], written = 0, last = now(), finish = length > 0 ? null : "length";
+          while (!finish) {
+            const ready = turn(() => {
+              const p = distribution(self._logits, unigram && !written ? firstOptions : o);
               const id = draw(p, rng());
               written++;
               held.push(self._record(id, p, o.top ?? 5));
               const shown = held.map((c) => c.char).join("");
               const hit = stops.map((s) => [shown.indexOf(s), s]).filter(([at]) => at >= 0).sort((a, b) => a[0] - b[0])[0];
-              if (hit) { held = held.slice(0, [...shown.slice(0, hit[0])].length); it.finishReason = "stop"; break; }
-              const keep = holdBack(shown, stops);
-              while (held.length > keep) yield held.shift();
+              if (hit) {
+                held = held.slice(0, [...shown.slice(0, hit[0])].length);
+                finish = "stop";
+                return [];
+              }
+              const out = held.splice(0, held.length - holdBack(shown, stops));
               if (written < length) self._step(id);
-              if (now() - last > YIELD_MS) { await yieldNow(); last = now(); }
-            }
-            it.finishReason = it.finishReason || "length";
-            for (const c of held) yield c;
-          } finally {
-            self.setState(saved);
+              else finish = "length";
+              return out;
+            });
+            for (const c of ready) yield c;
+            if (!finish && now() - last > YIELD_MS) { await yieldNow(); last = now(); }
           }
+          it.finishReason = finish;
+          for (const c of held) yield c;
         },
       };
       return it;
@@ -489,5 +530,8 @@
     return [...text.slice(text.length - keep)].length;
   }
 
-  return { CharRNN, load: CharRNN.load, version: "1" };
+  /** Whether a model of this name is registered (model.js loaded). */
+  const isRegistered = (name) => hasOwn(registered(), name);
+
+  return { CharRNN, load: CharRNN.load, isRegistered, version: "1" };
 });
