@@ -21,7 +21,7 @@ from charrnn import __version__, atomic
 from charrnn.data.dataset import cache_dir
 
 # The most the folder keeps: about twenty of the largest graphs a default plan makes (a 3×512 LSTM
-# at float32 is about 25 MB; int8 a quarter of that), so every model in use stays built, while a
+# at float32 is about 22 MB; int8 a quarter of that), so every model in use stays built, while a
 # folder that saw every checkpoint of every run stays bounded.
 CACHE_BYTES = 512 * 2**20
 # A temporary file this old is a build that was killed before its rename.
