@@ -1,7 +1,8 @@
-"""The exceptions the library raises for the user to read.
+"""The exceptions the library raises, and the warning it gives, for the user to read.
 
 Every message is one line, written for the person at the terminal. The CLI maps them to exit codes
-(1 for runtime failures, 2 for bad usage or bad input); the library itself never exits or prints.
+(1 for runtime failures, 2 for bad usage or bad input) and shows warnings on stderr; the library
+itself never exits or prints.
 """
 
 
@@ -23,3 +24,8 @@ class Interrupted(CharRNNError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class CharRNNWarning(UserWarning):
+    """Something the library recovered from that the user should hear about (a damaged cache
+    entry rebuilt): raised through `warnings.warn`, so Python callers may filter it."""

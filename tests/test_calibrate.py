@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from charrnn.model_config import ModelConfig
-from charrnn.train import calibrate
+from charrnn.train import calibrate, speed_cache
 from charrnn.train.speed import REFERENCE, reference
 
 from .conftest import corpus_text, run_cli
@@ -33,16 +33,35 @@ def test_a_measurement_is_the_speed_of_real_training_steps() -> None:
     assert math.isfinite(small) and small > 0
 
 
+def cached_readings() -> dict:
+    """The cache file's keyed readings (format 2)."""
+    data = json.loads(calibrate.cache_file().read_text())
+    assert data["format"] == speed_cache.FORMAT
+    return data["readings"]
+
+
+def write_cache(readings: object) -> None:
+    calibrate.cache_file().parent.mkdir(parents=True, exist_ok=True)
+    calibrate.cache_file().write_text(
+        json.dumps({"format": speed_cache.FORMAT, "readings": readings})
+    )
+
+
+def key(model: ModelConfig, batch: int = 4, seq: int = 16, world: int = 1) -> str:
+    return calibrate.reading_key(CPU, "fp32", model, world, batch, seq)
+
+
 @pytest.mark.usefixtures("calibrating")
 def test_the_first_plan_measures_and_the_next_reads_the_cache() -> None:
     model = ModelConfig(vocab_size=50)
     first = calibrate.speeds(model, 4, 16, CPU, "fp32", world=1, budget=60)
     assert first.source == "measured" and first.seconds > 0
     assert sorted(first.shapes) == sorted(calibrate.CPU_SHAPES)  # arithmetic scales the rest
-    cache = json.loads(calibrate.cache_file().read_text())
-    (key,) = cache
-    assert key == calibrate.machine_key(CPU, "fp32", "lstm", 50, 1)
-    assert set(cache[key]) == set(calibrate.CPU_SHAPES)
+    cache = cached_readings()
+    (only,) = cache
+    assert only == key(model) and only.startswith(calibrate.machine_key(CPU, "fp32", "lstm", 50, 1))
+    assert "batch=4 | seq=16 | embed=64 | weight_drop=0.2 | locked_dropout=True" in only
+    assert set(cache[only]) == set(calibrate.CPU_SHAPES)
 
     again = calibrate.speeds(model, 4, 16, CPU, "fp32", world=1, budget=60)
     assert again.source == "cached" and again.seconds == 0  # costs the budget nothing
@@ -57,21 +76,43 @@ def test_what_changes_speed_is_measured_afresh() -> None:
         ModelConfig(vocab_size=50, cell="gru"), 4, 16, CPU, "fp32", world=1, budget=60
     )
     assert other.source == gru.source == "measured"
-    assert len(json.loads(calibrate.cache_file().read_text())) == 3
+    assert len(cached_readings()) == 3
+
+
+@pytest.mark.usefixtures("calibrating")
+@pytest.mark.parametrize(
+    ("batch", "seq", "options"),
+    [
+        (2, 16, {}),  # a --batch-size 2 run, or a tiny text whose batch was halved
+        (4, 8, {}),
+        (4, 16, {"embed": 16}),
+        (4, 16, {"weight_drop": 0.0}),
+        (4, 16, {"locked_dropout": False}),
+    ],
+)
+def test_a_reading_serves_only_the_conditions_it_was_taken_under(
+    batch: int, seq: int, options: dict
+) -> None:
+    """A plan at batch 4 × seq-len 16 (embed 64, weight-drop 0.2, locked dropout) never reads a
+    speed taken under other conditions: one `--batch-size 8` run used to set every later plan's
+    speeds, several times too slow for the default batch."""
+    model = ModelConfig(vocab_size=50)
+    calibrate.speeds(
+        ModelConfig(vocab_size=50, **options), batch, seq, CPU, "fp32", world=1, budget=60
+    )
+    plan = calibrate.speeds(model, 4, 16, CPU, "fp32", world=1, budget=60)
+    assert plan.source == "measured"
+    assert len(cached_readings()) == 2  # both kept, each under its own conditions
 
 
 @pytest.mark.usefixtures("calibrating")
 def test_a_finished_runs_speed_replaces_a_slow_reading() -> None:
     model = ModelConfig(vocab_size=50, layers=2, hidden=512)
-    key = calibrate.machine_key(CPU, "fp32", "lstm", 50, 2)
-    calibrate.cache_file().parent.mkdir(parents=True)
-    calibrate.cache_file().write_text(
-        json.dumps({key: {"1x256": 60_000.0, "2x256": 30_000.0, "2x512": 700.0}})
-    )
+    write_cache({key(model, world=2): {"1x256": 60_000.0, "2x256": 30_000.0, "2x512": 700.0}})
     # a reading taken while the host was busy would choose tiny models from now on ...
-    calibrate.remember(model, CPU, "fp32", world=2, chars_per_sec=22_000.0)
+    calibrate.remember(model, CPU, "fp32", 2, 4, 16, chars_per_sec=22_000.0)
     # ... until a real run of that shape says how fast it is (per process: two shared 22k)
-    assert json.loads(calibrate.cache_file().read_text())[key] == {
+    assert cached_readings()[key(model, world=2)] == {
         "1x256": 60_000.0,
         "2x256": 30_000.0,
         "2x512": 11_000.0,
@@ -82,12 +123,36 @@ def test_a_finished_runs_speed_replaces_a_slow_reading() -> None:
 
 
 @pytest.mark.usefixtures("calibrating")
+def test_a_finished_run_refreshes_only_its_own_conditions() -> None:
+    model = ModelConfig(vocab_size=50, layers=2, hidden=512)
+    default = {"1x256": 60_000.0, "2x256": 30_000.0, "2x512": 12_000.0}
+    write_cache({key(model, batch=64, seq=100): default})
+    calibrate.remember(model, CPU, "fp32", 1, 8, 100, chars_per_sec=2_500.0)  # --batch-size 8
+    readings = cached_readings()
+    assert readings[key(model, batch=64, seq=100)] == default
+    assert readings[key(model, batch=8, seq=100)] == {"2x512": 2_500.0}
+
+
+@pytest.mark.usefixtures("calibrating")
 def test_an_unreadable_cache_costs_only_a_measurement() -> None:
     calibrate.cache_file().parent.mkdir(parents=True)
     calibrate.cache_file().write_text("{not json")
     got = calibrate.speeds(ModelConfig(vocab_size=50), 4, 16, CPU, "fp32", world=1, budget=60)
     assert got.source == "measured"
-    assert json.loads(calibrate.cache_file().read_text())  # rewritten whole
+    assert cached_readings()  # rewritten whole
+
+
+@pytest.mark.usefixtures("calibrating")
+def test_an_older_cache_files_unkeyed_readings_are_ignored() -> None:
+    """Format 1 kept one reading per shape whatever the batch: it is not trusted, and the first
+    write replaces it with the keyed format."""
+    model = ModelConfig(vocab_size=50)
+    old = {calibrate.machine_key(CPU, "fp32", "lstm", 50, 1): {"2x512": 700.0}}
+    calibrate.cache_file().parent.mkdir(parents=True)
+    calibrate.cache_file().write_text(json.dumps(old))
+    got = calibrate.speeds(model, 4, 16, CPU, "fp32", world=1, budget=60)
+    assert got.source == "measured" and got.shapes["2x512"] != 700.0
+    assert list(cached_readings()) == [key(model)]
 
 
 def test_the_environment_variable_plans_at_the_reference_speed() -> None:
@@ -157,5 +222,20 @@ def test_only_a_run_of_some_length_refreshes_the_cache(cli) -> None:
     assert cli(*args, "--max-steps", "5", "--out", "short").code == 0
     assert not calibrate.cache_file().exists()  # 5 records of mostly start-up: not a speed
     assert cli(*args, "--max-steps", "14", "--out", "long").code == 0
-    (readings,) = json.loads(calibrate.cache_file().read_text()).values()
+    ((where, readings),) = cached_readings().items()
     assert list(readings) == ["1x32"] and readings["1x32"] > 0
+    assert "batch=4 | seq=16 | embed=8 | " in where  # the run's own conditions
+
+
+@pytest.mark.usefixtures("calibrating")
+def test_an_all_text_run_refreshes_the_reading_its_plan_measured(cli) -> None:
+    """A text too small for a validation split trains without weight-drop (the all-text rule):
+    the plan measures it so, and the finished run's speed lands under the same key, so the next
+    plan of that text reads it."""
+    Path("t.txt").write_text(corpus_text(3_000))
+    args = ["train", "t.txt", "--time-budget", "1m", "--batch-size", "4", "--seq-len", "16"]
+    args += ["--embed", "8", "--log-every", "1", "--precision", "fp32", "--quiet"]
+    assert cli(*args, "--max-steps", "14", "--out", "run").code == 0
+    ((where, readings),) = cached_readings().items()
+    assert "batch=4 | seq=16 | embed=8 | weight_drop=0 | " in where
+    assert set(calibrate.CPU_SHAPES) <= set(readings)

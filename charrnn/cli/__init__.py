@@ -11,14 +11,16 @@ import contextlib
 import os
 import signal
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from charrnn import __version__
-from charrnn.cli.console import console, error
-from charrnn.errors import CharRNNError
+from charrnn.cli.console import console, error, warning
+from charrnn.errors import CharRNNError, CharRNNWarning
 
 
 class _FlagsTakeNoValue:
@@ -119,7 +121,8 @@ def _run() -> int:
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, let the write fail (and be reported)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
-        code = app(prog_name="charrnn", standalone_mode=False)
+        with _warnings_shown():
+            code = app(prog_name="charrnn", standalone_mode=False)
     except typer.TyperException as e:  # a usage error: one line, not Typer's boxed panel
         if type(e).__name__ == "NoArgsIsHelpError":
             e.show()
@@ -142,3 +145,21 @@ def _run() -> int:
         )
         return 1
     return code if isinstance(code, int) else 0
+
+
+@contextlib.contextmanager
+def _warnings_shown() -> Iterator[None]:
+    """The library's warnings (`CharRNNWarning`) as one line on the stderr console, every time;
+    other warnings as Python shows them."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, CharRNNWarning):
+            warning(console, str(message))
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CharRNNWarning)
+        warnings.showwarning = show
+        yield

@@ -26,6 +26,10 @@ def error(console: Console, message: str) -> None:
     console.print(f"[bold red]charrnn: error:[/] {escape(message)}", soft_wrap=True)
 
 
+def warning(console: Console, message: str) -> None:
+    console.print(f"[yellow]charrnn: warning:[/] {escape(message)}", soft_wrap=True)
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"

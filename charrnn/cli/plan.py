@@ -50,7 +50,8 @@ def prepare(corpus, given, header, source, tcfg, world, dev, say: bool):
     train_chars = len(dataset.split("train"))
     speeds = None
     if header is None and source is None and tcfg.time_budget:
-        speeds = _measured(given, tcfg, dataset.vocab.size, train_chars, world, dev)
+        val_chars = len(dataset.split("val"))
+        speeds = _measured(given, tcfg, dataset.vocab.size, train_chars, val_chars, world, dev)
     run = plan(
         given,
         vocab_size=dataset.vocab.size,
@@ -69,14 +70,21 @@ def prepare(corpus, given, header, source, tcfg, world, dev, say: bool):
     return dataset, start, run, speeds.seconds if speeds else 0.0
 
 
-def _measured(given, tcfg, vocab_size: int, train_chars: int, world, dev):
-    """This machine's speed for the run's cell and vocabulary (rank 0 measures, every rank gets
-    the same figures, so every rank plans alike); the reference with --no-calibrate."""
+def _measured(given, tcfg, vocab_size: int, train_chars: int, val_chars: int, world, dev):
+    """This machine's speed for the run's cell, vocabulary, batch and regularisers (rank 0
+    measures, every rank gets the same figures, so every rank plans alike); the reference with
+    --no-calibrate. A text with no validation split trains without dropout or weight-drop (the
+    all-text rule), so it is measured so: its finished run then refreshes the reading its next
+    plan reads."""
     from charrnn.train import calibrate, distributed
     from charrnn.train.batches import fit_batch
+    from charrnn.train.plan import ALL_TEXT_MODEL, has_validation
     from charrnn.train.precision import resolve_precision
 
-    model = ModelConfig(vocab_size=vocab_size, **{k: given[k] for k in _SHAPED if k in given})
+    options = {k: given[k] for k in _SHAPED if k in given}
+    if not has_validation(val_chars):
+        options = ALL_TEXT_MODEL | options
+    model = ModelConfig(vocab_size=vocab_size, **options)
     if given.get("no_calibrate"):
         return None  # plan() takes the reference speed
     speeds = None

@@ -375,5 +375,8 @@ def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allo
     # The first record includes the slow first steps; a run of a few records says little.
     if world.main and len(speeds) > MIN_SPEED_RECORDS:
         real = statistics.median(speeds[1:])
-        calibrate.remember(mcfg, trainer.device, trainer.precision, world.size, real)
+        cfg = trainer.cfg  # the batch and seq-len it trained at (fitted to a small text)
+        calibrate.remember(
+            mcfg, trainer.device, trainer.precision, world.size, cfg.batch_size, cfg.seq_len, real
+        )
     return result, stopper.signum

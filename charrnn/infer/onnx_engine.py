@@ -1,24 +1,28 @@
 """Inference through onnxruntime: the checkpoint's model as an ONNX graph (int8 weights by default),
 behind the same engine protocol as the numpy engine, for faster CPU sampling (`--engine onnx`).
 
-The graph is built and quantized once and kept in the cache (keyed by the checkpoint's fingerprint,
-the dtype and charrnn's version), with dynamic batch and time axes, so batches, priming, scoring and
-states all work. States are numpy's layout (`engine.State`). Not here: per-position states
-(`keep_states`, which `viz` needs), CUDA, and the deterministic batch mode; each is refused in one
-line. `head_logits` (a session resumed from a saved state, a server's job) uses the float32 head.
+The graph is built and quantized once and kept in the cache (`onnx_cache`: keyed by the checkpoint's
+fingerprint, the dtype and the versions of charrnn, its graph builder, onnx and onnxruntime; a cached
+graph that fails to load is rebuilt once, with a `CharRNNWarning`), with dynamic batch and time
+axes, so batches, priming, scoring and states all work. States are numpy's layout
+(`engine.State`). Not here: per-position states (`keep_states`, which `viz` needs), CUDA, and the
+deterministic batch mode; each is refused in one line. `head_logits` (a session resumed from a
+saved state, a server's job) uses the float32 head.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from charrnn import __version__, atomic, checkpoint
-from charrnn.data.dataset import cache_dir
-from charrnn.errors import InputError
+from charrnn import checkpoint
+from charrnn.errors import CharRNNWarning, InputError
+from charrnn.infer import onnx_cache
 from charrnn.infer.engine import Forward, State, run_to_end
 from charrnn.model_config import ModelConfig, model_config
 from charrnn.vocab import Vocab
@@ -28,23 +32,29 @@ CHUNK = 4096  # characters per run while priming or scoring (bounds the logits' 
 
 
 def cache_path(fingerprint: str, dtype: str) -> Path:
-    """Where a checkpoint's graph is kept: charrnn's cache (as datasets), by file hash and dtype."""
-    return cache_dir() / "onnx" / f"{fingerprint}-{dtype}-{__version__}.onnx"
+    """Where a checkpoint's graph is kept (`onnx_cache.path`)."""
+    return onnx_cache.path(fingerprint, dtype)
+
+
+def session(data: bytes) -> Any:
+    """An onnxruntime session of this graph on the CPU: one thread (one stream's small products
+    are fastest so), quiet."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
 class OnnxEngine:
     """A model in an onnxruntime session (`charrnn.infer.engine.InferenceEngine`)."""
 
     def __init__(
-        self, data: bytes, cfg: ModelConfig, vocab: Vocab, head: tuple[np.ndarray, np.ndarray]
+        self, runner: Any, cfg: ModelConfig, vocab: Vocab, head: tuple[np.ndarray, np.ndarray]
     ) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1  # one stream's small products: one thread is fastest
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        self.session = runner
         self.cfg, self.vocab, self.cell = cfg, vocab, cfg.cell
         self.layers, self.hidden = cfg.layers, cfg.hidden
         self.header: checkpoint.Header | None = None
@@ -61,24 +71,32 @@ class OnnxEngine:
         header = checkpoint.read_header(path)
         tensors = {k.removeprefix("model."): v for k, v in read_model_tensors(header).items()}
         cached = cache_path(checkpoint.fingerprint(path), dtype)
-        try:
-            data = cached.read_bytes()
-        except OSError:
-            data = onnx_export.model_bytes(export_meta(header, Path(path), dtype), tensors, dtype)
+        data = onnx_cache.read(cached)
+        if data is not None:
             try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                with atomic.replacing(cached) as tmp:
-                    tmp.write_bytes(data)
-            except OSError:
-                pass  # a read-only cache only costs the build next time
-        return cls.from_bytes(data, header, tensors)
+                return cls.from_session(session(data), header, tensors)
+            except Exception as e:  # onnxruntime's own types (InvalidProtobuf, Fail, ...)
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                warnings.warn(
+                    CharRNNWarning(
+                        f"the cached ONNX graph {cached} did not load ({reason}); rebuilt it"
+                    ),
+                    stacklevel=2,
+                )
+        data = onnx_export.model_bytes(export_meta(header, Path(path), dtype), tensors, dtype)
+        onnx_cache.write(cached, data)
+        return cls.from_bytes(data, header, tensors)  # a graph just built that fails: an error
 
     @classmethod
     def from_bytes(cls, data: bytes, header: checkpoint.Header, tensors: dict) -> OnnxEngine:
+        return cls.from_session(session(data), header, tensors)
+
+    @classmethod
+    def from_session(cls, runner: Any, header: checkpoint.Header, tensors: dict) -> OnnxEngine:
         cfg = model_config(header)
         vocab = Vocab.from_json(header.meta["vocab"], header.meta["vocab_counts"] or None)
         head = (tensors["head.weight"].T.astype(F32), tensors["head.bias"].astype(F32))
-        engine = cls(data, cfg, vocab, head)
+        engine = cls(runner, cfg, vocab, head)
         engine.header = header
         return engine
 

@@ -1,13 +1,14 @@
 """Measuring this machine's training speed for the planner: a few timed steps of one or two
 reference shapes (every candidate on a GPU, where arithmetic does not predict time), cached per
-machine and refreshed from each finished run's real speed.
+machine and per run conditions (batch, seq-len, embed, regularisers), and refreshed from each
+finished run's real speed under that run's own conditions.
 
-It returns `speed.Speeds` (data); choosing from them is `plan`'s job. It writes only its cache.
+It returns `speed.Speeds` (data); choosing from them is `plan`'s job. It writes only its cache
+(`speed_cache`, which owns the file, its lock and what counts as a usable reading).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -17,9 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from charrnn import atomic
-from charrnn.data.dataset import cache_dir
 from charrnn.model import CharRNN, ModelConfig, configure_adamw
+from charrnn.train import speed_cache
 from charrnn.train.averaging import Averaged
 from charrnn.train.precision import autocast
 from charrnn.train.sizing import CANDIDATES
@@ -36,7 +36,7 @@ NO_CALIBRATE_ENV = "CHARRNN_NO_CALIBRATE"
 
 
 def cache_file() -> Path:
-    return cache_dir() / "speed.json"
+    return speed_cache.cache_file()
 
 
 def machine_key(device: torch.device, precision: str, cell: str, vocab: int, world: int) -> str:
@@ -55,6 +55,26 @@ def machine_key(device: torch.device, precision: str, cell: str, vocab: int, wor
         f"world={world}",
     )
     return " | ".join(parts)
+
+
+def reading_key(
+    device: torch.device, precision: str, model: ModelConfig, world: int, batch: int, seq: int
+) -> str:
+    """The machine's key and the run's conditions that change chars/s beside its shape: the
+    per-process batch and seq-len (a small batch runs several times slower per character, and
+    not in proportion, so readings are never rescaled from one batch to another), the embedding
+    and the regularisers that change the training step's kernels (weight-drop, locked dropout).
+    The dropout rate is left out: any rate above zero costs the same, and the plan chooses it
+    only after measuring."""
+    conditions = (
+        f"batch={batch}",
+        f"seq={seq}",
+        f"embed={model.embed}",
+        f"weight_drop={model.weight_drop:g}",
+        f"locked_dropout={model.locked_dropout}",
+    )
+    key = machine_key(device, precision, model.cell, model.vocab_size, world)
+    return " | ".join((key, *conditions))
 
 
 def _cpu_name() -> str:
@@ -126,58 +146,47 @@ def speeds(
     count against it), or the reference speed where $CHARRNN_NO_CALIBRATE is set."""
     if os.environ.get(NO_CALIBRATE_ENV):
         return reference(world)
-    key = machine_key(device, precision, model.cell, model.vocab_size, world)
-    cached = _read_cache().get(key, {})
-    wanted = shapes_to_measure(device)
-    if all(s in cached for s in wanted):
+    key = reading_key(device, precision, model, world, batch, seq)
+    cached = speed_cache.read(key)
+    wanted = [s for s in shapes_to_measure(device) if s not in cached]
+    if not wanted:
         return _total(cached, model, world, "cached", 0.0)
     t0 = time.perf_counter()
     measured = {}
-    for name in wanted:
+    for name in wanted:  # what is missing or unusable; good readings are kept
         layers, hidden = parse_shape(name)
         shape = ModelConfig(**(model.to_dict() | {"layers": layers, "hidden": hidden}))
         share = CALIBRATION_SHARE * budget / len(wanted)
         measured[name] = round(measure(shape, batch, seq, device, precision, share), 1)
     seconds = time.perf_counter() - t0
-    _write_cache(key, measured)
-    return _total(measured, model, world, "measured", seconds)
+    speed_cache.merge(key, measured)
+    return _total(cached | measured, model, world, "measured", seconds)
 
 
 def _total(
-    per_process: dict, model: ModelConfig, world: int, source: str, seconds: float
+    per_process: dict[str, float], model: ModelConfig, world: int, source: str, seconds: float
 ) -> Speeds:
     """Readings are one process's chars/s; every process trains its own streams at that rate."""
-    readings = {k: float(v) for k, v in per_process.items() if isinstance(v, int | float)}
-    one = from_shapes(readings, model.cell, model.embed, model.vocab_size, source, seconds)
+    one = from_shapes(per_process, model.cell, model.embed, model.vocab_size, source, seconds)
     return one.scaled(world)
 
 
 def remember(
-    model: ModelConfig, device: torch.device, precision: str, world: int, chars_per_sec: float
+    model: ModelConfig,
+    device: torch.device,
+    precision: str,
+    world: int,
+    batch: int,
+    seq: int,
+    chars_per_sec: float,
 ) -> None:
-    """Record a finished run's real training speed (all processes) for its shape, replacing the
-    reading the next plan on this machine would use: one slow measurement does not stick."""
-    if chars_per_sec <= 0 or os.environ.get(NO_CALIBRATE_ENV):
+    """Record a finished run's real training speed (all processes) for its shape under its own
+    conditions (`batch` and `seq` per process, as it trained), replacing the reading the next plan
+    of the same conditions on this machine would use: one slow measurement does not stick, and a
+    run at another batch leaves other batches' readings alone."""
+    if not speed_cache.usable(chars_per_sec) or os.environ.get(NO_CALIBRATE_ENV):
         return
-    key = machine_key(device, precision, model.cell, model.vocab_size, world)
-    _write_cache(key, {shape_name(model.layers, model.hidden): round(chars_per_sec / world, 1)})
-
-
-def _read_cache() -> dict:
-    try:
-        data = json.loads(cache_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_cache(key: str, readings: dict[str, float]) -> None:
-    """Merge readings into the cache; a cache that cannot be written only costs a measurement."""
-    data = _read_cache()
-    entry = data.get(key) if isinstance(data.get(key), dict) else {}
-    data[key] = {**entry, **readings}
-    try:
-        cache_file().parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(cache_file(), json.dumps(data, indent=1, sort_keys=True))
-    except OSError:
-        pass
+    key = reading_key(device, precision, model, world, batch, seq)
+    speed_cache.merge(
+        key, {shape_name(model.layers, model.hidden): round(chars_per_sec / world, 1)}
+    )

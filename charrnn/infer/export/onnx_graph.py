@@ -20,6 +20,10 @@ from collections.abc import Mapping
 import numpy as np
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
+# The version of what this module builds (with `onnx_export`'s form and quantization choices):
+# part of the ONNX engine's cache key, so a graph built by an older builder is never reused.
+# Bump it with every change to this file (tests/test_onnx_cache.py holds the file to it).
+GRAPH_VERSION = 1
 OPSET = 17
 IR_VERSION = 8  # what onnxruntime releases of the last few years read
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
