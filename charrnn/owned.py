@@ -11,6 +11,7 @@ the refusal (each caller knows its option names).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -98,3 +99,39 @@ def page_changed(page: bytes) -> bool | None:
         return None
     blank = page[: m.start(1)] + _ZERO + page[m.end(1) :]
     return hashlib.sha256(blank).hexdigest().encode() != m.group(1)
+
+
+def page_obstacle(path: Path, mark: bytes, writer: str) -> str | None:
+    """Why the file at `path` may not be replaced by a page of `writer` (None: nothing is there,
+    or an earlier page of its own, carrying `mark` near its top, unedited)."""
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink() or not path.is_file():
+        return "is not a file"
+    page = path.read_bytes()
+    if mark not in page[:4096]:
+        return f"is not a page the {writer} wrote"
+    if page_changed(page):
+        return f"changed since the {writer} wrote it"
+    return None
+
+
+def record_obstacle(folder: Path, names: tuple[str, ...], record: str, writer: str) -> str | None:
+    """Why the files `names` in `folder` may not be replaced (None: each is absent, or listed in
+    the JSON `record` beside them with the sha256 it still has). Files of other names are not
+    touched by such a writer, so they are not asked about."""
+    present = [n for n in names if os.path.lexists(folder / n)]
+    if not present:
+        return None
+    try:
+        digests = json.loads((folder / record).read_text(encoding="utf-8")).get("sha256", {})
+    except (OSError, ValueError, AttributeError):
+        digests = {}
+    for name in present:
+        path = folder / name
+        digest = digests.get(name) if isinstance(digests, dict) else None
+        if digest is None or path.is_symlink() or not path.is_file():
+            return f"{name} is not the {writer}'s own"
+        if sha256_file(path) != digest:
+            return f"{name} changed since the {writer} wrote it"
+    return None

@@ -42,7 +42,9 @@ def module_js() -> str:
 
 def script_json(obj: object) -> str:
     """JSON safe inside a <script> element (no `</script>` or `<!--` can be formed)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).replace(
+        "<", "\\u003c"
+    )
 
 
 def weights_js(name: str, manifest: dict, packed: Packed) -> str:
@@ -79,7 +81,9 @@ def files(name: str, manifest: dict, packed: Packed, single_file: bool) -> dict[
         MODULE_FILE: module_js().encode(),
         WEIGHTS_JS: registered.encode(),
         WEIGHTS_BIN: packed.data,
-        MANIFEST: (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode(),
+        MANIFEST: (
+            json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+        ).encode(),
     }
 
 
