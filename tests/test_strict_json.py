@@ -32,20 +32,21 @@ def test_export_quality_of_an_unscorable_text_is_null_with_a_reason(cli, trained
     q = strict(r.out)["quality"]
     assert q["chars"] == 2 and q["cost"] is not None
     Path("eval.txt").write_text(UNKNOWN)
+    quality = {}
     for fmt in ("web", "onnx", "ml5"):
         r = cli("export", trained, "-f", fmt, "-o", fmt, "--eval", "eval.txt", "--json")
         assert r.code == 0, r.err
-        q = strict(r.out)["quality"]
+        q = quality[fmt] = strict(r.out)["quality"]
         assert q["chars"] == 0 and q["f32"] is None and q["cost"] is None
         assert "none of the 120 characters of eval.txt is in the model's vocabulary" in q["method"]
         assert strict(Path(fmt, "export.json").read_text())["quality"] == q
         for f in Path(fmt).glob("*.json"):
             strict(f.read_text())
-    assert strict(Path("web/model.json").read_text())["quality"] == q
+    assert strict(Path("web/model.json").read_text())["quality"] == quality["web"]
     import onnx
 
     props = {p.key: p.value for p in onnx.load("onnx/model.onnx").metadata_props}
-    assert strict(props["charrnn.quality"]) == q
+    assert strict(props["charrnn.quality"]) == quality["onnx"]
     for value in props.values():
         if value[:1] in "[{":
             strict(value)
@@ -55,6 +56,7 @@ def test_export_quality_of_an_unscorable_text_is_null_with_a_reason(cli, trained
 
 def test_cli_json_outputs_parse_strictly(cli, trained: Path, corpus_file: Path) -> None:
     Path("odd.txt").write_text(UNKNOWN)
+    Path("ok.txt").write_text("def f():\n    return 1\n")
     r = cli("prep", corpus_file, "-o", "ds", "--json", "-q")
     assert r.code == 0, r.err
     strict(r.out)
@@ -62,7 +64,8 @@ def test_cli_json_outputs_parse_strictly(cli, trained: Path, corpus_file: Path) 
     for args in (
         ["score", trained, "odd.txt", "--json"],
         ["score", trained, "odd.txt", "odd.txt", "--json"],
-        ["score", trained, "odd.txt", "--per-char", "--json"],
+        ["score", trained, "odd.txt", "--per-char"],
+        ["score", trained, "ok.txt", "--per-char", "--top-k", "3"],
         ["inspect", trained, "--json"],
         ["sample", trained, "--length", "20", "--json", "--rng-seed", "1", "--num-samples", "2"],
     ):
