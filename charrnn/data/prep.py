@@ -299,7 +299,9 @@ def _check_replaceable(out_dir: Path) -> None:
     prep wrote them (the novelty index's cache beside them is its own too)."""
     if not out_dir.exists() and not out_dir.is_symlink():
         return
-    if out_dir.is_symlink() or not out_dir.is_dir():
+    if out_dir.is_symlink():
+        raise InputError(f"{out_dir}: is a link; name the folder it points to with -o")
+    if not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a directory")
     meta = out_dir / "meta.json"
     if not meta.is_file():
