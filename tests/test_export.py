@@ -133,12 +133,12 @@ def test_bad_requests_are_one_line_exit_2(
 
 def test_an_earlier_export_is_replaced_only_when_asked(cli, trained: Path) -> None:
     assert cli("export", trained, "-o", "w", "--no-eval").code == 0
-    Path("w/model.bin").write_bytes(b"stale")
-    r = cli("export", trained, "-o", "w", "--no-eval")
+    stale = Path("w/model.bin").read_bytes()
+    r = cli("export", trained, "-o", "w", "--no-eval", "--dtype", "f32")
     assert r.code == 2 and "holds an earlier export; pass --overwrite" in r.err
-    assert Path("w/model.bin").read_bytes() == b"stale"
-    assert cli("export", trained, "-o", "w", "--no-eval", "--overwrite").code == 0
-    assert Path("w/model.bin").read_bytes() != b"stale"
+    assert Path("w/model.bin").read_bytes() == stale
+    assert cli("export", trained, "-o", "w", "--no-eval", "--dtype", "f32", "--overwrite").code == 0
+    assert Path("w/model.bin").read_bytes() != stale
     assert not list(Path().glob(".w.*"))  # nothing left beside it
     Path("full").mkdir()
     Path("full/thesis.tex").write_text("x")

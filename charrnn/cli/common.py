@@ -4,7 +4,6 @@ and writing generated text to stdout so that a closed pipe ends the program quie
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sys
@@ -14,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from charrnn import strict_json
 from charrnn.cli.console import console
 from charrnn.errors import InputError
 
@@ -33,7 +33,8 @@ def size_text(n: int) -> str:
 
 
 def print_json(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    clean = strict_json.record(obj) if isinstance(obj, dict) else strict_json.finite(obj)[0]
+    sys.stdout.write(strict_json.dumps(clean, indent=2, ensure_ascii=False) + "\n")
 
 
 def find_checkpoint(given: str | None) -> Path:

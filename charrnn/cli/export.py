@@ -78,6 +78,8 @@ def export(
         eval_text=text,
         evaluate=not no_eval,
     )
+    for note in done.notes:
+        console.print(f"warning: {note}", highlight=False, markup=False)
     if as_json:
         print_json(done.to_json())
         return

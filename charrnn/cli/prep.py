@@ -52,6 +52,8 @@ def prep(
         inputs, target, val_frac=val_frac, test_frac=test_frac, errors=errors, glob=glob
     )
     meta = result.meta
+    for note in result.notes:
+        console.print(f"warning: {note}", highlight=False, markup=False)
     if as_json:
         print_json(
             {k: v for k, v in meta.items() if k not in ("vocab", "counts")} | {"path": str(target)}

@@ -4,12 +4,12 @@ library does the work. On CPU nothing here imports torch."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated, Literal
 
 import typer
 
+from charrnn import strict_json
 from charrnn.cli.common import CheckpointArg, find_checkpoint, quiet_pipe, unescape, utf8_stdout
 from charrnn.cli.console import console
 from charrnn.errors import InputError
@@ -356,7 +356,7 @@ class _Out:
             }
             if nov is not None:
                 obj["novelty"] = nov.to_json()
-            self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            self.out.write(strict_json.dumps(strict_json.record(obj), ensure_ascii=False) + "\n")
         else:
             if not streamed:
                 self.out.write((self.sep if self.count else "") + self.echo + s.text)

@@ -3,7 +3,6 @@ line or per character, under one or several models. The figures are the command'
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from charrnn import strict_json
 from charrnn.cli.common import find_checkpoint, quiet_pipe, read_text, utf8_stdout
 from charrnn.cli.console import console
 from charrnn.errors import InputError
@@ -150,7 +150,8 @@ def _per_char(scorer, text: str, k: int, tags: dict, name: str) -> None:
     positions, ids, skipped = scorer.known(text)
     _note_unknown(name, skipped)
     for records in scorer.records(positions, ids, k):
-        sys.stdout.write("\n".join(json.dumps({**tags, **r}, ensure_ascii=False) for r in records))
+        lines = (strict_json.record({**tags, **r}) for r in records)
+        sys.stdout.write("\n".join(strict_json.dumps(x, ensure_ascii=False) for x in lines))
         sys.stdout.write("\n")
         sys.stdout.flush()
 
@@ -167,7 +168,8 @@ def _report(rows: list[dict], as_json: bool, several_models: bool) -> None:
     with several models, each text's rows ranked best first."""
     if as_json:
         for r in rows:
-            sys.stdout.write(json.dumps({k: v for k, v in r.items() if k != "_nats"}) + "\n")
+            row = {k: v for k, v in r.items() if k != "_nats"}
+            sys.stdout.write(strict_json.dumps(strict_json.record(row)) + "\n")
         return
     files = list(dict.fromkeys(r["file"] for r in rows))
     table = []
@@ -201,11 +203,13 @@ def _report(rows: list[dict], as_json: bool, several_models: bool) -> None:
 def _total(rows: list[dict]) -> dict:
     chars = sum(r["chars"] for r in rows)
     nats = sum(r["_nats"] for r in rows)
-    per = nats / chars if chars else math.nan
     total = {"checkpoint": rows[0]["checkpoint"], "file": "total", "chars": chars}
-    total |= {"unknown": sum(r["unknown"] for r in rows), "nats_per_char": per}
-    total |= {"bpc": per / math.log(2), "perplexity": math.exp(per) if chars else math.nan}
-    return total
+    total["unknown"] = sum(r["unknown"] for r in rows)
+    if not chars:  # null, as each file's row has it, and why
+        none = {"nats_per_char": None, "bpc": None, "perplexity": None}
+        return total | none | {"reason": "no character of the texts is in the model's vocabulary"}
+    per = nats / chars
+    return total | {"nats_per_char": per, "bpc": per / math.log(2), "perplexity": math.exp(per)}
 
 
 def _cells(r: dict, several_models: bool, adapt: bool) -> list[str]:

@@ -8,7 +8,6 @@ the choices beyond them in `train.plan`.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import signal
 import statistics
@@ -19,6 +18,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from charrnn import strict_json
 from charrnn.cli.console import TrainView, console
 from charrnn.cli.plan import plan_summary, prepare
 from charrnn.data.split import DEFAULT_VAL_FRAC, MIN_VAL_CHARS
@@ -304,7 +304,7 @@ def train(
         _, _, run, _ = prepare(corpus, given, header, source, tcfg, world, dev, say)
         distributed.shutdown(world)
         if as_json and world.main:
-            sys.stdout.write(json.dumps(plan_summary(run)) + "\n")
+            sys.stdout.write(strict_json.dumps(strict_json.record(plan_summary(run))) + "\n")
         return
     out_dir = distributed.broadcast(
         world, run_dir(out, label(corpus), resume) if world.main else None
@@ -322,7 +322,8 @@ def train(
             shutil.rmtree(out_dir, ignore_errors=True)  # nothing was trained: leave nothing behind
         raise
     if given.get("as_json") and world.main:
-        sys.stdout.write(json.dumps({"out_dir": str(out_dir), **result.__dict__}) + "\n")
+        done = {"out_dir": str(out_dir), **result.__dict__}
+        sys.stdout.write(strict_json.dumps(strict_json.record(done)) + "\n")
     if result.reason == "interrupted":
         hint = f"charrnn train --resume {result.last_path}" + (f" {corpus}" if corpus else "")
         raise Interrupted(

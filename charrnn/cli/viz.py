@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from charrnn import atomic
+from charrnn import atomic, owned
 from charrnn.cli.common import CheckpointArg, find_checkpoint, read_text, size_text
 from charrnn.cli.console import console
 from charrnn.errors import CharRNNError, InputError
@@ -130,6 +130,9 @@ def _validation_text(header, max_chars: int) -> tuple[str, str, int]:
     )
 
 
+VIZ_MARK = b'<meta name="generator" content="charrnn viz">'
+
+
 def _write(html: str, target: str) -> None:
     if target == "-":
         try:
@@ -142,8 +145,14 @@ def _write(html: str, target: str) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
         return
+    why = owned.page_obstacle(Path(target), VIZ_MARK, "viz")
+    if why is not None:
+        raise InputError(
+            f"{target}: {why}; viz replaces only an earlier page of its own, unedited: "
+            "choose another -o"
+        )
     try:
-        atomic.write_text(target, html)
+        atomic.write_text(target, owned.stamp(html.encode(), VIZ_MARK).decode())
     except OSError as e:
         bad_path = isinstance(e, FileNotFoundError | NotADirectoryError | IsADirectoryError)
         error = InputError if bad_path else CharRNNError

@@ -168,7 +168,15 @@ def resolve_dataset(
             return load_dataset(target), False
         except InputError:
             pass  # a damaged cache entry is rebuilt below
-    prep([corpus], target, val_frac=val_frac, test_frac=test_frac, errors=errors, glob=glob)
+    prep(
+        [corpus],
+        target,
+        val_frac=val_frac,
+        test_frac=test_frac,
+        errors=errors,
+        glob=glob,
+        cache_entry=True,
+    )
     return load_dataset(target), True
 
 

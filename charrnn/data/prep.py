@@ -23,6 +23,7 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 
+from charrnn import atomic, owned
 from charrnn.data.split import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
 from charrnn.errors import InputError
 from charrnn.vocab import Vocab
@@ -48,6 +49,7 @@ class PrepResult:
     out_dir: Path
     meta: dict
     skipped: tuple[str, ...]  # files passed over in directory walks (binary)
+    notes: tuple[str, ...] = ()  # a leftover of an interrupted prep, restored
 
 
 def _looks_binary(path: Path) -> bool:
@@ -174,13 +176,15 @@ def _count(sources: Sequence[Source], errors: Errors) -> tuple[np.ndarray, list[
 
 def _encode(
     sources: Sequence[Source], errors: Errors, vocab: Vocab, sizes: dict, out: Path
-) -> None:
-    """Second pass: encode through a lookup table and append ids to the split files in order."""
+) -> dict[str, str]:
+    """Second pass: encode through a lookup table and append ids to the split files in order.
+    Returns each file's sha256 (meta.json records them, so a later prep can tell an edit)."""
     cps = np.array(vocab.code_points(), dtype=np.int64)
     dtype = id_dtype(vocab.size)
     lut = np.zeros(int(cps.max()) + 1, dtype=dtype)
     lut[cps] = np.arange(vocab.size, dtype=dtype)
     files = [(out / f"{s}.bin").open("wb") for s in SPLITS]
+    hashes = [hashlib.sha256() for _ in SPLITS]
     try:
         which, room = 0, sizes[SPLITS[0]]
         for src in sources:
@@ -193,6 +197,7 @@ def _encode(
                             room = sizes[SPLITS[which]]
                         take = ids[:room]
                         take.tofile(files[which])
+                        hashes[which].update(take.tobytes())
                         room -= len(take)
                         ids = ids[len(take) :]
         for fh in files:
@@ -201,6 +206,7 @@ def _encode(
     finally:
         for fh in files:
             fh.close()
+    return {f"{s}.bin": h.hexdigest() for s, h in zip(SPLITS, hashes, strict=True)}
 
 
 def corpus_name(inputs: Sequence[str]) -> str:
@@ -218,20 +224,22 @@ def prep(
     errors: Errors = "strict",
     glob: str | None = None,
     stdin: BinaryIO | None = None,
+    cache_entry: bool = False,
 ) -> PrepResult:
-    """Prepare a dataset directory; it appears whole or not at all (built aside, then renamed).
+    """Prepare a dataset directory; it appears whole or not at all (built aside, then swapped in).
 
-    val_frac None chooses by size (`auto_val_frac`); meta.json records the fraction used."""
+    An existing `out_dir` is replaced only when it holds a dataset's own, unedited files (meta.json
+    records each array's sha256); anything else is refused in one line. cache_entry: `out_dir` is
+    charrnn's own cache entry (`resolve_dataset`), replaced whatever it holds. val_frac None
+    chooses by size (`auto_val_frac`); meta.json records the fraction used."""
     from charrnn import __version__
 
     asked = DEFAULT_VAL_FRAC if val_frac is None else val_frac
     if not 0 <= asked < 1 or not 0 <= test_frac < 1 or asked + test_frac >= 1:
         raise InputError("--val-frac and --test-frac must be in [0, 1) and sum to less than 1")
-    if out_dir.exists() and not (out_dir / "meta.json").is_file():
-        if not out_dir.is_dir():
-            raise InputError(f"{out_dir}: exists and is not a directory")
-        if any(out_dir.iterdir()):
-            raise InputError(f"{out_dir}: exists and is not a charrnn dataset; choose another -o")
+    notes = atomic.leftovers(out_dir)
+    if not cache_entry:
+        _check_replaceable(out_dir)
     sources, skipped, cleanup = collect_sources(inputs, glob, stdin)
     try:
         hist, infos, digest = _count(sources, errors)
@@ -249,12 +257,11 @@ def prep(
         val_frac = auto_val_frac(total)
     sizes = split_sizes(total, val_frac, test_frac)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_abandoned(out_dir)
-    work = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
+    work = atomic.temp_path(out_dir)
+    atomic.remove(work)
     work.mkdir()
     try:
-        _encode(sources, errors, vocab, sizes, work)
+        written = _encode(sources, errors, vocab, sizes, work)
         meta = {
             "format": DATASET_FORMAT,
             "version": DATASET_VERSION,
@@ -272,41 +279,53 @@ def prep(
             "vocab": vocab.to_json(),
             "counts": list(vocab.counts or ()),
             "sources": infos,
+            "files": written,
         }
-        (work / "meta.json").write_text(json.dumps(meta, ensure_ascii=True, indent=1))
-        _replace_dir(work, out_dir)
+        text = json.dumps(meta, ensure_ascii=True, indent=1, allow_nan=False)
+        (work / "meta.json").write_text(text)
+        if not cache_entry:
+            _check_replaceable(out_dir)  # again: the folder may have changed while encoding
+        atomic.swap_into_place(work, out_dir)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        atomic.remove(work)
         raise
     finally:
         cleanup()
-    return PrepResult(out_dir, meta, tuple(skipped))
+    return PrepResult(out_dir, meta, tuple(skipped), tuple(notes))
 
 
-def _sweep_abandoned(out_dir: Path) -> None:
-    """Remove half-built datasets that a killed prep left beside out_dir (their pid is gone)."""
-    for stale in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
+def _check_replaceable(out_dir: Path) -> None:
+    """Refuse, in one line, an `out_dir` that holds anything but an earlier dataset's own files as
+    prep wrote them (the novelty index's cache beside them is its own too)."""
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if out_dir.is_symlink():
+        raise InputError(f"{out_dir}: is a link; name the folder it points to with -o")
+    if not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a directory")
+    meta = out_dir / "meta.json"
+    if not meta.is_file():
+        if any(out_dir.iterdir()):
+            raise InputError(f"{out_dir}: exists and is not a charrnn dataset; choose another -o")
+        return
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        record = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or record.get("format") != DATASET_FORMAT:
+        raise InputError(f"{out_dir}: meta.json is not a charrnn dataset's; choose another -o")
+    digests = record.get("files")
+    own: dict[str, str | None] = {"meta.json": None} | {f"{s}.bin": None for s in SPLITS}
+    if isinstance(digests, dict):  # a dataset prepared by charrnn 0.2.0 records names only
+        own |= {n: d for n, d in digests.items() if n in own and isinstance(d, str)}
+    found = owned.intruder(out_dir, own, spare=_is_index_cache)
+    if found is not None:
+        raise InputError(
+            f"{out_dir}: {found.reason('dataset')}; prep replaces only a dataset's own, unedited "
+            "files: move it, or choose another -o"
+        )
 
 
-def _replace_dir(new: Path, dest: Path) -> None:
-    """Swap a finished directory into place; an old dataset there is removed only afterwards."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        dest.rename(old)
-    new.rename(dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _is_index_cache(name: str) -> bool:
+    """The novelty index's suffix array, which `corpus_index` keeps beside a dataset."""
+    return fnmatch.fnmatch(name, "suffix_array.v*.npy")

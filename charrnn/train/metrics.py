@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from charrnn import atomic
+from charrnn import atomic, strict_json
 
 
 class MetricsLog:
@@ -31,7 +31,7 @@ class MetricsLog:
         self._file = path.open("a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        self._file.write(strict_json.dumps(strict_json.record(record)) + "\n")
         self._file.flush()
 
     def close(self) -> None:

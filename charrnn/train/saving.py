@@ -7,6 +7,7 @@ checkpoint container itself (header, atomic write) is `charrnn.checkpoint`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,9 +43,36 @@ def claim(out_dir: Path, fresh: bool, overwrite: bool) -> str | None:
             f"{out_dir} already holds a run ({', '.join(held)}); pass overwrite=True "
             "(the CLI's --overwrite) to start afresh there, or resume it"
         )
+    for name in held:  # --overwrite replaces a run's own files only (a Lightning last.ckpt: no)
+        why = _not_a_run_file(out_dir / name)
+        if why:
+            return f"{out_dir / name}: {why}; --overwrite replaces only a charrnn run's files"
     for name in ("last.ckpt", "best.ckpt"):  # metrics.jsonl starts afresh as it opens
         (out_dir / name).unlink(missing_ok=True)
     return None
+
+
+def _not_a_run_file(path: Path) -> str | None:
+    """Why `path` is not what a charrnn run writes under its name (None: it is)."""
+    if path.is_symlink() or not path.is_file():
+        return "not a file"
+    if path.suffix == ".ckpt":
+        try:
+            checkpoint.read_header(path)
+        except CharRNNError:
+            return "not a charrnn checkpoint"
+        return None
+    with path.open("rb") as f:
+        data = f.read(1 << 16)
+    lines = data.splitlines()
+    if not data.endswith(b"\n"):
+        lines = lines[:-1]  # torn by a crash, or cut where the read stopped
+    try:
+        if all(isinstance(json.loads(line), dict) for line in lines if line.strip()):
+            return None
+    except ValueError:
+        pass
+    return "not a charrnn metrics log"
 
 
 def diverged(t: Trainer, what: str) -> Diverged:

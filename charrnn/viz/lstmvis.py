@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from charrnn import atomic, owned
 from charrnn.errors import CharRNNError, InputError
 from charrnn.infer.numpy_engine import Engine
 from charrnn.infer.score import Scorer
 from charrnn.vocab import Unknown
 
 FILES = ("states.hdf5", "train.hdf5", "train.dict", "lstm.yml")
+RECORD = "charrnn.json"  # each file's sha256, so a later export replaces only its own, unedited
 
 
 def _h5py() -> Any:
@@ -141,11 +143,18 @@ def export(
     unknown: Unknown = "skip",
 ) -> Export:
     """Read the text with the model and write the LSTMVis project into `directory` (created if
-    needed; the four files are replaced if present)."""
+    needed; the four files are replaced where an earlier export wrote them and they are unedited,
+    refused otherwise; charrnn.json records their sha256)."""
     h5py = _h5py()
     out = Path(directory)
     if out.exists() and not out.is_dir():
         raise InputError(f"--lstmvis {out}: exists and is not a directory")
+    why = owned.record_obstacle(out, FILES, RECORD, "LSTMVis export")
+    if why is not None:
+        raise InputError(
+            f"--lstmvis {out}: {why}; it replaces only the files it wrote, unedited: "
+            "move it, or choose another folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     scorer = Scorer(engine)
     positions, ids, _ = scorer.known(text, unknown)
@@ -165,5 +174,8 @@ def export(
     lines = dict_lines(engine.vocab.chars)
     (out / "train.dict").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "lstm.yml").write_text(config_yml(name, description, sets), encoding="utf-8")
+    digests = {f: owned.sha256_file(out / f) for f in FILES}
+    record = {"kind": "charrnn-lstmvis", "sha256": digests}
+    atomic.write_text(out / RECORD, json.dumps(record, indent=1) + "\n")
     size = sum((out / f).stat().st_size for f in FILES)
     return Export(out, n, len(sets) * hidden, size)

@@ -3,9 +3,10 @@ JavaScript engine (`web`), an ONNX model (`onnx`), and the files ml5.js 0.12's c
 
 The weights come through the numpy engine's path (`read_model_tensors`: the average where the
 checkpoint has one), so an export samples what `charrnn sample` samples, and torch is never imported.
-An export is written beside its destination and renamed into place, so a failed export leaves the
-earlier one whole; an existing path is replaced only when it holds an earlier export and the caller
-says so. It does not print: it returns what it wrote and what the chosen dtype costs.
+An export is written beside its destination and swapped into place, so a failed or killed export
+leaves the earlier one whole; an existing path is replaced only when it holds an earlier export, all
+of whose files are its own and unedited, and the caller says so.
+It does not print: it returns what it wrote and what the chosen dtype costs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn import checkpoint
+from charrnn import atomic, checkpoint
 from charrnn.errors import InputError
 from charrnn.infer.export import ml5, onnx_export, quality, target, web
 from charrnn.infer.export.meta import export_meta, model_name
@@ -46,6 +47,7 @@ class Exported:
     quality: dict | None = None
     seconds: float = 0.0  # writing, without the quality measurement
     replaced: bool = False
+    notes: list[str] = field(default_factory=list)  # a leftover of an interrupted export, restored
 
     def to_json(self) -> dict:
         return {
@@ -57,6 +59,7 @@ class Exported:
             "quality": self.quality,
             "seconds": round(self.seconds, 3),
             "replaced": self.replaced,
+            "notes": self.notes,
         }
 
 
@@ -105,7 +108,8 @@ def export(
     path = Path(ckpt)
     header = checkpoint.read_header(path)
     cfg = model_config(header)  # a model this charrnn can run, checked before anything is written
-    dest = Path(out) if out is not None else default_path(path, fmt, single_file)
+    dest = target.resolved(Path(out) if out is not None else default_path(path, fmt, single_file))
+    notes = atomic.leftovers(dest)
     replaced = target.check(dest, overwrite, single_file)
     if fmt == "onnx":
         onnx_export.require()
@@ -133,12 +137,14 @@ def export(
         contents = {onnx_export.MODEL_FILE: onnx_export.with_metadata(graph, meta)}
     else:
         contents = ml5.files(meta, tensors)
-    if not single_file:
-        contents[target.MARKER] = target.marker(meta, fmt, sorted(contents))
+    if single_file:
+        contents[""] = target.stamped(contents[""])
+    else:
+        contents[target.MARKER] = target.marker(meta, fmt, contents)
     target.write(dest, contents, single_file)
     spent += time.perf_counter() - started
     sizes = {str(dest / rel if rel else dest): len(data) for rel, data in contents.items()}
-    return Exported(fmt, dtype, dest, sizes, record, spent, replaced)
+    return Exported(fmt, dtype, dest, sizes, record, spent, replaced, notes)
 
 
 def _reduced(

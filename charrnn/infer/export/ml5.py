@@ -62,7 +62,7 @@ def files(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, bytes]:
         filename = f"var{n}"
         manifest[name] = {"filename": filename, "shape": list(value.shape)}
         contents[filename] = value.tobytes()
-    contents["manifest.json"] = json.dumps(manifest, indent=1).encode()
+    contents["manifest.json"] = json.dumps(manifest, indent=1, allow_nan=False).encode()
     vocab = {ch: i for i, ch in enumerate(meta["vocab"])}
     contents["vocab.json"] = json.dumps(vocab, ensure_ascii=False).encode()
     return contents

@@ -63,8 +63,8 @@ def metadata(meta: dict) -> dict[str, str]:
         "charrnn.vocab": json.dumps(meta["vocab"], ensure_ascii=False),
         "charrnn.sampling": json.dumps(meta["sampling"]),
         "charrnn.dtype": meta["dtype"],
-        "charrnn.source": json.dumps(meta["source"], ensure_ascii=False),
-        "charrnn.quality": json.dumps(meta.get("quality")),
+        "charrnn.source": json.dumps(meta["source"], ensure_ascii=False, allow_nan=False),
+        "charrnn.quality": json.dumps(meta.get("quality"), allow_nan=False),
         "charrnn.inputs": "input_ids int64 [batch, time]; h float [layers, batch, hidden]"
         + ("; c like h" if m["cell"] == "lstm" else ""),
     }

@@ -54,20 +54,30 @@ def cost(
     text: EvalText,
 ) -> dict:
     """The metadata record of a dtype's cost: float32 and reduced nats/char, their difference, the
-    characters scored and how. `reduced` is the reduced arrays (scored here by the numpy engine)
+    characters scored (those the model knows) and how; null figures and the reason where there is
+    nothing to score. `reduced` is the reduced arrays (scored here by the numpy engine)
     or a function scoring a text with the target runtime itself."""
     record: dict = {"dtype": dtype, "chars": 0, "f32": None, "nats_per_char": None, "cost": None}
     if text.text is None:
         record["method"] = f"not measured: no text ({text.source})"
         return record
-    chars = len(text.text)
-    f32 = _score(header, reference, text.text)
+    f32, chars = _score(header, reference, text.text)
+    if not chars:  # every character unknown to the model: there is no figure to give
+        record["method"] = (
+            f"not measured: none of the {len(text.text):,} characters of {text.source} "
+            "is in the model's vocabulary"
+        )
+        return record
     if dtype == "f32" and not callable(reduced):
         mine = f32
     elif callable(reduced):
         mine = reduced(text.text)
     else:
-        mine = _score(header, reduced, text.text)
+        mine, _ = _score(header, reduced, text.text)
+    if not math.isfinite(mine):
+        record.update(chars=chars, f32=round(f32, 6))
+        record["method"] = f"not measured: the {dtype} model's figure is {mine}"
+        return record
     record.update(
         chars=chars,
         f32=round(f32, 6),
@@ -78,7 +88,10 @@ def cost(
     return record
 
 
-def _score(header: checkpoint.Header, tensors: Mapping[str, np.ndarray], text: str) -> float:
+def _score(
+    header: checkpoint.Header, tensors: Mapping[str, np.ndarray], text: str
+) -> tuple[float, int]:
+    """nats/char over the characters the model knows, and how many those are."""
     cfg = model_config(header)
     vocab = Vocab.from_json(header.meta["vocab"], header.meta["vocab_counts"] or None)
     engine = Engine(cfg, vocab, {"model." + k: v for k, v in tensors.items()}, threads=1)
@@ -86,4 +99,4 @@ def _score(header: checkpoint.Header, tensors: Mapping[str, np.ndarray], text: s
         s = Scorer(engine).score(text, "skip")
     finally:
         engine.close()
-    return s.nats_per_char if s.chars else math.nan
+    return (s.nats_per_char if s.chars else math.nan), s.chars

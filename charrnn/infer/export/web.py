@@ -43,8 +43,9 @@ def module_js() -> str:
 
 def script_json(obj: object) -> str:
     """JSON safe inside a <script> element and in any JavaScript parser: no `</script>` or `<!--`
-    can be formed, and U+2028/U+2029 (line breaks to JavaScript before ES2019) are escaped."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    can be formed, U+2028/U+2029 (line breaks to JavaScript before ES2019) are escaped, and a
+    non-finite number is an error (no JSON parser reads NaN)."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
@@ -97,7 +98,9 @@ def files(name: str, manifest: dict, packed: Packed, single_file: bool) -> dict[
         MODULE_FILE: module_js().encode(),
         WEIGHTS_JS: registered.encode(),
         WEIGHTS_BIN: packed.data,
-        MANIFEST: (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode(),
+        MANIFEST: (
+            json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+        ).encode(),
     }
 
 
