@@ -24,6 +24,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 
 from charrnn.data.split import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
+from charrnn.digits import decimal
 from charrnn.errors import InputError
 from charrnn.vocab import Vocab
 
@@ -286,8 +287,8 @@ def prep(
 def _sweep_abandoned(out_dir: Path) -> None:
     """Remove half-built datasets that a killed prep left beside out_dir (their pid is gone)."""
     for stale in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        pid = decimal(stale.name.rsplit("-", 1)[-1], 10)
+        if pid is not None and not _alive(pid):
             shutil.rmtree(stale, ignore_errors=True)
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from charrnn.digits import decimal
 from charrnn.errors import CharRNNError
 from charrnn.infer.controls import UNTILS, Rules
 from charrnn.infer.logits import Filters
@@ -36,6 +37,7 @@ KNOWN = {
 }  # fmt: skip
 MAX_BIAS_ENTRIES = 300  # OpenAI's own cap on logit_bias
 MAX_BEST_OF = 20  # and on best_of
+ID_DIGITS = 9  # a vocabulary id has fewer digits than this (a longer key names no character)
 
 
 class ApiError(CharRNNError):
@@ -166,8 +168,9 @@ def _bias(body: dict, key: str, chars: bool) -> dict:
     for k, bias in v.items():
         if chars and len(k) != 1:
             raise _bad(key, f"keys are single characters, got {k!r}")
-        if not chars and not (k.isascii() and k.isdigit()):
-            raise _bad(key, f"keys are vocabulary ids as decimal strings, got {k!r}")
+        if not chars and decimal(k, ID_DIGITS) is None:
+            shown = k if len(k) <= 20 else f"{k[:20]}… ({len(k)} characters)"
+            raise _bad(key, f"keys are vocabulary ids as decimal strings, got {shown!r}")
         if isinstance(bias, bool) or not isinstance(bias, int | float) or not math.isfinite(bias):
             raise _bad(key, f"{k!r}: the bias must be a number, got {bias!r}")
         if not -100 <= bias <= 100:
