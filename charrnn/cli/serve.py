@@ -80,6 +80,15 @@ def serve(
     max_n: Annotated[
         int, typer.Option(min=1, help="Most choices (n) per request.", rich_help_panel=LIMITS)
     ] = 16,
+    max_echo: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Most characters one answer gives log-probabilities for: echo with logprobs "
+            "(prompt characters × n) and /v1/score's per_char (keeps a body to a few MB).",
+            rich_help_panel=LIMITS,
+        ),
+    ] = 5000,
     max_streams: Annotated[
         int,
         typer.Option(
@@ -169,7 +178,7 @@ def serve(
     if not specs:
         specs = [parse_spec(str(find_checkpoint(None)))]
     settings = Settings(
-        limits=Limits(max_chars, max_prompt, max_n),
+        limits=Limits(max_chars, max_prompt, max_n, max_echo),
         max_streams=max_streams,
         queue_timeout=queue_timeout,
         timeout=timeout,

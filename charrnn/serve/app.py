@@ -127,6 +127,14 @@ async def score(request: Request) -> Response:
         raise ApiError(400, f"top_k: must be an integer from 0 to {MAX_TOP_K}", "top_k")
     if unknown not in ("skip", "error"):
         raise ApiError(400, "unknown: must be 'skip' or 'error'", "unknown")
+    most = srv.settings.limits.max_echo
+    if per_char and len(text) > most:
+        raise ApiError(
+            400,
+            f"per_char: records for {len(text)} characters; this server gives them for at most "
+            f"{most} per request (--max-echo); score longer texts without per_char",
+            "per_char",
+        )
     model = srv.model(body.get("model"))
     if unknown == "error":
         srv.encode(model, text, "error", "text")

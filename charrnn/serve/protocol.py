@@ -17,7 +17,7 @@ from typing import Any
 
 from charrnn.digits import decimal
 from charrnn.errors import CharRNNError
-from charrnn.infer.controls import UNTILS, Rules
+from charrnn.infer.controls import MAX_NO_REPEAT, UNTILS, Rules
 from charrnn.infer.logits import Filters
 from charrnn.infer.sampler import MAX_SEED, Options
 from charrnn.serve.logprobs import LogprobEntry
@@ -74,6 +74,9 @@ class Limits:
     max_chars: int = 4000
     max_prompt: int = 20_000
     max_n: int = 16
+    # characters given per-character log-probabilities in one answer: echo with logprobs (prompt
+    # characters × n) and /v1/score's per_char; at logprobs 20 each is ~600 bytes of JSON
+    max_echo: int = 5000
 
 
 Prompt = str | list[int]  # text, or vocabulary ids (OpenAI's tokens)
@@ -221,7 +224,7 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         raise _bad("unknown", f"must be 'error' or 'skip', got {unknown_chars!r}")
     rules = Rules(
         _strings(body, "ban", 256),
-        _int(body, "no_repeat", None, 1, 1000),
+        _int(body, "no_repeat", None, 1, MAX_NO_REPEAT),
         until,
         _int(body, "min_words", None, 1, None),
         _int(body, "max_words", None, 1, None),
@@ -244,6 +247,15 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         opts.check()
     except CharRNNError as e:
         raise ApiError(400, _api_words(str(e)), _param_of(str(e))) from None
+    echo = _bool(body, "echo")
+    if echo and logprobs is not None:
+        echoed = sum(len(p) for p in prompts) * (n or 1)
+        if echoed > limits.max_echo:
+            raise _bad(
+                "echo",
+                f"with logprobs, {echoed} prompt characters to echo (prompt characters × n); "
+                f"this server echoes at most {limits.max_echo} per request (--max-echo)",
+            )
     stream_opts = body.get("stream_options") or {}
     if not isinstance(stream_opts, dict) or set(stream_opts) - {"include_usage"}:
         raise _bad("stream_options", "only {'include_usage': true|false} is known")
@@ -265,7 +277,7 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         n or 1,
         seed,
         _bool(body, "stream"),
-        _bool(body, "echo"),
+        echo,
         logprobs,
         bool(stream_opts.get("include_usage")),
         session,
