@@ -124,3 +124,33 @@ def test_a_session_turn_is_guarded_as_one_request_over_its_whole_text(
         service = c.app.state.service  # type: ignore[attr-defined]
         saved = service.store.get("s")
         assert saved.tail == text + turn.json()["choices"][0]["text"]
+
+
+def test_a_template_named_for_one_model_turns_chat_on_for_it_alone(
+    tiny: Path, tmp_path: Path
+) -> None:
+    from charrnn.cli.serve import _chat_specs
+
+    names = ["a", "b"]
+    assert _chat_specs(["a=play"], names, chat=False) == {"a": "play"}
+    assert _chat_specs(["a=play"], names, chat=True) == {"a": "play", "b": "plain"}
+    assert _chat_specs(["chatbot", "a=play"], names, chat=False) == {"a": "play", "b": "chatbot"}
+    assert _chat_specs([], names, chat=True) == {"a": "plain", "b": "plain"}
+    assert _chat_specs([], names, chat=False) == {}
+    # served so: chat for b is a 404 naming it, and b's card says it has no template
+    from starlette.testclient import TestClient
+
+    from charrnn.serve.app import build_app
+    from charrnn.serve.chat_template import parse_template
+    from charrnn.serve.models import load_models
+    from charrnn.serve.service import Settings
+
+    models = load_models([("a", tiny), ("b", tiny)])
+    settings = Settings(sessions=tmp_path / "s.sqlite", chat={"a": parse_template("plain")})
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    with TestClient(build_app(models, settings)) as c:
+        assert c.post("/v1/chat/completions", json={**chat, "model": "a"}).status_code == 200
+        r = c.post("/v1/chat/completions", json={**chat, "model": "b"})
+        assert r.status_code == 404 and r.json()["error"]["param"] == "model"
+        assert "'b'" in r.json()["error"]["message"]
+        assert c.get("/v1/models/b").json()["charrnn"]["chat_template"] is None

@@ -126,8 +126,8 @@ def serve(
         bool,
         typer.Option(
             "--chat",
-            help="Turn on POST /v1/chat/completions with the plain template (User: …/Assistant: "
-            "… lines).",
+            help="Turn on POST /v1/chat/completions for every model, with the plain template "
+            "(User: …/Assistant: … lines) where --chat-template names none.",
             rich_help_panel=CHAT,
         ),
     ] = False,
@@ -135,9 +135,10 @@ def serve(
         list[str] | None,
         typer.Option(
             metavar="[MODEL=]SPEC",
-            help="Chat through this template (implies --chat; repeatable, one per model): a "
-            "preset (plain, play, chatbot; play:HAMLET names the assistant), a JSON object "
-            '{"system","user","assistant","separator","stop"} or a .json file.',
+            help="Chat through this template: MODEL=SPEC for that model alone, SPEC for every "
+            "model not named (repeatable): a preset (plain, play, chatbot; play:HAMLET names the "
+            'assistant), a JSON object {"system","user","assistant","separator","stop"} or a '
+            ".json file.",
             rich_help_panel=CHAT,
         ),
     ] = None,
@@ -219,8 +220,9 @@ def serve(
 
 
 def _chat_specs(given: list[str], names: list[str], chat: bool) -> dict[str, str]:
-    """`--chat-template [MODEL=]SPEC` (and `--chat`) → model name → template spec. A spec without
-    a model applies to every model not named in another; nothing given and no --chat: no chat."""
+    """`--chat-template [MODEL=]SPEC` (and `--chat`) → model name → template spec. MODEL=SPEC
+    turns chat on for that model alone; a spec without a model, or --chat (the plain template),
+    for every model not named in another; nothing given and no --chat: no chat."""
     from charrnn.serve.models import NAME
 
     if not given and not chat:
@@ -244,7 +246,11 @@ def _chat_specs(given: list[str], names: list[str], chat: bool) -> dict[str, str
             )
         else:
             default = item
-    return {name: per_model.get(name, default or "plain") for name in names}
+    if default is None and chat:
+        default = "plain"
+    if default is None:
+        return per_model
+    return {name: per_model.get(name, default) for name in names}
 
 
 def _chat_templates(wanted: dict[str, str], models: dict) -> dict:
