@@ -29,7 +29,7 @@ from charrnn.serve.chat import chat_completions
 from charrnn.serve.completions import completions, generate, service
 from charrnn.serve.middleware import AccessLog, ApiKey, read_json
 from charrnn.serve.models import Model
-from charrnn.serve.protocol import INTERNAL, ApiError
+from charrnn.serve.protocol import INTERNAL, ApiError, shown
 from charrnn.serve.service import Service, Settings
 
 log = logging.getLogger("charrnn.serve")
@@ -116,7 +116,7 @@ async def score(request: Request) -> Response:
         raise ApiError(400, "the request body must be a JSON object")
     extra = sorted(set(body) - {"model", "text", "per_char", "top_k", "unknown"})
     if extra:
-        raise ApiError(400, f"{extra[0]}: unrecognized request argument", extra[0])
+        raise ApiError(400, f"{shown(extra[0])}: unrecognized request argument", extra[0])
     text, per_char, top_k = body.get("text"), body.get("per_char", False), body.get("top_k", 5)
     unknown = body.get("unknown", "skip")
     if not isinstance(text, str):

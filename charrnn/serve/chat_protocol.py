@@ -15,7 +15,14 @@ from typing import Any
 
 from charrnn.serve.chat_template import Message
 from charrnn.serve.logprobs import LogprobEntry
-from charrnn.serve.protocol import MAX_LOGPROBS, ApiError, Completion, Limits, parse_completion
+from charrnn.serve.protocol import (
+    MAX_LOGPROBS,
+    ApiError,
+    Completion,
+    Limits,
+    parse_completion,
+    shown,
+)
 
 # passed to the completions parser as they are
 SHARED = (
@@ -61,7 +68,7 @@ class Chat:
 
 
 def _bad(param: str, message: str) -> ApiError:
-    return ApiError(400, f"{param}: {message}", param)
+    return ApiError(400, f"{shown(param)}: {message}", param)
 
 
 def parse_chat(body: Any, limits: Limits) -> Chat:

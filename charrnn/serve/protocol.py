@@ -103,8 +103,19 @@ class Completion:
     best_of: int = 1  # candidates per prompt, of which the n most probable are returned
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
+
+
+def shown(name: str) -> str:
+    """A parameter's name as a one-line message can show it: as it is when plain, else quoted
+    (a client's unknown key may hold a line end) and cut short."""
+    return (
+        name if _PLAIN_NAME.fullmatch(name) else repr(name[:64]) + ("…" if len(name) > 64 else "")
+    )
+
+
 def _bad(param: str, message: str) -> ApiError:
-    return ApiError(400, f"{param}: {message}", param)
+    return ApiError(400, f"{shown(param)}: {message}", param)
 
 
 def _int(body: dict, key: str, default: int | None, lo: int, hi: int | None) -> int | None:
