@@ -12,6 +12,7 @@ import numpy as np
 from charrnn.infer.engine import Forward
 from charrnn.serve.echo import ECHO_CHUNK, chunks, read_with_logprobs
 from charrnn.serve.logprobs import prompt_logprobs
+from charrnn.serve.protocol import Limits
 from tests.conftest import corpus_text
 from tests.serving_app import app_client
 
@@ -41,37 +42,35 @@ def test_echo_with_logprobs_past_the_cap_is_a_400_naming_the_flag(
     with app_client(tiny, tmp_path) as c:
         r = c.post("/v1/completions", json=huge)
         assert r.status_code == 400 and r.json()["error"]["param"] == "echo"
-        assert (
-            "--max-echo" in r.json()["error"]["message"] and "5000" in r.json()["error"]["message"]
-        )
-        # the cap counts every choice's copy of the prompt
-        ok = {"prompt": "a" * 2500, "echo": True, "logprobs": 20, "max_tokens": 0, "n": 2}
+        message = r.json()["error"]["message"]
+        assert "--max-echo" in message and "120000" in message and "5714 characters" in message
+        # every choice's copy of the prompt counts, and each character's alternatives
+        ok = {"prompt": "a" * 2857, "echo": True, "logprobs": 20, "max_tokens": 0, "n": 2}
         assert c.post("/v1/completions", json=ok).status_code == 200
-        r = c.post("/v1/completions", json={**ok, "n": 3})
-        assert r.status_code == 400 and "7500" in r.json()["error"]["message"]
-        # echo alone, or logprobs alone, is not capped by it
+        assert c.post("/v1/completions", json={**ok, "n": 3}).status_code == 400
+        assert c.post("/v1/completions", json={**ok, "n": 3, "logprobs": 5}).status_code == 200
+        # echo alone is not capped by it
         assert c.post("/v1/completions", json={**huge, "logprobs": None}).status_code == 200
-        # a smaller cap, set by the flag's setting
+    # a smaller cap, as the flag sets it
+    with app_client(tiny, tmp_path, limits=Limits(max_echo=5)) as c:
         body = {"prompt": "abc", "echo": True, "logprobs": 1, "max_tokens": 0}
-    with app_client(tiny, tmp_path, limits=_limits(max_echo=2)) as c:
         assert c.post("/v1/completions", json=body).status_code == 400
-
-
-def _limits(**kw):
-    from charrnn.serve.protocol import Limits
-
-    return Limits(**kw)
+        assert c.post("/v1/completions", json={**body, "logprobs": 0}).status_code == 200
 
 
 def test_per_char_scores_past_the_cap_are_a_400(tiny: Path, tmp_path: Path) -> None:
-    text = corpus_text(5001)
+    text = corpus_text(20_001)
     with app_client(tiny, tmp_path) as c:
-        r = c.post("/v1/score", json={"text": text, "per_char": True})
+        r = c.post("/v1/score", json={"text": text, "per_char": True, "top_k": 5})
         assert r.status_code == 400 and r.json()["error"]["param"] == "per_char"
         assert "--max-echo" in r.json()["error"]["message"]
         assert c.post("/v1/score", json={"text": text}).status_code == 200
-        short = c.post("/v1/score", json={"text": text[:5000], "per_char": True})
-        assert short.status_code == 200 and len(short.json()["per_char"]) > 4000
+        # the playground's most: 20,000 characters at top_k 5
+        fits = c.post("/v1/score", json={"text": text[:20_000], "per_char": True, "top_k": 5})
+        assert fits.status_code == 200 and len(fits.json()["per_char"]) > 15_000
+        assert len(fits.content) < 4_000_000
+        r = c.post("/v1/score", json={"text": text[:5715], "per_char": True, "top_k": 20})
+        assert r.status_code == 400
 
 
 def test_echoed_logprobs_are_read_a_chunk_at_a_time_and_equal_a_whole_read(tiny: Path) -> None:

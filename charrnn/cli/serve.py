@@ -84,11 +84,12 @@ def serve(
         int,
         typer.Option(
             min=0,
-            help="Most characters one answer gives log-probabilities for: echo with logprobs "
-            "(prompt characters × n) and /v1/score's per_char (keeps a body to a few MB).",
+            help="Most log-probabilities one answer lists for text it was given: echo with "
+            "logprobs (prompt characters × n × (1 + logprobs)) and /v1/score's per_char "
+            "(characters × (1 + top_k)); keeps an answer to a few MB.",
             rich_help_panel=LIMITS,
         ),
-    ] = 5000,
+    ] = 120_000,
     max_streams: Annotated[
         int,
         typer.Option(

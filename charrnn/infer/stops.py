@@ -87,7 +87,7 @@ def deciding(stops: Iterable[str]) -> tuple[str, ...]:
     return tuple(s for s in every if whole.first_end(s[:-1]) < 0)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)  # a request's streams are made one after another
 def automaton(stops: tuple[str, ...]) -> StopAutomaton:
     """The automaton of a request's deciding stops, built once for all of its streams."""
     return StopAutomaton(deciding(stops))

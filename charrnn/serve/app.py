@@ -29,7 +29,7 @@ from charrnn.serve.chat import chat_completions
 from charrnn.serve.completions import completions, generate, service
 from charrnn.serve.middleware import AccessLog, ApiKey, read_json
 from charrnn.serve.models import Model
-from charrnn.serve.protocol import INTERNAL, ApiError, shown
+from charrnn.serve.protocol import INTERNAL, ApiError, shown, too_many_logprobs
 from charrnn.serve.service import Service, Settings
 
 log = logging.getLogger("charrnn.serve")
@@ -128,13 +128,9 @@ async def score(request: Request) -> Response:
     if unknown not in ("skip", "error"):
         raise ApiError(400, "unknown: must be 'skip' or 'error'", "unknown")
     most = srv.settings.limits.max_echo
-    if per_char and len(text) > most:
-        raise ApiError(
-            400,
-            f"per_char: records for {len(text)} characters; this server gives them for at most "
-            f"{most} per request (--max-echo); score longer texts without per_char",
-            "per_char",
-        )
+    if per_char and len(text) * (1 + top_k) > most:
+        why = too_many_logprobs(len(text), top_k, most, "top_k")
+        raise ApiError(400, f"per_char: {why}; without per_char any length is scored", "per_char")
     model = srv.model(body.get("model"))
     if unknown == "error":
         srv.encode(model, text, "error", "text")

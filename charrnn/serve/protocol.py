@@ -74,9 +74,11 @@ class Limits:
     max_chars: int = 4000
     max_prompt: int = 20_000
     max_n: int = 16
-    # characters given per-character log-probabilities in one answer: echo with logprobs (prompt
-    # characters × n) and /v1/score's per_char; at logprobs 20 each is ~600 bytes of JSON
-    max_echo: int = 5000
+    # log-probabilities one answer lists for text it was given: echo with logprobs (prompt
+    # characters × n × (1 + logprobs)) and /v1/score's per_char (characters × (1 + top_k)); each
+    # is ~30 bytes of JSON, so an answer stays within a few MB, and the playground's 20,000
+    # characters at top_k 5 fit
+    max_echo: int = 120_000
 
 
 Prompt = str | list[int]  # text, or vocabulary ids (OpenAI's tokens)
@@ -111,6 +113,16 @@ def shown(name: str) -> str:
     (a client's unknown key may hold a line end) and cut short."""
     return (
         name if _PLAIN_NAME.fullmatch(name) else repr(name[:64]) + ("…" if len(name) > 64 else "")
+    )
+
+
+def too_many_logprobs(chars: int, k: int, most: int, name: str) -> str:
+    """Why an answer listing each of `chars` characters' log-probability and its k alternatives
+    is refused: the figures it would list against --max-echo, and the characters that fit."""
+    return (
+        f"{chars} characters with {name} {k} would list {chars * (1 + k)} log-probabilities; "
+        f"this server lists at most {most} per answer (--max-echo): {most // (1 + k)} "
+        f"characters at {name} {k}"
     )
 
 
@@ -261,12 +273,8 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
     echo = _bool(body, "echo")
     if echo and logprobs is not None:
         echoed = sum(len(p) for p in prompts) * (n or 1)
-        if echoed > limits.max_echo:
-            raise _bad(
-                "echo",
-                f"with logprobs, {echoed} prompt characters to echo (prompt characters × n); "
-                f"this server echoes at most {limits.max_echo} per request (--max-echo)",
-            )
+        if echoed * (1 + logprobs) > limits.max_echo:
+            raise _bad("echo", too_many_logprobs(echoed, logprobs, limits.max_echo, "logprobs"))
     stream_opts = body.get("stream_options") or {}
     if not isinstance(stream_opts, dict) or set(stream_opts) - {"include_usage"}:
         raise _bad("stream_options", "only {'include_usage': true|false} is known")
