@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from charrnn.digits import decimal
+
 
 def temp_path(target: Path) -> Path:
     """The temp name beside `target` (`clean_temp_files`-style sweeps match `.*.tmp`)."""
@@ -134,8 +136,8 @@ def _dead_siblings(dest: Path, suffix: str) -> list[Path]:
             name = entry.name
             if not (name.startswith(head) and name.endswith("." + suffix)):
                 continue
-            pid = name[len(head) : -len(suffix) - 1]
-            if pid.isascii() and pid.isdigit() and not _alive(int(pid)):
+            pid = decimal(name[len(head) : -len(suffix) - 1], 10)
+            if pid is not None and not _alive(pid):
                 found.append(dest.parent / name)
     return sorted(found)
 

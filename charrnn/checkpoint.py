@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charrnn import atomic
+from charrnn.digits import decimal
 from charrnn.errors import CharRNNError, InputError
 
 if TYPE_CHECKING:
@@ -115,15 +116,16 @@ def read_header(path: str | os.PathLike) -> Header:
 
 def _format_version(p: Path, raw_meta: dict) -> int:
     v = raw_meta.get("charrnn.format")
-    if not isinstance(v, str) or not v.isdigit():
+    version = decimal(v) if isinstance(v, str) else None
+    if version is None:
         raise _bad(p, "not a charrnn checkpoint (no charrnn.format in metadata)")
-    if int(v) > FORMAT_VERSION:
+    if version > FORMAT_VERSION:
         raise _bad(
             p,
             f"checkpoint format {v} is newer than this charrnn reads "
             f"({FORMAT_VERSION}); upgrade charrnn",
         )
-    return int(v)
+    return version
 
 
 def _tensor_index(p: Path, doc: dict, data_len: int) -> dict[str, TensorInfo]:

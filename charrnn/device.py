@@ -7,6 +7,7 @@ torch. It does not place tensors or choose precision.
 
 from __future__ import annotations
 
+from charrnn.digits import decimal
 from charrnn.errors import InputError
 
 NAMES = ("auto", "cpu", "cuda", "mps")
@@ -15,7 +16,7 @@ NAMES = ("auto", "cpu", "cuda", "mps")
 def resolve_device(name: str) -> str:
     """'auto' → cuda, else mps, else cpu; an explicit device that is not there is an `InputError`
     (one line, exit 2) rather than a failure deep inside torch."""
-    if name not in NAMES and not (name.startswith("cuda:") and name[5:].isdigit()):
+    if name not in NAMES and not (name.startswith("cuda:") and decimal(name[5:], 4) is not None):
         raise InputError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
     if name == "cpu":
         return name
@@ -26,7 +27,7 @@ def resolve_device(name: str) -> str:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise InputError(f"--device {name}: no CUDA GPU is available to this torch build")
-        index = int(name[5:]) if ":" in name else 0
+        index = (decimal(name[5:]) or 0) if ":" in name else 0
         if index >= torch.cuda.device_count():
             raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} GPUs")
     if name == "mps" and not _mps():

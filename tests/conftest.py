@@ -18,6 +18,7 @@ import pytest
 from hypothesis import settings
 
 from tests.serving import served  # noqa: F401  (the fixture that starts real servers)
+from tests.serving_app import tiny  # noqa: F401  (a tiny model for in-process app tests)
 
 # CI runs a fixed set of examples (HYPOTHESIS_PROFILE=ci); elsewhere each run explores new ones.
 settings.register_profile("ci", derandomize=True, deadline=None)

@@ -80,6 +80,16 @@ def serve(
     max_n: Annotated[
         int, typer.Option(min=1, help="Most choices (n) per request.", rich_help_panel=LIMITS)
     ] = 16,
+    max_echo: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Most log-probabilities one answer lists for text it was given: echo with "
+            "logprobs (prompt characters × n × (1 + logprobs)) and /v1/score's per_char "
+            "(characters × (1 + top_k)); keeps an answer to a few MB.",
+            rich_help_panel=LIMITS,
+        ),
+    ] = 120_000,
     max_streams: Annotated[
         int,
         typer.Option(
@@ -117,8 +127,8 @@ def serve(
         bool,
         typer.Option(
             "--chat",
-            help="Turn on POST /v1/chat/completions with the plain template (User: …/Assistant: "
-            "… lines).",
+            help="Turn on POST /v1/chat/completions for every model, with the plain template "
+            "(User: …/Assistant: … lines) where --chat-template names none.",
             rich_help_panel=CHAT,
         ),
     ] = False,
@@ -126,9 +136,10 @@ def serve(
         list[str] | None,
         typer.Option(
             metavar="[MODEL=]SPEC",
-            help="Chat through this template (implies --chat; repeatable, one per model): a "
-            "preset (plain, play, chatbot; play:HAMLET names the assistant), a JSON object "
-            '{"system","user","assistant","separator","stop"} or a .json file.',
+            help="Chat through this template: MODEL=SPEC for that model alone, SPEC for every "
+            "model not named (repeatable): a preset (plain, play, chatbot; play:HAMLET names the "
+            'assistant), a JSON object {"system","user","assistant","separator","stop"} or a '
+            ".json file.",
             rich_help_panel=CHAT,
         ),
     ] = None,
@@ -169,7 +180,7 @@ def serve(
     if not specs:
         specs = [parse_spec(str(find_checkpoint(None)))]
     settings = Settings(
-        limits=Limits(max_chars, max_prompt, max_n),
+        limits=Limits(max_chars, max_prompt, max_n, max_echo),
         max_streams=max_streams,
         queue_timeout=queue_timeout,
         timeout=timeout,
@@ -210,8 +221,9 @@ def serve(
 
 
 def _chat_specs(given: list[str], names: list[str], chat: bool) -> dict[str, str]:
-    """`--chat-template [MODEL=]SPEC` (and `--chat`) → model name → template spec. A spec without
-    a model applies to every model not named in another; nothing given and no --chat: no chat."""
+    """`--chat-template [MODEL=]SPEC` (and `--chat`) → model name → template spec. MODEL=SPEC
+    turns chat on for that model alone; a spec without a model, or --chat (the plain template),
+    for every model not named in another; nothing given and no --chat: no chat."""
     from charrnn.serve.models import NAME
 
     if not given and not chat:
@@ -235,7 +247,11 @@ def _chat_specs(given: list[str], names: list[str], chat: bool) -> dict[str, str
             )
         else:
             default = item
-    return {name: per_model.get(name, default or "plain") for name in names}
+    if default is None and chat:
+        default = "plain"
+    if default is None:
+        return per_model
+    return {name: per_model.get(name, default) for name in names}
 
 
 def _chat_templates(wanted: dict[str, str], models: dict) -> dict:

@@ -31,6 +31,7 @@ CLOSERS = "\"')]}»”’」』）】〕〉》›"
 # grow without bound; a window keeps a stream's memory fixed (at most this many n-grams, a few MB),
 # while a repeat 100,000 characters apart (a short novel's chapter) is no longer a loop a reader sees.
 NO_REPEAT_WINDOW = 100_000
+MAX_NO_REPEAT = 1000  # the longest n-gram the server's no_repeat takes
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from charrnn.infer.logits import (
     redirect,
     shift_rows,
 )
+from charrnn.infer.stops import automaton
 from charrnn.vocab import Vocab
 
 
@@ -43,6 +44,7 @@ class Stream:
     ) -> None:
         self.seed, self.rng = seed, generator(seed)
         self.guard, self.stops = guard, tuple(s for s in stops if s)
+        self.matcher, self.node = automaton(self.stops), 0
         self.held, self.out, self.reason, self.keep = "", [], None, keep
         self.drawn = 0  # draws made (each takes one number from the generator)
         self.counts: dict[int, int] = {}  # id → times written: the repetition penalties' counts
@@ -65,26 +67,21 @@ class Stream:
 
     def emit(self, ch: str) -> str:
         """Take ch into the text; return what may be shown now (text that might begin a stop
-        string is held back until it is known not to)."""
+        string is held back until it is known not to). One automaton step (`stops`), however
+        many stops the stream watches for."""
         self.guard.accept(ch)
         if not self.stops:
             if self.keep:
                 self.out.append(ch)
             return ch
         self.held += ch
-        ends = [s for s in self.stops if self.held.endswith(s)]
-        if ends:  # the longest one ending here starts earliest: cut there
-            self.held = self.held[: -max(len(s) for s in ends)]
+        self.node = self.matcher.step(self.node, ch)
+        cut = self.matcher.cut[self.node]
+        if cut:  # the longest stop ending here starts earliest: cut there
+            self.held = self.held[:-cut]
             self.reason = "stop"
             return self.flush()
-        keep = max(
-            next(
-                k
-                for k in range(min(len(self.held), len(s) - 1), -1, -1)
-                if self.held.endswith(s[:k])
-            )
-            for s in self.stops
-        )
+        keep = self.matcher.depth[self.node]  # the end of the text that may begin a stop
         shown, self.held = self.held[: len(self.held) - keep], self.held[len(self.held) - keep :]
         if self.keep:
             self.out.append(shown)

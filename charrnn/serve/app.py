@@ -29,7 +29,7 @@ from charrnn.serve.chat import chat_completions
 from charrnn.serve.completions import completions, generate, service
 from charrnn.serve.middleware import AccessLog, ApiKey, read_json
 from charrnn.serve.models import Model
-from charrnn.serve.protocol import INTERNAL, ApiError
+from charrnn.serve.protocol import INTERNAL, ApiError, shown, too_many_logprobs
 from charrnn.serve.service import Service, Settings
 
 log = logging.getLogger("charrnn.serve")
@@ -117,7 +117,7 @@ async def score(request: Request) -> Response:
         raise ApiError(400, "the request body must be a JSON object")
     extra = sorted(set(body) - {"model", "text", "per_char", "top_k", "unknown"})
     if extra:
-        raise ApiError(400, f"{extra[0]}: unrecognized request argument", extra[0])
+        raise ApiError(400, f"{shown(extra[0])}: unrecognized request argument", extra[0])
     text, per_char, top_k = body.get("text"), body.get("per_char", False), body.get("top_k", 5)
     unknown = body.get("unknown", "skip")
     if not isinstance(text, str):
@@ -128,6 +128,10 @@ async def score(request: Request) -> Response:
         raise ApiError(400, f"top_k: must be an integer from 0 to {MAX_TOP_K}", "top_k")
     if unknown not in ("skip", "error"):
         raise ApiError(400, "unknown: must be 'skip' or 'error'", "unknown")
+    most = srv.settings.limits.max_echo
+    if per_char and len(text) * (1 + top_k) > most:
+        why = too_many_logprobs(len(text), top_k, most, "top_k")
+        raise ApiError(400, f"per_char: {why}; without per_char any length is scored", "per_char")
     model = srv.model(body.get("model"))
     if unknown == "error":
         srv.encode(model, text, "error", "text")

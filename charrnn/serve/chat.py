@@ -101,7 +101,16 @@ async def chat_completions(request: Request) -> Response:
     if session is not None and comp.n > 1:
         raise ApiError(400, "n: a session continues one conversation: n must be 1", "n")
     model = srv.model(comp.model)
-    template = srv.settings.chat[model.name]
+    template = srv.settings.chat.get(model.name)
+    if template is None:
+        raise ApiError(
+            404,
+            f"chat is off for model {model.name!r} (on for {', '.join(srv.settings.chat)}): "
+            f"start the server with --chat-template {model.name}=SPEC or --chat, or use "
+            "POST /v1/completions",
+            "model",
+            code="unsupported_endpoint",
+        )
     rendered = render(template, chat.messages)
     limit = srv.settings.limits.max_prompt
     if len(rendered.prompt) > limit:

@@ -15,7 +15,14 @@ from typing import Any
 
 from charrnn.serve.chat_template import Message
 from charrnn.serve.logprobs import LogprobEntry
-from charrnn.serve.protocol import MAX_LOGPROBS, ApiError, Completion, Limits, parse_completion
+from charrnn.serve.protocol import (
+    MAX_LOGPROBS,
+    ApiError,
+    Completion,
+    Limits,
+    parse_completion,
+    shown,
+)
 
 # passed to the completions parser as they are
 SHARED = (
@@ -47,6 +54,9 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
 }
 HINTS = ("safety_identifier", "prompt_cache_key")  # strings that ask nothing of the output
 MESSAGE_KEYS = {"role", "content", "name", "refusal", "tool_calls", "function_call", "audio"}
+# distinct speaker names per request: each is a stop string (`chat_template.Template.stops`); a
+# play's cast fits many times over, a list of thousands built to slow the server does not
+MAX_NAMES = 256
 
 
 @dataclass
@@ -58,7 +68,7 @@ class Chat:
 
 
 def _bad(param: str, message: str) -> ApiError:
-    return ApiError(400, f"{param}: {message}", param)
+    return ApiError(400, f"{shown(param)}: {message}", param)
 
 
 def parse_chat(body: Any, limits: Limits) -> Chat:
@@ -126,7 +136,14 @@ def _max_tokens(body: dict, limits: Limits) -> int:
 def _messages(raw: Any) -> list[Message]:
     if not isinstance(raw, list) or not raw:
         raise _bad("messages", "a non-empty list of messages is required")
-    return [_message(m, f"messages[{i}]") for i, m in enumerate(raw)]
+    messages = [_message(m, f"messages[{i}]") for i, m in enumerate(raw)]
+    names = {m.name for m in messages if m.name}
+    if len(names) > MAX_NAMES:
+        raise _bad(
+            "messages",
+            f"{len(names)} distinct speaker names; a request may use at most {MAX_NAMES}",
+        )
+    return messages
 
 
 def _message(m: Any, where: str) -> Message:

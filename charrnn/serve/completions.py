@@ -265,7 +265,10 @@ async def _events(request: Request, comp: Completion, runs: list[_Run]) -> Async
             parts = run.apply(u)
             request.scope["state"]["chars"] = sum(sum(r.sent) for r in runs)
             if parts:
-                yield sse(chunk(cid, created, name, parts))
+                body = chunk(cid, created, name, parts)
+                if comp.include_usage:
+                    body["usage"] = None  # as OpenAI's chunks say until the last one
+                yield sse(body)
             if u.error:  # the text is sent; its session was not kept
                 yield sse({"error": failed(u).body()["error"]})
         if all(r.done for r in runs) and comp.include_usage:

@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from charrnn.digits import decimal
 from charrnn.serve.protocol import ApiError
 
 Scope = MutableMapping[str, Any]
@@ -108,8 +109,9 @@ async def send_error(send: Send, err: ApiError) -> None:
 
 async def read_json(request: Request, limit: int) -> Any:
     """The request body as JSON: 413 past `limit` bytes (checked while reading), 400 if malformed."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    size = decimal(declared[:19], 19)  # 19 digits are past any limit (int() refuses 4,300)
+    if size is not None and size > limit:
         raise ApiError(413, f"the request body is over this server's limit of {limit} bytes")
     data = bytearray()
     async for part in request.stream():

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from charrnn.digits import decimal
 from charrnn.errors import CharRNNError
-from charrnn.infer.controls import UNTILS, Rules
+from charrnn.infer.controls import MAX_NO_REPEAT, UNTILS, Rules
 from charrnn.infer.logits import Filters
 from charrnn.infer.sampler import MAX_SEED, Options
 from charrnn.serve.logprobs import LogprobEntry
@@ -36,6 +37,7 @@ KNOWN = {
 }  # fmt: skip
 MAX_BIAS_ENTRIES = 300  # OpenAI's own cap on logit_bias
 MAX_BEST_OF = 20  # and on best_of
+ID_DIGITS = 9  # a vocabulary id has fewer digits than this (a longer key names no character)
 
 
 class ApiError(CharRNNError):
@@ -72,6 +74,11 @@ class Limits:
     max_chars: int = 4000
     max_prompt: int = 20_000
     max_n: int = 16
+    # log-probabilities one answer lists for text it was given: echo with logprobs (prompt
+    # characters × n × (1 + logprobs)) and /v1/score's per_char (characters × (1 + top_k)); each
+    # is ~30 bytes of JSON, so an answer stays within a few MB, and the playground's 20,000
+    # characters at top_k 5 fit
+    max_echo: int = 120_000
 
 
 Prompt = str | list[int]  # text, or vocabulary ids (OpenAI's tokens)
@@ -98,8 +105,29 @@ class Completion:
     best_of: int = 1  # candidates per prompt, of which the n most probable are returned
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
+
+
+def shown(name: str) -> str:
+    """A parameter's name as a one-line message can show it: as it is when plain, else quoted
+    (a client's unknown key may hold a line end) and cut short."""
+    return (
+        name if _PLAIN_NAME.fullmatch(name) else repr(name[:64]) + ("…" if len(name) > 64 else "")
+    )
+
+
+def too_many_logprobs(chars: int, k: int, most: int, name: str) -> str:
+    """Why an answer listing each of `chars` characters' log-probability and its k alternatives
+    is refused: the figures it would list against --max-echo, and the characters that fit."""
+    return (
+        f"{chars} characters with {name} {k} would list {chars * (1 + k)} log-probabilities; "
+        f"this server lists at most {most} per answer (--max-echo): {most // (1 + k)} "
+        f"characters at {name} {k}"
+    )
+
+
 def _bad(param: str, message: str) -> ApiError:
-    return ApiError(400, f"{param}: {message}", param)
+    return ApiError(400, f"{shown(param)}: {message}", param)
 
 
 def _int(body: dict, key: str, default: int | None, lo: int, hi: int | None) -> int | None:
@@ -166,8 +194,9 @@ def _bias(body: dict, key: str, chars: bool) -> dict:
     for k, bias in v.items():
         if chars and len(k) != 1:
             raise _bad(key, f"keys are single characters, got {k!r}")
-        if not chars and not (k.isascii() and k.isdigit()):
-            raise _bad(key, f"keys are vocabulary ids as decimal strings, got {k!r}")
+        if not chars and decimal(k, ID_DIGITS) is None:
+            shown = k if len(k) <= 20 else f"{k[:20]}… ({len(k)} characters)"
+            raise _bad(key, f"keys are vocabulary ids as decimal strings, got {shown!r}")
         if isinstance(bias, bool) or not isinstance(bias, int | float) or not math.isfinite(bias):
             raise _bad(key, f"{k!r}: the bias must be a number, got {bias!r}")
         if not -100 <= bias <= 100:
@@ -218,7 +247,7 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         raise _bad("unknown", f"must be 'error' or 'skip', got {unknown_chars!r}")
     rules = Rules(
         _strings(body, "ban", 256),
-        _int(body, "no_repeat", None, 1, 1000),
+        _int(body, "no_repeat", None, 1, MAX_NO_REPEAT),
         until,
         _int(body, "min_words", None, 1, None),
         _int(body, "max_words", None, 1, None),
@@ -241,6 +270,11 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         opts.check()
     except CharRNNError as e:
         raise ApiError(400, _api_words(str(e)), _param_of(str(e))) from None
+    echo = _bool(body, "echo")
+    if echo and logprobs is not None:
+        echoed = sum(len(p) for p in prompts) * (n or 1)
+        if echoed * (1 + logprobs) > limits.max_echo:
+            raise _bad("echo", too_many_logprobs(echoed, logprobs, limits.max_echo, "logprobs"))
     stream_opts = body.get("stream_options") or {}
     if not isinstance(stream_opts, dict) or set(stream_opts) - {"include_usage"}:
         raise _bad("stream_options", "only {'include_usage': true|false} is known")
@@ -262,7 +296,7 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         n or 1,
         seed,
         _bool(body, "stream"),
-        _bool(body, "echo"),
+        echo,
         logprobs,
         bool(stream_opts.get("include_usage")),
         session,

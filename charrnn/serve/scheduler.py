@@ -33,6 +33,7 @@ import numpy as np
 from charrnn.infer.controls import Guard
 from charrnn.infer.engine import EngineState, Forward
 from charrnn.infer.stream import Stream, draw
+from charrnn.serve.echo import read_with_logprobs
 from charrnn.serve.jobs import Job, SessionPlan, Update
 from charrnn.serve.logprobs import LogprobEntry, entry, prompt_logprobs
 from charrnn.serve.tasks import Task
@@ -159,8 +160,20 @@ class Scheduler:
         if not ids:  # no prime and no newline: the first draw uses the corpus's frequencies
             self._priming.append(_Priming(job, None, None, Forward(None, engine.initial_state(1))))  # type: ignore[arg-type]
             return
-        steps = engine.forward_steps(ids, base, last_only=not job.echo_logprobs)
+        echo = job.echo_logprobs
+        steps = (
+            self._echo(job, ids, base) if echo else engine.forward_steps(ids, base, last_only=True)
+        )
         self._priming.append(_Priming(job, steps, base))
+
+    def _echo(self, job: Job, ids: list[int], base: EngineState | None):
+        """A prime that also makes the prompt's logprob entries, a chunk at a time (`echo`)."""
+        engine = job.model.engine
+        fwd, entries = yield from read_with_logprobs(
+            engine, job.prompt, ids, base, job.logprobs or 0
+        )
+        job.pending.prompt_logprobs = entries
+        return fwd
 
     def _prime(self) -> None:
         """Advance every priming job by one slice; jobs whose prompt is read join their batch."""
@@ -188,14 +201,10 @@ class Scheduler:
         job, fwd = p.job, p.result
         assert fwd is not None
         vocab = job.model.engine.vocab
-        if job.echo_logprobs:
-            job.pending.prompt_logprobs = prompt_logprobs(
-                job.model.engine.vocab, job.prompt, fwd.logits, job.logprobs or 0
-            )
+        if job.echo_logprobs and job.pending.prompt_logprobs is None:  # nothing was read
+            job.pending.prompt_logprobs = prompt_logprobs(vocab, job.prompt, None, 0)
         start = fwd.state
         last = None if fwd.logits is None else fwd.logits[-1]
-        if job.echo_logprobs and last is not None:  # the last row exactly as a prime without echo
-            last = job.model.engine.head_logits(start)[0]
         prime = (job.session.tail if job.session else "") + job.prompt
         if job.cancelled:
             self._commit(job, start, "", [], start)
@@ -363,9 +372,9 @@ class Scheduler:
 
     def _finish(self, job: Job) -> None:
         job.pending.done = True
-        self._post(job, job.pending)
-        job.pending = Update()
-        self._exit(job)
+        update, job.pending = job.pending, Update()
+        self._exit(job)  # first: a client told "done" may send its session's next turn at once
+        self._post(job, update)
 
     def _exit(self, job: Job) -> None:
         if id(job) in self._jobs:

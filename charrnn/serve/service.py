@@ -114,7 +114,11 @@ class Service:
             self.store.close()
 
     # --- admission ----------------------------------------------------------------------------
-    def model(self, name: str | None) -> Model:
+    def model(self, name: object) -> Model:
+        """The model a request names (any JSON value may arrive: only a string names one)."""
+        if name is not None and not isinstance(name, str):
+            kind = {list: "an array", dict: "an object"}.get(type(name), repr(name))
+            raise ApiError(400, f"model: must be a string, got {kind}", "model")
         if name is None or name == "":
             if len(self.models) == 1:
                 return next(iter(self.models.values()))

@@ -21,9 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.errors import InputError
+from charrnn.infer.controls import MAX_NO_REPEAT, NO_REPEAT_WINDOW
 from charrnn.infer.numpy_engine import State
 
-TAIL = 256  # characters of a session's text kept for the controls that look back
+# characters of a session's text kept for the controls that look back: as many as --no-repeat's
+# window and its longest n-gram reach, so a session's next request is guarded as one request over
+# its whole text would be (at most ~100 K characters a row; most sessions are shorter)
+TAIL = NO_REPEAT_WINDOW + MAX_NO_REPEAT - 1
 SESSION_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 
 _SCHEMA = """
