@@ -53,14 +53,14 @@ def test_a_crafted_checkpoint_format_field_is_refused(trained: Path, version: st
         checkpoint.read_header("odd.ckpt")
 
 
-def test_prep_sweeps_only_ascii_process_ids(tmp_path: Path) -> None:
-    from charrnn.data.prep import _sweep_abandoned
+def test_leftovers_sweep_only_ascii_process_ids(tmp_path: Path) -> None:
+    from charrnn.atomic import leftovers
 
-    odd = tmp_path / ".ds.tmp-²"
-    huge = tmp_path / (".ds.tmp-" + "9" * 200)
-    gone = tmp_path / ".ds.tmp-999999999"  # past any pid_max: that process is gone
-    mine = tmp_path / f".ds.tmp-{os.getpid()}"
+    odd = tmp_path / ".ds.².tmp"
+    huge = tmp_path / (".ds." + "9" * 200 + ".tmp")
+    gone = tmp_path / ".ds.999999999.tmp"  # past any pid_max: that process is gone
+    mine = tmp_path / f".ds.{os.getpid()}.tmp"
     for d in (odd, huge, gone, mine):
         d.mkdir()
-    _sweep_abandoned(tmp_path / "ds")
+    leftovers(tmp_path / "ds")
     assert odd.exists() and huge.exists() and mine.exists() and not gone.exists()
