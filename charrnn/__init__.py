@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from charrnn.infer.sampler import Options, Sample, Sampler
     from charrnn.infer.score import Score, Scorer
     from charrnn.model_config import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
     from charrnn.vocab import Vocab
 
 # public name → the module that defines it (imported on first use)
@@ -40,8 +40,8 @@ _LAZY = {
     "Score": "charrnn.infer.score",
     "Vocab": "charrnn.vocab",
     "ModelConfig": "charrnn.model_config",
-    "TrainConfig": "charrnn.train.config",
-    "Trainer": "charrnn.train.loop",
+    "TrainConfig": "charrnn.training.config",
+    "Trainer": "charrnn.training.loop",
     "prep": "charrnn.data.prep",
     "load_dataset": "charrnn.data.dataset",
 }

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from charrnn.model_config import ModelConfig
-from charrnn.train import calibrate
-from charrnn.train.speed import REFERENCE, reference
+from charrnn.training import calibrate
+from charrnn.training.speed import REFERENCE, reference
 
 from .conftest import corpus_text, run_cli
 from .dist_worker import on_two_ranks
@@ -118,8 +118,8 @@ def planning_rank(corpus: str, cache_root: str) -> dict:
     import torch.distributed as dist
 
     from charrnn.cli.plan import prepare
-    from charrnn.train import distributed
-    from charrnn.train.plan import train_config
+    from charrnn.training import distributed
+    from charrnn.training.plan import train_config
 
     world = distributed.from_env()
     os.environ["CHARRNN_CACHE"] = str(Path(cache_root) / str(world.rank))

@@ -18,9 +18,9 @@ MAX_LINES = 400
 
 # package → the packages it must not import (nor any module in them).
 FORBIDDEN = {
-    "infer": ("train", "serve", "viz", "cli"),
-    "train": ("infer", "serve", "viz", "cli"),
-    "data": ("train", "infer", "serve", "viz", "cli"),
+    "infer": ("training", "serve", "viz", "cli"),
+    "training": ("infer", "serve", "viz", "cli"),
+    "data": ("training", "infer", "serve", "viz", "cli"),
 }
 
 

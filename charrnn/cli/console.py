@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from charrnn.train.events import Evaluated, Finished, Logged, Note, Snapshot, Started
+from charrnn.training.events import Evaluated, Finished, Logged, Note, Snapshot, Started
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 

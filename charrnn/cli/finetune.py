@@ -1,17 +1,17 @@
 """What `charrnn train` does for a run that starts from a checkpoint's weights: fitting the model to
 the text's vocabulary (--init-from), and reading a resumed fine-tuning run's text through its wider
-vocabulary. The merge and the transplant themselves are `charrnn.train.finetune`'s.
+vocabulary. The merge and the transplant themselves are `charrnn.training.finetune`'s.
 """
 
 from __future__ import annotations
 
 from charrnn.cli.console import console
-from charrnn.train.config import TrainConfig
+from charrnn.training.config import TrainConfig
 
 
 def fine_tune(source, dataset, tcfg: TrainConfig, say: bool):
     """The model a fine-tuning run starts from, fitted to the text's vocabulary; says what it did."""
-    from charrnn.train.finetune import start_from
+    from charrnn.training.finetune import start_from
 
     start = start_from(source, dataset.vocab, tcfg.rng_seed)
     if say:
@@ -38,7 +38,7 @@ def fine_tune(source, dataset, tcfg: TrainConfig, say: bool):
 def as_checkpoint_vocab(dataset, chars: list[str]):
     """A resumed fine-tuning run's text, read through the checkpoint's wider vocabulary (any other
     mismatch is left for the corpus check to report)."""
-    from charrnn.train.finetune import reencode
+    from charrnn.training.finetune import reencode
     from charrnn.vocab import Vocab
 
     if dataset.vocab.to_json() == chars or not set(dataset.vocab.chars) <= set(chars):

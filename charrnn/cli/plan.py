@@ -1,8 +1,8 @@
 """How `charrnn train` plans a run and shows the plan: it prepares the text, has the machine's
-speed measured (rank 0; the others receive it), calls `train.plan.plan()`, and prints what it chose
+speed measured (rank 0; the others receive it), calls `training.plan.plan()`, and prints what it chose
 on the stderr console (`--dry-run` stops there).
 
-The rules themselves are `train.plan`'s, `train.sizing`'s and `data.split`'s pure functions.
+The rules themselves are `training.plan`'s, `training.sizing`'s and `data.split`'s pure functions.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from charrnn.cli.console import console, limit_is_own
 from charrnn.data.split import DEFAULT_VAL_FRAC, MIN_VAL_CHARS, auto_val_frac
 from charrnn.model_config import ModelConfig
-from charrnn.train.sizing import MAX_WEIGHTS_PER_CHAR, MIN_EPOCHS, MIN_STEPS
+from charrnn.training.sizing import MAX_WEIGHTS_PER_CHAR, MIN_EPOCHS, MIN_STEPS
 
 
 def prepare(corpus, given, header, source, tcfg, world, dev, say: bool):
@@ -20,10 +20,10 @@ def prepare(corpus, given, header, source, tcfg, world, dev, say: bool):
 
     from charrnn.cli.finetune import as_checkpoint_vocab, fine_tune
     from charrnn.data.dataset import is_dataset, resolve_dataset
-    from charrnn.train import distributed
-    from charrnn.train.finetune import reencode
-    from charrnn.train.plan import plan
-    from charrnn.train.resume import resumed_val_frac
+    from charrnn.training import distributed
+    from charrnn.training.finetune import reencode
+    from charrnn.training.plan import plan
+    from charrnn.training.resume import resumed_val_frac
 
     if given.get("threads"):
         import torch
@@ -72,9 +72,9 @@ def prepare(corpus, given, header, source, tcfg, world, dev, say: bool):
 def _measured(given, tcfg, vocab_size: int, train_chars: int, world, dev):
     """This machine's speed for the run's cell and vocabulary (rank 0 measures, every rank gets
     the same figures, so every rank plans alike); the reference with --no-calibrate."""
-    from charrnn.train import calibrate, distributed
-    from charrnn.train.batches import fit_batch
-    from charrnn.train.precision import resolve_precision
+    from charrnn.training import calibrate, distributed
+    from charrnn.training.batches import fit_batch
+    from charrnn.training.precision import resolve_precision
 
     model = ModelConfig(vocab_size=vocab_size, **{k: given[k] for k in _SHAPED if k in given})
     if given.get("no_calibrate"):

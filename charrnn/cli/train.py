@@ -2,7 +2,7 @@
 
 Options default to None so a resumed run can tell what the user asked to change from what the
 checkpoint already says; the real defaults live in ModelConfig and TrainConfig (shown in help) and
-the choices beyond them in `train.plan`.
+the choices beyond them in `training.plan`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from charrnn.cli.plan import plan_summary, prepare
 from charrnn.data.split import DEFAULT_VAL_FRAC, MIN_VAL_CHARS
 from charrnn.errors import InputError, Interrupted
 from charrnn.model_config import ModelConfig
-from charrnn.train.config import TrainConfig
-from charrnn.train.events import Logged
-from charrnn.train.plan import FINETUNE_DEFAULTS, WARMUP_FRACTION
-from charrnn.train.rundir import label, refuse_clobber, run_dir
+from charrnn.training.config import TrainConfig
+from charrnn.training.events import Logged
+from charrnn.training.plan import FINETUNE_DEFAULTS, WARMUP_FRACTION
+from charrnn.training.rundir import label, refuse_clobber, run_dir
 
 _T = TrainConfig()
 # A finished run refreshes the speed cache only after this many speed records (log lines): a short
@@ -268,10 +268,10 @@ def train(
     """Train a model; checkpoints and metrics.jsonl go to the run directory."""
     given = {k: v for k, v in locals().items() if v is not None}
     from charrnn import checkpoint
-    from charrnn.train import distributed
-    from charrnn.train.plan import carried_model, train_config
-    from charrnn.train.resume import check_shape, check_unchanged
-    from charrnn.train.rundir import RunLock
+    from charrnn.training import distributed
+    from charrnn.training.plan import carried_model, train_config
+    from charrnn.training.resume import check_shape, check_unchanged
+    from charrnn.training.rundir import RunLock
 
     if resume and init_from:
         raise InputError(
@@ -334,8 +334,8 @@ def train(
 def _train_locked(corpus, given, header, source, tcfg, out_dir, world, dev, allow_new_corpus):
     """Prepare the data, plan the run and train it, with signals turned into a clean stop."""
     from charrnn.cli.signals import Signals
-    from charrnn.train import calibrate, distributed
-    from charrnn.train.loop import Trainer
+    from charrnn.training import calibrate, distributed
+    from charrnn.training.loop import Trainer
 
     quiet = given.get("quiet", False)
     say = not quiet and world.main
