@@ -42,6 +42,9 @@ from charrnn.training.rundir import RunLock
 from charrnn.training.saving import Diverged  # raised from here: callers catch it by this name
 from charrnn.training.schedule import Progress, lr_at, progress_of, stop_reason, total_steps
 
+# Stop reasons that leave the run unfinished (no final evaluation): a signal, or a caller's stop.
+RESUMABLE = ("interrupted", "stopped")
+
 
 class Trainer:
     """One training run. Build it, then `run()`; `resume` is a checkpoint header to continue.
@@ -230,11 +233,11 @@ class Trainer:
                 last_eval = p.step
             if cfg.sample_every and p.step % cfg.sample_every == 0 and self.world.main:
                 self._preview()
-        if n_acc and reason != "interrupted":  # one process stops at any step; others at log steps
+        if n_acc and reason not in RESUMABLE:  # one process stops at any step; others at log steps
             self._log(acc, n_acc, lr, busy, time.perf_counter(), t0)
         p.elapsed = time.monotonic() - t0
         p.stop_reason = reason
-        if reason == "interrupted":
+        if reason in RESUMABLE:  # saved as it is: resuming continues exactly
             self._save(best=False)
         else:
             p.finished = True
