@@ -187,3 +187,70 @@ def cli_runner(cli) -> Runner:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_cli_reproduces_the_golden_files(name: str, cli_runner: Runner) -> None:
     check(name, run_case(name, cli_runner))
+
+
+def as_keywords(args: list[str]) -> tuple[str | None, dict, set[str]]:
+    """A `charrnn train` command line as the call's corpus and keywords (and the CLI-only flags),
+    read through TrainOptions's own flag spellings."""
+    import typing
+    from dataclasses import fields
+
+    from charrnn import TrainOptions
+
+    spelled = {}
+    for f in fields(TrainOptions):
+        for name in f.metadata["names"] or (f"--{f.name.replace('_', '-')}",):
+            for i, part in enumerate(name.split("/")):
+                spelled[part] = (f, i == 0)
+    corpus, kw, cli_only, it = None, {}, set(), iter(args)
+    for token in it:
+        if token in ("--json", "--dry-run", "--quiet"):
+            cli_only.add(token)
+        elif not token.startswith("-"):
+            corpus = token
+        else:
+            f, on = spelled[token]
+            kinds = set(typing.get_args(f.type)) - {type(None)}
+            if bool in kinds:
+                kw[f.name] = on
+            else:
+                value = next(it)
+                if str in kinds:  # a budget as text: "10m"
+                    kw[f.name] = value
+                else:
+                    kw[f.name] = int(value) if int in kinds else float(value) if float in kinds else value
+    return corpus, kw, cli_only
+
+
+@pytest.fixture
+def call_runner() -> Runner:
+    """The same command lines through `charrnn.train` and `charrnn.plan`, rendered by the terminal
+    handler into a string: what the CLI would have printed."""
+    import io
+
+    from rich.console import Console
+
+    import charrnn
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        corpus, kw, cli_only = as_keywords(args)
+        err = io.StringIO()
+        view = charrnn.Terminal(Console(file=err, highlight=False, soft_wrap=True))
+        if "--dry-run" in cli_only:
+            p = charrnn.plan(corpus, on_event=view, **kw)
+            summary = {"model": p.model.to_dict(), "train": p.train.to_dict(), "plan": p.record}
+            return 0, json.dumps(summary), err.getvalue()
+        with view:
+            result = charrnn.train(corpus, on_event=view, **kw)
+        return 0, json.dumps(result.summary()), err.getvalue()
+
+    return run
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_call_reproduces_the_golden_files(name: str, call_runner: Runner) -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    check(name, run_case(name, call_runner))
+    assert torch.get_num_threads() == threads  # threads=1 lasted for the call only
