@@ -30,6 +30,7 @@ from charrnn.api.events import (
 
 # the stderr console every command writes its messages to
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+stderr = console  # the name `Terminal` falls back to (its parameter shadows `console`)
 
 
 def duration(seconds: float | None) -> str:
@@ -48,9 +49,9 @@ class Terminal:
 
     PLAIN_INTERVAL = 10.0  # seconds between plain progress lines when stderr is not a TTY
 
-    def __init__(self, console: Console, quiet: bool = False) -> None:
-        self.console, self.quiet = console, quiet
-        self.live = console.is_terminal and not quiet
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+        self.console, self.quiet = console or stderr, quiet
+        self.live = self.console.is_terminal and not quiet
         self.progress: Any = None
         self.task: Any = None
         self.last_val: Evaluated | None = None
