@@ -218,7 +218,9 @@ def as_keywords(args: list[str]) -> tuple[str | None, dict, set[str]]:
                 if str in kinds:  # a budget as text: "10m"
                     kw[f.name] = value
                 else:
-                    kw[f.name] = int(value) if int in kinds else float(value) if float in kinds else value
+                    kw[f.name] = (
+                        int(value) if int in kinds else float(value) if float in kinds else value
+                    )
     return corpus, kw, cli_only
 
 
