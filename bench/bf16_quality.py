@@ -13,8 +13,8 @@ from common import SHAKESPEARE, report
 def val_after(cell: str, precision: str, steps: int) -> float:
     from charrnn.data.dataset import resolve_dataset
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     cfg = TrainConfig(

@@ -287,7 +287,7 @@ def _losses(rows: list[dict]) -> str:
 
 def _seconds(budget: str) -> float:
     sys.path.insert(0, str(ROOT))
-    from charrnn.train.config import parse_duration
+    from charrnn.training.config import parse_duration
 
     return parse_duration(budget)
 

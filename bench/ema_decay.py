@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 from common import SHAKESPEARE, report
 
-from charrnn.train import loop as trainer_module
-from charrnn.train.averaging import Averaged, decay_at
-from charrnn.train.config import TrainConfig
+from charrnn.training import loop as trainer_module
+from charrnn.training.averaging import Averaged, decay_at
+from charrnn.training.config import TrainConfig
 
 
 def weight_of(rule: str, step: int) -> float:
@@ -87,8 +87,8 @@ def install(rules: list[str], out: Path) -> dict:
 def score_extras(held: dict, out: Path) -> dict:
     """Validation loss of every saved average, step by step, with the trainer's own evaluation."""
     from charrnn.data.dataset import resolve_dataset
-    from charrnn.train.distributed import World
-    from charrnn.train.evaluate import evaluate
+    from charrnn.training.distributed import World
+    from charrnn.training.evaluate import evaluate
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     val = ds.split("val")

@@ -29,9 +29,9 @@ def zero_shot(source: str, target: Path) -> float:
     from charrnn import checkpoint
     from charrnn.data.dataset import resolve_dataset
     from charrnn.model import load_model
-    from charrnn.train.distributed import World
-    from charrnn.train.evaluate import evaluate
-    from charrnn.train.finetune import reencode
+    from charrnn.training.distributed import World
+    from charrnn.training.evaluate import evaluate
+    from charrnn.training.finetune import reencode
     from charrnn.vocab import Vocab
 
     header = checkpoint.read_header(source)

@@ -95,9 +95,9 @@ def train(
     from charrnn.checkpoint import read_header
     from charrnn.errors import InputError
     from charrnn.model_config import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.events import Logged, Started
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.events import Logged, Started
+    from charrnn.training.loop import Trainer
 
     events: list = []
     mcfg = ModelConfig(ds.vocab.size, cell, sz["layers"], sz["hidden"], sz["embed"])

@@ -44,8 +44,8 @@ class Plain(nn.Module):
 
 def baseline(budget: float) -> tuple[float, int]:
     from charrnn.data.dataset import resolve_dataset
-    from charrnn.train.distributed import World
-    from charrnn.train.evaluate import evaluate
+    from charrnn.training.distributed import World
+    from charrnn.training.evaluate import evaluate
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     ids, val = np.asarray(ds.split("train")), ds.split("val")
@@ -116,7 +116,7 @@ def main() -> None:
     ap.add_argument("--rng-seed", type=int, help="charrnn's seed: the defaults on another draw")
     ap.add_argument("--resume", action="store_true", help="finish the stopped run kept in --out")
     args, extra = ap.parse_known_args()  # anything else goes to `charrnn train` (tuning runs)
-    from charrnn.train.config import parse_duration
+    from charrnn.training.config import parse_duration
 
     if args.resume and not (args.out and args.skip_baseline):
         ap.error("--resume finishes a charrnn run kept with --out: give --out and --skip-baseline")

@@ -24,8 +24,8 @@ def wall(cmd: list[str], repeat: int = 5) -> float:
 def main() -> None:
     from charrnn.data.dataset import resolve_dataset
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     ds, _ = resolve_dataset(str(SHAKESPEARE))
     with tempfile.TemporaryDirectory() as out:

@@ -74,8 +74,8 @@ def charrnn_cps(
     regularisers: dict | None = None,
 ) -> list[float]:
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     cfg = TrainConfig(
         batch_size=B,

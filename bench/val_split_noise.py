@@ -23,8 +23,8 @@ def snapshots(steps: int, count: int, hidden: int, seed: int) -> tuple[list, obj
     from charrnn import checkpoint
     from charrnn.data.dataset import resolve_dataset
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     ds, _ = resolve_dataset(str(SHAKESPEARE), val_frac=0.1)
     model = ModelConfig(vocab_size=ds.vocab.size, hidden=hidden, embed=32, dropout=0.0)

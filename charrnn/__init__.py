@@ -16,16 +16,22 @@ from charrnn.errors import CharRNNError, InputError
 __version__ = "0.2.0"
 
 if TYPE_CHECKING:
+    from charrnn.api.events import AllText, FineTuning, Planned, Prepared
+    from charrnn.api.files import export, prep
+    from charrnn.api.options import TrainOptions
+    from charrnn.api.run import Run, RunInterrupted, Stop, plan, train
     from charrnn.data.dataset import load_dataset
-    from charrnn.data.prep import prep
     from charrnn.infer.beam import beam_search
     from charrnn.infer.controls import Rules
     from charrnn.infer.logits import Filters
     from charrnn.infer.sampler import Options, Sample, Sampler
     from charrnn.infer.score import Score, Scorer
     from charrnn.model_config import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.render import Notebook, Terminal
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.events import Evaluated, Finished, Logged, Note, Snapshot, Started
+    from charrnn.training.loop import Trainer
+    from charrnn.training.plan import Plan
     from charrnn.vocab import Vocab
 
 # public name → the module that defines it (imported on first use)
@@ -40,10 +46,31 @@ _LAZY = {
     "Score": "charrnn.infer.score",
     "Vocab": "charrnn.vocab",
     "ModelConfig": "charrnn.model_config",
-    "TrainConfig": "charrnn.train.config",
-    "Trainer": "charrnn.train.loop",
-    "prep": "charrnn.data.prep",
+    "TrainConfig": "charrnn.training.config",
+    "Trainer": "charrnn.training.loop",
+    "prep": "charrnn.api.files",
+    "export": "charrnn.api.files",
     "load_dataset": "charrnn.data.dataset",
+    # training from Python: the call, its options, result and stop, the plan, the events
+    "train": "charrnn.api.run",
+    "plan": "charrnn.api.run",
+    "Run": "charrnn.api.run",
+    "Stop": "charrnn.api.run",
+    "RunInterrupted": "charrnn.api.run",
+    "TrainOptions": "charrnn.api.options",
+    "Plan": "charrnn.training.plan",
+    "Prepared": "charrnn.api.events",
+    "AllText": "charrnn.api.events",
+    "FineTuning": "charrnn.api.events",
+    "Planned": "charrnn.api.events",
+    "Started": "charrnn.training.events",
+    "Note": "charrnn.training.events",
+    "Logged": "charrnn.training.events",
+    "Evaluated": "charrnn.training.events",
+    "Snapshot": "charrnn.training.events",
+    "Finished": "charrnn.training.events",
+    "Terminal": "charrnn.render",
+    "Notebook": "charrnn.render",
 }
 
 __all__ = [  # noqa: RUF022  (grouped as the docs list them)
@@ -65,6 +92,26 @@ __all__ = [  # noqa: RUF022  (grouped as the docs list them)
     "load",
     "load_dataset",
     "prep",
+    "export",
+    "train",
+    "plan",
+    "Run",
+    "Stop",
+    "RunInterrupted",
+    "TrainOptions",
+    "Plan",
+    "Prepared",
+    "AllText",
+    "FineTuning",
+    "Planned",
+    "Started",
+    "Note",
+    "Logged",
+    "Evaluated",
+    "Snapshot",
+    "Finished",
+    "Terminal",
+    "Notebook",
 ]
 
 

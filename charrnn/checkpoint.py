@@ -179,7 +179,9 @@ def _parse_meta(p: Path, raw: dict) -> dict[str, Any]:
     return meta
 
 
-AVERAGE = "ema."  # the tensor-name prefix of the weight average (charrnn.train.averaging writes it)
+AVERAGE = (
+    "ema."  # the tensor-name prefix of the weight average (charrnn.training.averaging writes it)
+)
 
 
 def has_average(header: Header) -> bool:

@@ -140,8 +140,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path
     from charrnn.data.dataset import load_dataset
     from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     base = tmp_path_factory.mktemp("trained")
     prep([str(corpus_file)], base / "ds")
@@ -162,8 +162,8 @@ def cell_models(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> 
     from charrnn.data.dataset import load_dataset
     from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     base = tmp_path_factory.mktemp("cells")
     prep([str(corpus_file)], base / "ds")

@@ -27,8 +27,8 @@ def train_steps(dataset_dir: str, out_dir: str, batch_size: int, steps: int) -> 
     """Train `steps` steps; every rank returns its final weights (rank 0 also writes the run)."""
     from charrnn.data.dataset import load_dataset
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     torch.set_num_threads(1)
     ds = load_dataset(Path(dataset_dir))

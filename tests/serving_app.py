@@ -19,8 +19,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from charrnn.data.dataset import load_dataset
     from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
     from tests.conftest import corpus_text
 
     base = tmp_path_factory.mktemp("tiny")

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from charrnn.model_config import ModelConfig
-from charrnn.train import calibrate, speed_cache
-from charrnn.train.speed import REFERENCE, reference
+from charrnn.training import calibrate, speed_cache
+from charrnn.training.speed import REFERENCE, reference
 
 from .conftest import corpus_text, run_cli
 from .dist_worker import on_two_ranks
@@ -182,9 +182,9 @@ def planning_rank(corpus: str, cache_root: str) -> dict:
 
     import torch.distributed as dist
 
-    from charrnn.cli.plan import prepare
-    from charrnn.train import distributed
-    from charrnn.train.plan import train_config
+    from charrnn.api.options import TrainOptions
+    from charrnn.api.prepare import check, prepare
+    from charrnn.training import distributed
 
     world = distributed.from_env()
     os.environ["CHARRNN_CACHE"] = str(Path(cache_root) / str(world.rank))
@@ -192,10 +192,9 @@ def planning_rank(corpus: str, cache_root: str) -> dict:
     torch.set_num_threads(1)
     distributed.init(world, CPU)
     try:
-        given = {"time_budget": "3m", "batch_size": 4, "seq_len": 16}
-        _, _, run, spent = prepare(
-            corpus, given, None, None, train_config(given), world, CPU, False
-        )
+        setup = check(corpus, None, TrainOptions(time_budget="3m", batch_size=4, seq_len=16))
+        ready = prepare(setup, lambda event: None)
+        run, spent = ready.plan, ready.spent
         plan = {"record": run.record, "model": run.model.to_dict(), "train": run.train.to_dict()}
         return plan | {"seconds_counted": spent}
     finally:

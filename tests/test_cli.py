@@ -211,7 +211,7 @@ def test_usage_errors_exit_2_in_one_line(cli) -> None:
 
 
 def test_default_stopping_rule_only_without_any() -> None:
-    from charrnn.train.plan import train_config
+    from charrnn.training.plan import train_config
 
     assert (train_config({}, None).time_budget, train_config({}, None).max_epochs) == (600.0, 50)
     cfg = train_config({"max_steps": 10}, None)

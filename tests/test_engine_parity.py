@@ -18,8 +18,8 @@ from charrnn.infer.sampler import Sampler
 from charrnn.infer.score import Scorer
 from charrnn.infer.torch_engine import TorchEngine
 from charrnn.model import CharRNN, ModelConfig, load_model, state_tensors
-from charrnn.train.config import TrainConfig
-from charrnn.train.state import metadata
+from charrnn.training.config import TrainConfig
+from charrnn.training.state import metadata
 from charrnn.vocab import Vocab
 
 CELLS = ["lstm", "gru", "rnn"]

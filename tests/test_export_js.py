@@ -26,8 +26,8 @@ from charrnn.infer.logits import Filters, adjust_rows, probabilities_rows
 from charrnn.infer.numpy_engine import Engine, read_model_tensors
 from charrnn.infer.sampler import Sampler
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.train.config import TrainConfig
-from charrnn.train.state import metadata
+from charrnn.training.config import TrainConfig
+from charrnn.training.state import metadata
 from charrnn.vocab import Vocab
 from tests.test_export_web import node
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from charrnn import checkpoint
-from charrnn.train.finetune import merge_vocab, start_from
-from charrnn.train.plan import FINETUNE_DEFAULTS
+from charrnn.training.finetune import merge_vocab, start_from
+from charrnn.training.plan import FINETUNE_DEFAULTS
 from charrnn.vocab import Vocab
 from tests.conftest import TINY, corpus_text
 
@@ -29,8 +29,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from charrnn.data.dataset import load_dataset
     from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     base = tmp_path_factory.mktemp("source")
     (base / "en.txt").write_text(corpus_text(40_000), encoding="utf-8")

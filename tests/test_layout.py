@@ -18,9 +18,10 @@ MAX_LINES = 400
 
 # package → the packages it must not import (nor any module in them).
 FORBIDDEN = {
-    "infer": ("train", "serve", "viz", "cli"),
-    "train": ("infer", "serve", "viz", "cli"),
-    "data": ("train", "infer", "serve", "viz", "cli"),
+    "infer": ("training", "api", "render", "serve", "viz", "cli"),
+    "training": ("infer", "api", "render", "serve", "viz", "cli"),
+    "data": ("training", "infer", "api", "render", "serve", "viz", "cli"),
+    "api": ("cli", "serve", "viz", "render"),
 }
 
 
@@ -167,4 +168,64 @@ def test_tests_need_nothing_beside_the_repository() -> None:
             for node in ast.walk(ast.parse(text, filename=str(path))):
                 if isinstance(node, ast.Constant) and node.value in ("shar" + "ed", "corpora"):
                     wrong.append(f"{rel(path)}:{node.lineno} names the path part {node.value!r}")
+    assert wrong == []
+
+
+MAX_BODY = 80
+# How cli/ reaches training: the public call and its events, and what the command is built from.
+CLI_TRAINING_IMPORTS = {
+    "charrnn.api.options",  # TrainOptions: the flags' names, types and help
+    "charrnn.api.run",  # main_process: whether this rank reports
+    "charrnn.api.explain",  # limit_is_own: inspect names a plan's limit as the plan did
+    "charrnn.render",  # the stderr console and the terminal handler
+}
+
+
+def _body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    return (body[-1].end_lineno or 0) - body[0].lineno + 1 if body else 0
+
+
+@pytest.mark.parametrize("name", ["train.py", "prep.py", "export.py"])
+def test_training_commands_are_short(name: str) -> None:
+    """cli/ parses, calls and renders: no function body over MAX_BODY lines (the old plan.py and
+    finetune.py moved into charrnn/api)."""
+    path = PACKAGE / "cli" / name
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    long = {
+        n.name: _body_lines(n)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and _body_lines(n) > MAX_BODY
+    }
+    assert long == {}
+    assert (
+        not (PACKAGE / "cli" / "plan.py").exists()
+        and not (PACKAGE / "cli" / "finetune.py").exists()
+    )
+
+
+def test_the_cli_reaches_training_only_through_the_public_call() -> None:
+    """No cli/ module imports charrnn.training or run preparation: `charrnn.train`/`charrnn.plan`
+    (through `import charrnn`), their events and the few names in CLI_TRAINING_IMPORTS."""
+    wrong = [
+        f"{rel(path)}:{line} imports {module}"
+        for path in sources(PACKAGE / "cli")
+        for line, module in imports(path)
+        if (_within(module, "charrnn.training") or _within(module, "charrnn.api"))
+        and not any(_within(module, ok) for ok in CLI_TRAINING_IMPORTS)
+    ]
+    assert wrong == []
+
+
+def test_only_the_cli_and_the_rendering_module_use_the_terminal_libraries() -> None:
+    """Rich and IPython's display are for showing things: charrnn/cli and charrnn/render only."""
+    wrong = [
+        f"{rel(path)}:{line} imports {module}"
+        for path in sources()
+        if not _within(module_name(path), "charrnn.cli") and module_name(path) != "charrnn.render"
+        for line, module in imports(path)
+        if _within(module, "rich") or _within(module, "IPython")
+    ]
     assert wrong == []

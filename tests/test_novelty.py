@@ -255,8 +255,8 @@ def test_for_checkpoint_without_its_text_says_how_to_supply_it() -> None:
     from charrnn.data.dataset import load_dataset
     from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     ds = prepared("ds", SMALL)
     data = load_dataset(ds)

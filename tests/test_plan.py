@@ -1,4 +1,4 @@
-"""The planning rules as one pure function (`charrnn.train.plan.plan`): what a fresh, resumed and
+"""The planning rules as one pure function (`charrnn.training.plan.plan`): what a fresh, resumed and
 fine-tuning run chooses from the options given, the text's size and vocabulary, the budget and the
 machine's speed (data: `Speeds`), with no I/O."""
 
@@ -10,8 +10,8 @@ from hypothesis import given as examples
 from hypothesis import strategies as st
 
 from charrnn.model_config import ModelConfig
-from charrnn.train.plan import DEFAULT_STOP, FINETUNE_DEFAULTS, RULES_VERSION, plan
-from charrnn.train.sizing import (
+from charrnn.training.plan import DEFAULT_STOP, FINETUNE_DEFAULTS, RULES_VERSION, plan
+from charrnn.training.sizing import (
     CANDIDATES,
     MAX_EVAL_SHARE,
     MAX_WEIGHTS_PER_CHAR,
@@ -20,7 +20,7 @@ from charrnn.train.sizing import (
     MIN_STEPS,
     evaluations,
 )
-from charrnn.train.speed import from_shapes, reference, weight_count
+from charrnn.training.speed import from_shapes, reference, weight_count
 
 # tiny-shakespeare's split: the text the pinned plans (and the README's figures) are for
 SHAKESPEARE = {"train": 1_003_854, "val": 111_540, "vocab_size": 65}

@@ -12,7 +12,7 @@ import pytest
 from charrnn.data.dataset import RELEASE_EVERY, load_dataset, resolve_dataset
 from charrnn.data.prep import decode_chunks, id_dtype, prep
 from charrnn.errors import InputError
-from charrnn.train.batches import StreamBatcher, fit_batch
+from charrnn.training.batches import StreamBatcher, fit_batch
 
 from .conftest import corpus_text
 

@@ -113,8 +113,8 @@ def test_a_resumed_run_uses_its_stored_plan_and_never_plans_again(cli) -> None:
 
 
 def test_a_checkpoint_from_before_plans_resumes_under_the_old_rules(cli) -> None:
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.plan import effective_warmup
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.plan import effective_warmup
 
     Path("c.txt").write_text(corpus_text(20_000))
     args = ["train", *FIRST, "--layers", "1", "--warmup", "100", "--out", "r"]

@@ -38,8 +38,8 @@ def diverging_worker(dataset_dir: str, out_dir: str) -> dict:
 
     from charrnn.data.dataset import load_dataset
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Diverged, Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Diverged, Trainer
 
     torch.set_num_threads(1)
     # a hang shows up as a timeout error within the test's time, not after half an hour
@@ -107,8 +107,8 @@ def _tiny_trainer(out: str, **kw):
     from charrnn.data.dataset import load_dataset
     from charrnn.data.prep import prep
     from charrnn.model import ModelConfig
-    from charrnn.train.config import TrainConfig
-    from charrnn.train.loop import Trainer
+    from charrnn.training.config import TrainConfig
+    from charrnn.training.loop import Trainer
 
     if not Path("ds").exists():
         Path("c.txt").write_text(_text(3_000))

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn.model_config import ModelConfig
-from charrnn.train import calibrate, speed_cache
-from charrnn.train.speed import from_shapes
+from charrnn.training import calibrate, speed_cache
+from charrnn.training.speed import from_shapes
 
 CPU = torch.device("cpu")
 MODEL = ModelConfig(vocab_size=50)
@@ -117,7 +117,7 @@ def test_unusable_readings_are_measured_again(file: str, kept: set[str]) -> None
 
 WRITER = """
 import sys
-from charrnn.train import speed_cache
+from charrnn.training import speed_cache
 who, n = sys.argv[1], int(sys.argv[2])
 for i in range(n):
     speed_cache.merge(f"key {i % 3}", {f"{who}x{i + 1}": 1000.0 + i})

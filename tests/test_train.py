@@ -14,11 +14,11 @@ from charrnn.data.dataset import load_dataset
 from charrnn.data.prep import prep
 from charrnn.errors import InputError
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.train.averaging import Averaged, decay_at
-from charrnn.train.config import TrainConfig, bpc, parse_duration
-from charrnn.train.loop import Trainer, unigram_entropy
-from charrnn.train.plan import effective_warmup, planned_steps
-from charrnn.train.schedule import Progress, lr_at, stop_reason
+from charrnn.training.averaging import Averaged, decay_at
+from charrnn.training.config import TrainConfig, bpc, parse_duration
+from charrnn.training.loop import Trainer, unigram_entropy
+from charrnn.training.plan import effective_warmup, planned_steps
+from charrnn.training.schedule import Progress, lr_at, stop_reason
 
 from .conftest import corpus_text
 
@@ -242,7 +242,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint() -> None:
     cfg = TrainConfig(
         max_steps=60, eval_every=5, log_every=1, lr=1e30, warmup=0, grad_clip=0, precision="fp32"
     )
-    from charrnn.train.loop import Diverged
+    from charrnn.training.loop import Diverged
 
     with pytest.raises(Diverged, match=r"diverged|non-finite"):
         Trainer(ds, m, cfg, Path("r"), resume=header).run()

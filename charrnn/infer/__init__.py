@@ -2,6 +2,6 @@
 sampling weights of a checkpoint, the next-character distribution and the writer's controls, the
 sampler, beam search, records, scoring and dynamic evaluation.
 
-It never imports `charrnn.train`: a model for inference is built from the checkpoint and the model
+It never imports `charrnn.training`: a model for inference is built from the checkpoint and the model
 config alone.
 """

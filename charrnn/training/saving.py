@@ -17,11 +17,11 @@ import torch
 from charrnn import checkpoint
 from charrnn.errors import CharRNNError
 from charrnn.model import parameter_count, state_tensors
-from charrnn.train import distributed
-from charrnn.train import state as snapshot
+from charrnn.training import distributed
+from charrnn.training import state as snapshot
 
 if TYPE_CHECKING:
-    from charrnn.train.loop import Trainer
+    from charrnn.training.loop import Trainer
 
 RUN_FILES = ("last.ckpt", "best.ckpt", "metrics.jsonl")
 

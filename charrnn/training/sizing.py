@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from charrnn.train.speed import EVAL_SPEEDUP, Speeds, train_flops_per_char, weight_count
+from charrnn.training.speed import EVAL_SPEEDUP, Speeds, train_flops_per_char, weight_count
 
 # The shapes a budget chooses among, cheapest first (layers, hidden): the grid docs/defaults.md measured.
 CANDIDATES: tuple[tuple[int, int], ...] = ((1, 256), (2, 256), (2, 512), (3, 512))

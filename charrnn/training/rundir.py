@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import ClassVar
 
@@ -61,7 +62,9 @@ class RunLock:
     the pid inside is only for the message.
     """
 
-    _held: ClassVar[set[Path]] = set()  # directories this process holds: re-entering is a no-op
+    # directories this process holds, by the thread holding each: that thread re-entering is a
+    # no-op, another thread is refused as another process would be
+    _held: ClassVar[dict[Path, int]] = {}
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / ".lock"
@@ -69,8 +72,14 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.resolve() in RunLock._held:
+        holder = RunLock._held.get(self.path.resolve())
+        if holder == threading.get_ident():
             return self
+        if holder is not None:
+            raise InputError(
+                f"{self.path.parent} is in use by another training in this process; "
+                "wait for it or choose another --out"
+            )
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             import fcntl
@@ -89,11 +98,11 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
-        RunLock._held.add(self.path.resolve())
+        RunLock._held[self.path.resolve()] = threading.get_ident()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
-            RunLock._held.discard(self.path.resolve())
+            RunLock._held.pop(self.path.resolve(), None)
             os.close(self._fd)
             self._fd = None

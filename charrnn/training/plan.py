@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass, fields
 
 from charrnn.model_config import ModelConfig
-from charrnn.train.batches import fit_batch
-from charrnn.train.config import TrainConfig, parse_duration
-from charrnn.train.schedule import total_steps
-from charrnn.train.sizing import (
+from charrnn.training.batches import fit_batch
+from charrnn.training.config import TrainConfig, parse_duration
+from charrnn.training.schedule import total_steps
+from charrnn.training.sizing import (
     Budget,
     choose_shape,
     dropout_for,
@@ -24,7 +24,7 @@ from charrnn.train.sizing import (
     evaluations,
     steps_in,
 )
-from charrnn.train.speed import Speeds, reference, train_flops_per_char
+from charrnn.training.speed import Speeds, reference, train_flops_per_char
 
 # Runs planned before the sizing rules (checkpoints without a stored plan) counted a budget's steps
 # at this rate, the default model's bf16 training rate here; they resume under that rule exactly.

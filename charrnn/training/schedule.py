@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from charrnn.train.config import TrainConfig
+from charrnn.training.config import TrainConfig
 
 
 def lr_at(step: int, progress: float | None, cfg: TrainConfig) -> float:

@@ -27,27 +27,30 @@ from charrnn.model import (
     detach_state,
     parameter_count,
 )
-from charrnn.train import distributed, saving
-from charrnn.train import state as snapshot
-from charrnn.train.averaging import Averaged
-from charrnn.train.batches import StreamBatcher, fit_streams
-from charrnn.train.config import TrainConfig, bpc
-from charrnn.train.evaluate import evaluate, unigram_entropy
-from charrnn.train.events import Callback, Evaluated, Finished, Logged, Note, Snapshot, Started
-from charrnn.train.finetune import Start
-from charrnn.train.metrics import MetricsLog
-from charrnn.train.plan import fit_warmup, has_validation
-from charrnn.train.precision import autocast, resolve_precision
-from charrnn.train.rundir import RunLock
-from charrnn.train.saving import Diverged  # raised from here: callers catch it by this name
-from charrnn.train.schedule import Progress, lr_at, progress_of, stop_reason, total_steps
+from charrnn.training import distributed, saving
+from charrnn.training import state as snapshot
+from charrnn.training.averaging import Averaged
+from charrnn.training.batches import StreamBatcher, fit_streams
+from charrnn.training.config import TrainConfig, bpc
+from charrnn.training.evaluate import evaluate, unigram_entropy
+from charrnn.training.events import Callback, Evaluated, Finished, Logged, Note, Snapshot, Started
+from charrnn.training.finetune import Start
+from charrnn.training.metrics import MetricsLog
+from charrnn.training.plan import fit_warmup, has_validation
+from charrnn.training.precision import autocast, resolve_precision
+from charrnn.training.rundir import RunLock
+from charrnn.training.saving import Diverged  # raised from here: callers catch it by this name
+from charrnn.training.schedule import Progress, lr_at, progress_of, stop_reason, total_steps
+
+# Stop reasons that leave the run unfinished (no final evaluation): a signal, or a caller's stop.
+RESUMABLE = ("interrupted", "stopped")
 
 
 class Trainer:
     """One training run. Build it, then `run()`; `resume` is a checkpoint header to continue.
     A fresh run refuses an `out_dir` that holds another run's files unless `overwrite`.
 
-    `plan` is `train.plan`'s record of how the run was sized, stored in its checkpoints; `spent`
+    `plan` is `training.plan`'s record of how the run was sized, stored in its checkpoints; `spent`
     the seconds planning took (calibration), counted against a time budget. A run without a plan
     (the Python API, or a checkpoint from before plans) has its warmup fitted here instead."""
 
@@ -230,11 +233,11 @@ class Trainer:
                 last_eval = p.step
             if cfg.sample_every and p.step % cfg.sample_every == 0 and self.world.main:
                 self._preview()
-        if n_acc and reason != "interrupted":  # one process stops at any step; others at log steps
+        if n_acc and reason not in RESUMABLE:  # one process stops at any step; others at log steps
             self._log(acc, n_acc, lr, busy, time.perf_counter(), t0)
         p.elapsed = time.monotonic() - t0
         p.stop_reason = reason
-        if reason == "interrupted":
+        if reason in RESUMABLE:  # saved as it is: resuming continues exactly
             self._save(best=False)
         else:
             p.finished = True

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.model import CharRNN, state_from_tensors, state_tensors
-from charrnn.train import distributed
+from charrnn.training import distributed
 
 EVAL_STREAMS = 32
 EVAL_SEQ = 256

@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.model import CharRNN, ModelConfig, configure_adamw
-from charrnn.train import speed_cache
-from charrnn.train.averaging import Averaged
-from charrnn.train.precision import autocast
-from charrnn.train.sizing import CANDIDATES
-from charrnn.train.speed import Speeds, from_shapes, parse_shape, reference, shape_name
+from charrnn.training import speed_cache
+from charrnn.training.averaging import Averaged
+from charrnn.training.precision import autocast
+from charrnn.training.sizing import CANDIDATES
+from charrnn.training.speed import Speeds, from_shapes, parse_shape, reference, shape_name
 
 # CPU: time per character is close to linear in arithmetic, so these shapes bracket the candidates
 # (the smallest measured too: its per-step overhead makes it slower than arithmetic alone says, and

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from charrnn.data.split import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
 from charrnn.errors import InputError
-from charrnn.train.batches import fit_batch
+from charrnn.training.batches import fit_batch
 
 SHAPE = ("cell", "layers", "hidden", "embed")
 

@@ -16,8 +16,8 @@ from charrnn.checkpoint import Header
 from charrnn.errors import InputError
 from charrnn.model import CharRNN, ModelConfig, State, state_from_tensors
 from charrnn.model_config import model_config
-from charrnn.train.averaging import PREFIX, Averaged
-from charrnn.train.config import TrainConfig
+from charrnn.training.averaging import PREFIX, Averaged
+from charrnn.training.config import TrainConfig
 from charrnn.vocab import Vocab
 
 

@@ -1,0 +1,243 @@
+"""Run preparation, the order `charrnn train` and `charrnn.train` share: the checks made before any
+time is spent (resume against init-from, the checkpoints' headers, shape changes, the model
+options, the corpus), then the text prepared (fitted to a resumed or fine-tuned model's
+vocabulary), the fine-tuning start, this machine's speed (rank 0 measures, every rank receives
+it) and the plan, each reported as an event.
+
+It trains nothing (that is `charrnn.api.run`'s) and shows nothing (events go to the caller).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from charrnn import checkpoint
+from charrnn.api.events import AllText, FineTuning, Planned, Prepared
+from charrnn.api.explain import describe
+from charrnn.api.options import TrainOptions, check_bounds
+from charrnn.errors import InputError
+from charrnn.model_config import ModelConfig
+from charrnn.training.config import TrainConfig
+from charrnn.training.plan import Plan, carried_model, train_config
+
+Emit = Callable[[object], None]
+# the model options that change a step's speed apart from its shape
+_SHAPED = ("cell", "embed", "dropout", "weight_drop", "locked_dropout")
+
+
+@dataclass
+class Setup:
+    """A run checked and ready to prepare: what was given, the checkpoint it resumes (`header`) or
+    fine-tunes from (`source`), its training config before planning, and where it runs."""
+
+    given: dict[str, Any]
+    corpus: str
+    label: str
+    header: checkpoint.Header | None
+    source: checkpoint.Header | None
+    tcfg: TrainConfig
+    world: Any  # training.distributed.World
+    device: Any  # torch.device
+
+
+@dataclass
+class Ready:
+    """The prepared run: its dataset, the fine-tuning start, the plan, and the seconds planning
+    spent measuring (counted against the budget)."""
+
+    dataset: Any
+    start: Any
+    plan: Plan
+    spent: float
+
+
+def check(corpus: str | None, text: str | None, options: TrainOptions) -> Setup:
+    """Everything that can be refused before the text is read or torch does any work."""
+    from charrnn.training import distributed
+    from charrnn.training.resume import check_shape, check_unchanged
+
+    check_bounds(options)
+    given = options.given()
+    resume, init_from = given.get("resume"), given.get("init_from")
+    if resume and init_from:
+        raise InputError(
+            "--resume continues a run, --init-from starts a new one from a model: give one of them"
+        )
+    if corpus is not None and text is not None:
+        raise InputError("give the text to train on as corpus or as text=, not both")
+    header = checkpoint.read_header(resume) if resume else None
+    if header is not None and not header.meta["state"]:
+        raise InputError(f"{resume}: holds no training state to resume")
+    source = checkpoint.read_header(init_from) if init_from else None
+    world = distributed.from_env()
+    if header is not None:
+        check_unchanged(given, header.meta, world.size)
+    if source is not None:
+        check_shape(given, source.meta, "with --init-from")
+    tcfg = train_config(given, header and header.meta, finetune=source is not None)
+    # check the model options before spending time on the corpus
+    if header is None and source is None:
+        defaults = {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"}
+        ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in defaults.items()})
+    else:
+        ModelConfig.from_dict(carried_model((header or source).meta, given))
+    label = None
+    if text is not None:
+        corpus, label = _text_file(text), "text"
+    corpus = str(corpus) if corpus else (header.meta["corpus"].get("path") if header else None)
+    if not corpus:
+        raise InputError("missing CORPUS: the text file or dataset to train on")
+    if corpus != "-" and not Path(corpus).exists():
+        raise InputError(f"{corpus}: no such file or directory")
+    from charrnn.training.rundir import label as corpus_label
+
+    dev = distributed.device(world, given.get("device", "auto"))
+    distributed.init(world, dev)  # ranks plan from rank 0's speed and train where rank 0 chose
+    return Setup(given, corpus, label or corpus_label(corpus), header, source, tcfg, world, dev)
+
+
+def _text_file(text: str) -> str:
+    """A string to train on, kept as a file in the cache under its hash (a resumed run finds it)."""
+    from charrnn.data.dataset import cache_dir
+
+    if not isinstance(text, str) or not text:
+        raise InputError("text= must be a non-empty string")
+    data = text.encode("utf-8", "surrogatepass")
+    path = cache_dir() / "texts" / f"text-{hashlib.sha256(data).hexdigest()[:16]}.txt"
+    if not path.is_file():
+        from charrnn import atomic
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.replacing(path) as tmp:
+            tmp.write_bytes(data)
+    return str(path)
+
+
+def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
+    """The dataset, the fine-tuning start and the plan (`plan` as given, else made now); every
+    line the user sees before training is an event."""
+    import torch
+
+    from charrnn.data.dataset import is_dataset, resolve_dataset
+    from charrnn.training import distributed
+    from charrnn.training.finetune import reencode
+    from charrnn.training.plan import plan as make_plan
+    from charrnn.training.resume import resumed_val_frac
+
+    s, given, world = setup, setup.given, setup.world
+    say = emit if world.main else (lambda e: None)
+    if given.get("threads"):
+        torch.set_num_threads(given["threads"])
+    prep_opts = {
+        "val_frac": given.get("val_frac"),
+        "errors": given.get("errors", "strict"),
+        "glob": given.get("glob"),
+    }
+    if s.header and "val_frac" not in given:
+        prep_opts["val_frac"] = resumed_val_frac(s.header.meta)
+    if world.main:  # prepare once; the other ranks find it in the cache
+        dataset, fresh = resolve_dataset(s.corpus, **prep_opts)
+        if fresh:
+            say(Prepared(s.corpus, str(dataset.path)))
+    distributed.barrier(world)
+    if not world.main:
+        dataset, _ = resolve_dataset(s.corpus, **prep_opts)
+    if "val_frac" not in given and not is_dataset(Path(s.corpus)):
+        from charrnn.data.split import auto_val_frac
+
+        chars = int(dataset.meta["chars"])
+        if not auto_val_frac(chars):
+            say(AllText(s.corpus, chars))
+    start = None
+    if s.source:
+        start = _fine_tune(s.source, dataset, s.tcfg, say)
+        dataset = reencode(dataset, start.vocab)
+    elif s.header:
+        dataset = as_checkpoint_vocab(dataset, s.header.meta["vocab"])
+    train_chars = len(dataset.split("train"))
+    val_chars = len(dataset.split("val"))
+    speeds = None
+    if plan is None:
+        if s.header is None and s.source is None and s.tcfg.time_budget:
+            speeds = _measured(s, dataset.vocab.size, train_chars, val_chars)
+        plan = make_plan(
+            given,
+            vocab_size=dataset.vocab.size,
+            train_chars=train_chars,
+            val_chars=val_chars,
+            world_size=world.size,
+            resume_meta=s.header and s.header.meta,
+            source_meta=s.source and s.source.meta,
+            speeds=speeds,
+        )
+    lines = list(plan.notes)
+    if plan.record and s.header is None:
+        lines += describe(plan.record, plan.model)
+    say(Planned(plan, tuple(lines)))
+    return Ready(dataset, start, plan, speeds.seconds if speeds else 0.0)
+
+
+def _measured(s: Setup, vocab_size: int, train_chars: int, val_chars: int):
+    """This machine's speed for the run's cell, vocabulary, batch and regularisers (rank 0
+    measures, every rank gets the same figures, so every rank plans alike); None (the reference)
+    with no_calibrate. A text with no validation split trains without dropout or weight-drop (the
+    all-text rule), so it is measured so: its finished run then refreshes the reading its next
+    plan reads."""
+    from charrnn.training import calibrate, distributed
+    from charrnn.training.batches import fit_batch
+    from charrnn.training.plan import ALL_TEXT_MODEL, has_validation
+    from charrnn.training.precision import resolve_precision
+
+    given, tcfg = s.given, s.tcfg
+    options = {k: given[k] for k in _SHAPED if k in given}
+    if not has_validation(val_chars):
+        options = ALL_TEXT_MODEL | options
+    model = ModelConfig(vocab_size=vocab_size, **options)
+    if given.get("no_calibrate"):
+        return None  # plan() takes the reference speed
+    speeds = None
+    if s.world.main:
+        batch, seq = fit_batch(train_chars, tcfg.batch_size, tcfg.seq_len, s.world.size)
+        precision = resolve_precision(tcfg.precision, s.device, model.cell)
+        speeds = calibrate.speeds(
+            model, batch, seq, s.device, precision, s.world.size, tcfg.time_budget
+        )
+    return distributed.broadcast(s.world, speeds)
+
+
+def _fine_tune(source: checkpoint.Header, dataset, tcfg: TrainConfig, say: Emit):
+    """The model a fine-tuning run starts from, fitted to the text's vocabulary; says what it did."""
+    from charrnn.training.finetune import start_from
+
+    start = start_from(source, dataset.vocab, tcfg.rng_seed)
+    m = source.meta["model"]
+    say(
+        FineTuning(
+            str(source.path),
+            m["cell"],
+            m["layers"],
+            m["hidden"],
+            start.record["step"],
+            start.record["weights"],
+            tcfg.lr,
+            tcfg.warmup,
+            tuple(start.new_chars),
+            start.vocab.size,
+        )
+    )
+    return start
+
+
+def as_checkpoint_vocab(dataset, chars: list[str]):
+    """A resumed fine-tuning run's text, read through the checkpoint's wider vocabulary (any other
+    mismatch is left for the corpus check to report)."""
+    from charrnn.training.finetune import reencode
+    from charrnn.vocab import Vocab
+
+    if dataset.vocab.to_json() == chars or not set(dataset.vocab.chars) <= set(chars):
+        return dataset
+    return reencode(dataset, Vocab.from_json(chars))
