@@ -4,7 +4,6 @@ generation does, and a request with several prompts takes all its streams at onc
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import threading
 import time
@@ -73,7 +72,8 @@ def test_a_chat_turn_is_not_held_behind_a_long_score(served) -> None:
 def test_a_score_takes_a_stream_of_capacity(served) -> None:
     srv = served("--max-streams", "1", "--queue-timeout", "0.3", "--max-chars", "1000000")
     with _blocker(srv) as r:
-        next(r.iter_lines())
+        lines = r.iter_lines()  # held: a dropped iterator closes the response
+        next(lines)
         busy = httpx.post(srv.url + "/v1/score", json={"text": "import os\n"}, timeout=60)
         assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
         assert busy.json()["error"]["type"] == "rate_limit_error"
@@ -85,7 +85,8 @@ def test_a_score_takes_a_stream_of_capacity(served) -> None:
 def test_a_request_takes_all_its_streams_at_once_or_none(served) -> None:
     srv = served("--max-streams", "2", "--queue-timeout", "3", "--max-chars", "1000000")
     with _blocker(srv) as r:
-        next(r.iter_lines())
+        lines = r.iter_lines()  # held: a dropped iterator closes the response
+        next(lines)
         got: dict = {}
         body = {"prompt": ["def ", "class "], "max_tokens": 1_000_000}
 
@@ -106,14 +107,26 @@ def test_a_request_takes_all_its_streams_at_once_or_none(served) -> None:
 
 
 def test_two_multi_prompt_requests_do_not_starve_each_other(served) -> None:
-    srv = served("--max-streams", "4", "--queue-timeout", "20")
-    body = {"prompt": ["def ", "class "], "n": 2, "max_tokens": 40}
-    barrier = threading.Barrier(6)
+    srv = served("--max-streams", "2", "--queue-timeout", "5", "--timeout", "8",
+                 "--max-chars", "1000000")  # fmt: skip
+    body = {"prompt": "A", "n": 2, "max_tokens": 1_000_000, "stream": True}
+    got: list[httpx.Response] = []
 
-    def one(_: int) -> int:
-        barrier.wait()
-        return httpx.post(srv.url + "/v1/completions", json=body, timeout=120).status_code
+    def two_prompts() -> None:
+        body = {"prompt": ["def ", "class "], "max_tokens": 1_000_000}  # each runs 8 s
+        got.append(httpx.post(srv.url + "/v1/completions", json=body, timeout=60))
 
-    with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        codes = list(pool.map(one, range(6)))
-    assert codes == [200] * 6
+    with httpx.stream("POST", srv.url + "/v1/completions", json=body, timeout=60) as r:
+        lines = r.iter_lines()  # held: a dropped iterator closes the response
+        next(lines)  # both streams are taken
+        waiting = [threading.Thread(target=two_prompts) for _ in range(2)]
+        for t in waiting:
+            t.start()
+        assert wait_for(lambda: _health(srv)["queued"] == 2)
+    # both streams come free at once. Were each request to take one for its first prompt, each
+    # would wait for the other's second until both were refused; one runs, the other is refused
+    for t in waiting:
+        t.join(60)
+    assert sorted(r.status_code for r in got) == [200, 429]
+    (ok,) = [r.json() for r in got if r.status_code == 200]
+    assert [c["index"] for c in ok["choices"]] == [0, 1]
