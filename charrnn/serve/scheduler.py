@@ -134,7 +134,12 @@ class Scheduler:
                 self._post(job, Update(error=INTERNAL))
             self._exit(job)
             return
-        self._join(job, fwd)
+        try:
+            self._join(job, fwd)
+        except Exception:  # a bug must not keep the job (and its streams) forever
+            log.exception("joining the batch failed")
+            self._post(job, Update(error=INTERNAL))
+            self._exit(job)
 
     def _join(self, job: Job, fwd: Forward) -> None:
         """The prompt is read: the job's choices join their model's batch at its next step."""
