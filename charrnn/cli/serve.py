@@ -94,7 +94,8 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Streams generating at once; more requests wait briefly, then get 429.",
+            help="Streams generating at once (a score counts as one); more requests wait briefly, "
+            "then get 429.",
             rich_help_panel=LIMITS,
         ),
     ] = 64,

@@ -54,29 +54,26 @@ async def completions(request: Request) -> Response:
     ids = [srv.prompt_ids(model, p, opts.unknown) for p in comp.prompts]
     texts = [p if isinstance(p, str) else model.engine.vocab.decode(p) for p in comp.prompts]
     base = comp.seed if comp.seed is not None else new_seed()
-    k = comp.best_of  # streams per prompt: candidate k of prompt p draws with seed + p × k + k
+    k = comp.best_of  # candidates per prompt: candidate k of prompt p draws with seed + p × k + k
     # best_of ranks candidates by their characters' log-probabilities: ask for them
     logprobs = comp.logprobs if comp.logprobs is not None or k == comp.n else 0
+    plan = srv.open_session(comp.session, model) if comp.session else None
+    await srv.reserve(len(texts) * k, plan)  # every prompt's streams at once, or none
     runs: list[_Run] = []
-    try:
-        for p, (text, prompt_ids) in enumerate(zip(texts, ids, strict=True)):
-            job, updates = await srv.submit(
-                model,
-                text,
-                opts,
-                k,
-                base,
-                logprobs=logprobs,
-                echo_logprobs=comp.echo and comp.logprobs is not None,
-                session=comp.session,
-                ids=prompt_ids,
-                first=p * k,
-            )
-            runs.append(_Run(comp, job, updates, text, p * comp.n))
-    except BaseException:
-        for r in runs:  # a later prompt was refused (a busy server): free the earlier ones
-            r.job.cancel({})
-        raise
+    for p, (text, prompt_ids) in enumerate(zip(texts, ids, strict=True)):
+        job, updates = srv.launch(
+            model,
+            text,
+            prompt_ids,
+            opts,
+            k,
+            base,
+            logprobs=logprobs,
+            echo_logprobs=comp.echo and comp.logprobs is not None,
+            first=p * k,
+            plan=plan,
+        )
+        runs.append(_Run(comp, job, updates, text, p * comp.n))
     request.scope["state"]["chars"] = 0
     if comp.stream:
         return event_stream(_events(request, comp, runs))
@@ -92,22 +89,41 @@ def event_stream(events: AsyncIterator[bytes]) -> StreamingResponse:
     )
 
 
+class _Candidate:
+    """One stream of a prompt as its updates arrive: its text, finish reason and log-probability
+    entries, and how much of it the client has been sent."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.text = ""
+        self.reason: str | None = None
+        self.lp: list = []  # entries of its characters
+        self.echoed = False  # the prompt went out with its first chunk
+        self.offset = 0  # characters shown so far (logprobs' text_offset)
+        self.sent = 0  # generated characters handed to the client
+
+    def mean_logprob(self) -> float:
+        """Per generated character (a mean, so a candidate cut short by a stop is not favoured);
+        a candidate that wrote nothing ranks last."""
+        values = [e[1] for e in self.lp[: len(self.text)] if e[1] is not None]
+        return sum(values) / len(values) if values else -math.inf
+
+
 class _Run:
-    """The choices of one prompt of a completion (indices first … first + n - 1) as the updates
-    of its job arrive."""
+    """One prompt of a completion as the updates of its job arrive: its `best_of` candidates,
+    of which the `n` returned are numbered first … first + n - 1."""
 
     def __init__(
         self, comp: Completion, job: Job, updates: asyncio.Queue[Update], prompt: str, first: int
     ) -> None:
-        self.comp, self.job, self.updates, self.n = comp, job, updates, comp.best_of
+        self.comp, self.job, self.updates = comp, job, updates
         self.prompt, self.first, self.done = prompt, first, False
-        self.text = [""] * self.n
-        self.reason: list[str | None] = [None] * self.n
-        self.lp: list[list] = [[] for _ in range(self.n)]
+        self.candidates = [_Candidate(seed) for seed in job.seeds]
         self.prompt_lp: list | None = None
-        self.echoed = [False] * self.n
-        self.offset = [0] * self.n
-        self.sent = [0] * self.n  # generated characters handed to the client
+
+    @property
+    def texts(self) -> list[str]:
+        return [c.text for c in self.candidates]
 
     def apply(self, u: Update) -> list[dict]:
         """Take an update; return the stream chunk's choices for it."""
@@ -115,69 +131,63 @@ class _Run:
             self.prompt_lp = u.prompt_logprobs
         out = []
         for i in sorted(set(u.text) | set(u.finished)):
+            c = self.candidates[i]
             piece, lps = u.text.get(i, ""), u.logprobs.get(i, [])
-            self.text[i] += piece
-            self.lp[i] += lps
+            c.text += piece
+            c.lp += lps
             if i in u.finished:
-                self.reason[i] = u.finished[i]
-            out.append(self._choice(i, piece, lps, u.finished.get(i)))
+                c.reason = u.finished[i]
+            out.append(self._chunk_choice(i, piece, lps, u.finished.get(i)))
         self.done = self.done or u.done
         return out
 
-    def _choice(self, i: int, piece: str, lps: list, reason: str | None) -> dict:
+    def _chunk_choice(self, i: int, piece: str, lps: list, reason: str | None) -> dict:
+        c = self.candidates[i]
         shown, entries = piece, lps
-        if self.comp.echo and not self.echoed[i]:
-            self.echoed[i] = True
+        if self.comp.echo and not c.echoed:
+            c.echoed = True
             shown = self.prompt + piece
             entries = (self.prompt_lp or []) + lps
-        self.sent[i] += len(piece)
+        c.sent += len(piece)
         lp = None
         if self.comp.logprobs is not None:
-            lp = logprobs_shape(entries, self.offset[i])
-        self.offset[i] += len(shown)
+            lp = logprobs_shape(entries, c.offset)
+        c.offset += len(shown)
         return {
             "text": shown,
             "index": self.first + i,
             "logprobs": lp,
             "finish_reason": None if reason is None else finish_reason(reason),
-            "seed": self.job.seeds[i],
+            "seed": c.seed,
         }
 
     def whole(self) -> list[dict]:
-        """The returned choices: every stream, or with best_of the n whose characters have the
-        highest mean log-probability under the model (ties: the earlier candidate)."""
-        cands = self._candidates()
-        if self.n == self.comp.n:
-            return cands
-        keep = sorted(range(self.n), key=lambda i: (-self.mean_logprob(i), i))[: self.comp.n]
-        return [dict(cands[i], index=self.first + j) for j, i in enumerate(keep)]
+        """The returned choices: every candidate, or with best_of the n whose characters have
+        the highest mean log-probability under the model (ties: the earlier candidate)."""
+        choices = [self._whole_choice(i) for i in range(len(self.candidates))]
+        if len(self.candidates) == self.comp.n:
+            return choices
+        ranked = sorted(
+            range(len(self.candidates)), key=lambda i: (-self.candidates[i].mean_logprob(), i)
+        )
+        return [dict(choices[i], index=self.first + j) for j, i in enumerate(ranked[: self.comp.n])]
 
-    def mean_logprob(self, i: int) -> float:
-        """Per generated character (a mean, so a candidate cut short by a stop is not favoured);
-        a candidate that wrote nothing ranks last."""
-        values = [e[1] for e in self.lp[i][: len(self.text[i])] if e[1] is not None]
-        return sum(values) / len(values) if values else -math.inf
-
-    def _candidates(self) -> list[dict]:
-        out = []
-        for i in range(self.n):
-            text, entries = self.text[i], self.lp[i]
-            if self.comp.echo:
-                text, entries = self.prompt + text, (self.prompt_lp or []) + entries
-            lp = logprobs_shape(entries, 0) if self.comp.logprobs is not None else None
-            out.append(
-                {
-                    "text": text,
-                    "index": self.first + i,
-                    "logprobs": lp,
-                    "finish_reason": finish_reason(self.reason[i] or "length"),
-                    "seed": self.job.seeds[i],
-                }
-            )
-        return out
+    def _whole_choice(self, i: int) -> dict:
+        c = self.candidates[i]
+        text, entries = c.text, c.lp
+        if self.comp.echo:
+            text, entries = self.prompt + text, (self.prompt_lp or []) + entries
+        lp = logprobs_shape(entries, 0) if self.comp.logprobs is not None else None
+        return {
+            "text": text,
+            "index": self.first + i,
+            "logprobs": lp,
+            "finish_reason": finish_reason(c.reason or "length"),
+            "seed": c.seed,
+        }
 
     def cancel(self) -> None:
-        self.job.cancel(dict(enumerate(self.sent)))
+        self.job.cancel({i: c.sent for i, c in enumerate(self.candidates)})
 
 
 def _merged(runs: list[_Run]) -> tuple[asyncio.Queue, list[asyncio.Task]]:
@@ -195,7 +205,7 @@ def _merged(runs: list[_Run]) -> tuple[asyncio.Queue, list[asyncio.Task]]:
 
 
 def _texts(runs: list[_Run]) -> list[str]:
-    return [t for r in runs for t in r.text]
+    return [t for r in runs for t in r.texts]
 
 
 async def next_or_gone(queue: asyncio.Queue, gone: asyncio.Task):
@@ -227,7 +237,7 @@ async def _whole(request: Request, comp: Completion, runs: list[_Run]) -> Respon
             item = await next_or_gone(merged, gone)
             if item is None:  # nothing was sent: only the prompts are committed
                 for r in runs:
-                    r.job.cancel({i: 0 for i in range(r.n)})
+                    r.job.cancel({i: 0 for i in range(len(r.candidates))})
                 return Response(status_code=499)
             run, u = item
             if u.error:  # also a session not saved: the client must know its state did not advance
@@ -263,7 +273,7 @@ async def _events(request: Request, comp: Completion, runs: list[_Run]) -> Async
                 yield sse({"error": failed(u).body()["error"]})
                 break
             parts = run.apply(u)
-            request.scope["state"]["chars"] = sum(sum(r.sent) for r in runs)
+            request.scope["state"]["chars"] = sum(c.sent for r in runs for c in r.candidates)
             if parts:
                 body = chunk(cid, created, name, parts)
                 if comp.include_usage:

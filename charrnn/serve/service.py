@@ -60,7 +60,10 @@ class Settings:
 
 
 class Capacity:
-    """Streams in use against --max-streams; a request waits briefly for room, then gets 429."""
+    """Streams in use against --max-streams (a score counts as one); a request waits briefly for
+    room for all its streams at once, then gets 429. Never some now and the rest later: a request
+    holding part of its streams while it waits for the rest could do work only to be refused, and
+    two such requests could each hold what the other waits for."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.used, self.waiting = limit, 0, 0
@@ -259,6 +262,18 @@ class Service:
             )
         return list(prompt)
 
+    async def reserve(self, streams: int, plan: SessionPlan | None = None) -> None:
+        """Room for all of a request's streams at once (429 after --queue-timeout; a request
+        never needs more than --max-streams: --max-n is capped by it). The session held for it
+        is let go when it is refused."""
+        assert self.capacity is not None
+        try:
+            await self.capacity.acquire(streams, self.settings.queue_timeout)
+        except BaseException:
+            if plan is not None:
+                self.release(plan.id)
+            raise
+
     async def submit(
         self,
         model: Model,
@@ -268,26 +283,37 @@ class Service:
         seed: int | None,
         *,
         logprobs: int | None = None,
-        echo_logprobs: bool = False,
         session: str | None = None,
         ids: list[int] | None = None,
-        first: int = 0,
         plan: SessionPlan | None = None,
     ) -> tuple[Job, asyncio.Queue[Update]]:
-        """Admit a request (room for its n streams, its session) and hand it to the worker.
-        ids: the prompt's ids when already known; choice i draws with seed + first + i; plan: a
-        session already held (a chat's), else `session` is opened here."""
-        assert self.scheduler is not None and self.capacity is not None
+        """Admit a one-prompt request (room for its n streams, its session) and hand it to the
+        worker. ids: the prompt's ids when already known; plan: a session already held (a
+        chat's), else `session` is opened here."""
         if ids is None:
             ids = self.encode(model, prompt, opts.unknown)
         if plan is None and session:
             plan = self.open_session(session, model)
-        try:
-            await self.capacity.acquire(n, self.settings.queue_timeout)
-        except BaseException:
-            if plan is not None:
-                self.busy_sessions.discard(plan.id)
-            raise
+        await self.reserve(n, plan)
+        return self.launch(model, prompt, ids, opts, n, seed, logprobs=logprobs, plan=plan)
+
+    def launch(
+        self,
+        model: Model,
+        prompt: str,
+        ids: list[int],
+        opts: Options,
+        n: int,
+        seed: int | None,
+        *,
+        logprobs: int | None = None,
+        echo_logprobs: bool = False,
+        first: int = 0,
+        plan: SessionPlan | None = None,
+    ) -> tuple[Job, asyncio.Queue[Update]]:
+        """Hand a prompt's n streams, already reserved, to the worker; they are released when
+        the worker lets go of the job. Choice i draws with seed + first + i."""
+        assert self.scheduler is not None
         loop = asyncio.get_running_loop()
         updates: asyncio.Queue[Update] = asyncio.Queue()
         base = new_seed() if seed is None else seed
@@ -308,7 +334,17 @@ class Service:
         return job, updates
 
     async def run_task(self, model: Model, work: Callable[[Any], T]) -> T:
-        """`work(engine)` on the batching worker's turn (`tasks`): its result, or its exception."""
+        """`work(engine)` on the batching worker's turn (`tasks`): its result, or its exception.
+        It takes one stream of capacity while it waits and runs, as a generation does, so the
+        tasks queued (each with a thread) are bounded by --max-streams."""
+        assert self.scheduler is not None and self.capacity is not None
+        await self.reserve(1)
+        try:
+            return await self._task(model, work)
+        finally:
+            await self.capacity.release(1)
+
+    async def _task(self, model: Model, work: Callable[[Any], T]) -> T:
         assert self.scheduler is not None
         loop = asyncio.get_running_loop()
         result: asyncio.Future[T] = loop.create_future()

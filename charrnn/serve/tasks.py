@@ -1,19 +1,22 @@
-"""Engine work other than generating (scoring a text), run on the batching worker's turn.
+"""Engine work written as plain calls (scoring a text), run on the batching worker's turn.
 
 The worker steps the batch with an engine and sets BLAS's thread count before a step; scoring on
 another thread at the same time raced both (two computations on one engine, and a thread count
 changed under a running product). A `Task` runs `work(engine)` on a thread of its own, but only
-while the worker waits for it: `advance()` (called by the worker between two steps) lets the work
-run until the engine it was given pauses, every 64 recurrence steps inside `forward`, or the work
-ends. So nothing a task computes ever overlaps a step, and a long text stalls the batch for one
-slice at a time, as a long prompt does while it is primed. The result goes to `done(value, error)`,
-called on the task's thread.
+while the worker waits for it: `advance(until)` (a `work.Work`, called by the worker between two
+steps) lets the work run until the first pause of the engine it was given (inside `forward`) past
+`until`, or until the work ends. So nothing a task computes ever overlaps a step, and a long text
+stalls the batch for one slice at a time, as a long prompt does while it is read. The thread
+checks the time at each pause itself: handing the turn back and forth at every pause would cost
+more than the few steps between two pauses. The result goes to `done(value, error)`, called on
+the task's thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +37,7 @@ class Task:
         self.engine, self.work, self.done = engine, work, done
         self.cancelled = False  # set from any thread; the work stops at its next pause
         self.ended = False
+        self._until = 0.0  # the end of the slice the work is running in
         self._turn = threading.Semaphore(0)  # the work may run
         self._back = threading.Semaphore(0)  # the work has paused or ended
         self._thread: threading.Thread | None = None
@@ -41,8 +45,10 @@ class Task:
     def cancel(self) -> None:
         self.cancelled = True
 
-    def advance(self) -> bool:
-        """On the worker: let the work run one slice; True once it has ended."""
+    def advance(self, until: float) -> bool:
+        """On the worker: let the work run until its first pause past `until`; True once it
+        has ended."""
+        self._until = until
         if self._thread is None:
             if self.cancelled:
                 self.ended = True
@@ -68,6 +74,8 @@ class Task:
         self._back.release()
 
     def _pause(self) -> None:
+        if time.monotonic() < self._until and not self.cancelled:
+            return  # the slice goes on
         self._back.release()
         self._turn.acquire()
         if self.cancelled:
