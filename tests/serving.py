@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 CLI = [sys.executable, "-m", "charrnn"]
+# A server starts in a second or two here; on a machine running two test suites and a build at once
+# its imports alone have taken most of a minute, so the wait is sized for that, not for an idle box.
+START_TIMEOUT = 180
 
 
 class Server:
@@ -36,7 +39,7 @@ class Server:
         self.url = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        if not self._ready.wait(60) or not self.url:
+        if not self._ready.wait(START_TIMEOUT) or not self.url:
             self.proc.kill()
             raise AssertionError("server did not start:\n" + "".join(self.log))
 
