@@ -20,6 +20,9 @@ from charrnn.training.speed import from_shapes
 
 CPU = torch.device("cpu")
 MODEL = ModelConfig(vocab_size=50)
+# The key names torch's thread count, which tests before these (in-process CLI runs with
+# --threads) may leave changed: each test runs at the count the key was made with.
+THREADS = torch.get_num_threads()
 KEY = calibrate.reading_key(CPU, "fp32", MODEL, 1, 4, 16)
 GOOD = {"1x256": 60_000.0, "2x256": 30_000.0, "2x512": 12_000.0}
 
@@ -36,6 +39,14 @@ json_values = st.recursive(
 )
 shape_like = st.sampled_from(["1x256", "2x512", "0x256", "2x0", "2x", "x512", "2x512x3", "2X512"])
 entries = st.dictionaries(shape_like | st.text(max_size=6), json_values, max_size=6)
+
+
+@pytest.fixture(autouse=True)
+def _threads_of_the_key():
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield
+    torch.set_num_threads(before)
 
 
 def write(text: str | bytes) -> None:
