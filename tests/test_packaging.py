@@ -61,3 +61,6 @@ def test_wheel_and_sdist_install_and_run(tmp_path: Path, trained: Path) -> None:
     assert r.returncode == 0 and "sample" in r.stdout, r.stderr
     r = _run(charrnn, "sample", trained, "-n", "50", "--rng-seed", "1", env=env, cwd=tmp_path)
     assert r.returncode == 0 and len(r.stdout) == 50, r.stderr
+    hub = tmp_path / "hub"
+    r = _run(charrnn, "export", trained, "--format", "hub", "-o", hub, env=env, cwd=tmp_path)
+    assert r.returncode == 0 and (hub / "README.md").is_file() and (hub / "web").is_dir(), r.stderr

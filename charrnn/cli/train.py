@@ -280,6 +280,11 @@ def train(
     header = checkpoint.read_header(resume) if resume else None
     if header is not None and not header.meta["state"]:
         raise InputError(f"{resume}: holds no training state to resume")
+    if header is not None and not checkpoint.summarize(header)["weights"]["resumable"]:
+        raise InputError(
+            f"{resume}: a sampling checkpoint (no optimizer state; export --format hub writes "
+            f"them) cannot be resumed; start a new run from it with --init-from {resume}"
+        )
     source = checkpoint.read_header(init_from) if init_from else None
     world = distributed.from_env()
     if header is not None:

@@ -1,5 +1,6 @@
 """`charrnn export`: a checkpoint's sampling weights as files other runtimes run: a web page with a
-JavaScript engine (`web`), an ONNX model (`onnx`), and the files ml5.js 0.12's charRNN read (`ml5`).
+JavaScript engine (`web`), an ONNX model (`onnx`), the files ml5.js 0.12's charRNN read (`ml5`),
+and a folder for the Hugging Face Hub (`hub`: model, card and page; `space`: the page as a Space).
 
 The weights come through the numpy engine's path (`read_model_tensors`: the average where the
 checkpoint has one), so an export samples what `charrnn sample` samples, and torch is never imported.
@@ -20,19 +21,22 @@ import numpy as np
 
 from charrnn import checkpoint
 from charrnn.errors import InputError
-from charrnn.infer.export import ml5, onnx_export, quality, target, web
+from charrnn.infer.export import hub, ml5, onnx_export, quality, target, web
 from charrnn.infer.export.meta import export_meta, model_name
 from charrnn.infer.export.weights import DTYPES, Packed, pack, unpack
 from charrnn.infer.numpy_engine import read_model_tensors
 from charrnn.model_config import model_config
 
-FORMATS: tuple[str, ...] = ("web", "onnx", "ml5")
+FORMATS: tuple[str, ...] = ("web", "onnx", "ml5", "hub", "space")
 # The dtypes each format can hold; the first is its default.
 FORMAT_DTYPES: dict[str, tuple[str, ...]] = {
     "web": ("int8", "f16", "f32"),
     "onnx": ("f32", "int8"),
     "ml5": ("f32",),
+    "hub": ("int8", "f16", "f32"),  # the page's weights (the model file is always float32)
+    "space": ("int8", "f16", "f32"),
 }
+PAGES = ("web", "hub", "space")  # the formats that carry the web page
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Exported:
     quality: dict | None = None
     seconds: float = 0.0  # writing, without the quality measurement
     replaced: bool = False
+    notes: list[str] = field(default_factory=list)  # what the user should know, once each
 
     def to_json(self) -> dict:
         return {
@@ -57,6 +62,7 @@ class Exported:
             "quality": self.quality,
             "seconds": round(self.seconds, 3),
             "replaced": self.replaced,
+            "notes": self.notes,
         }
 
 
@@ -90,9 +96,11 @@ def export(
     overwrite: bool = False,
     eval_text: quality.EvalText | None = None,
     evaluate: bool = True,
+    hub_options: hub.HubOptions | None = None,
 ) -> Exported:
     """Export a checkpoint. eval_text: the text to measure the dtype's cost on (default: the
-    first 20,000 characters of the checkpoint's validation split); evaluate=False skips it."""
+    first 20,000 characters of the checkpoint's validation split); evaluate=False skips it.
+    hub_options: what the hub card says about the licence, language and text."""
     dtype = check_options(fmt, dtype, single_file)
     path = Path(ckpt)
     header = checkpoint.read_header(path)
@@ -103,34 +111,53 @@ def export(
         onnx_export.require()
     if fmt == "ml5":
         ml5.check(cfg)
+    options = hub_options or hub.HubOptions()
+    if fmt in ("hub", "space"):
+        hub.require()
+        hub.check(options)
+        if replaced:
+            hub.check_unedited(dest)
+    page = fmt in PAGES and (fmt != "hub" or options.web)
     tensors = {k.removeprefix("model."): v for k, v in read_model_tensors(header).items()}
     started = time.perf_counter()
     meta = export_meta(header, path, dtype)
-    packed = pack(tensors, dtype) if fmt == "web" else None
+    packed = pack(tensors, dtype) if page else None
     graph = onnx_export.model_bytes(meta, tensors, dtype) if fmt == "onnx" else None
     spent = time.perf_counter() - started
     record = None
-    if evaluate:
+    if evaluate and (page or fmt not in PAGES):
         text = eval_text if eval_text is not None else quality.validation_text(header)
+        if fmt in ("hub", "space"):
+            text = hub.public_text(text, header)
         record = quality.cost(
             header, tensors, _reduced(packed, graph, header, tensors, dtype), dtype, text
         )
     meta["quality"] = record
     started = time.perf_counter()
-    if fmt == "web":
+    contents: dict[str, bytes] = {}
+    if page:
         assert packed is not None
         contents = web.files(meta["name"], web.manifest_for(meta, packed), packed, single_file)
+    if fmt in ("hub", "space"):
+        contents = hub.files(
+            fmt, header, tensors, meta["name"], options, contents if page else None, record
+        )
     elif fmt == "onnx":
         assert graph is not None
         contents = {onnx_export.MODEL_FILE: onnx_export.with_metadata(graph, meta)}
-    else:
+    elif fmt == "ml5":
         contents = ml5.files(meta, tensors)
     if not single_file:
         contents[target.MARKER] = target.marker(meta, fmt, sorted(contents))
+    if fmt in ("hub", "space"):
+        contents[target.MARKER] = hub.with_hashes(contents[target.MARKER], contents)
     target.write(dest, contents, single_file)
     spent += time.perf_counter() - started
     sizes = {str(dest / rel if rel else dest): len(data) for rel, data in contents.items()}
-    return Exported(fmt, dtype, dest, sizes, record, spent, replaced)
+    notes = []
+    if fmt in ("hub", "space") and not options.license:
+        notes.append("the Hub asks for a licence: --license SPDX-ID (the card says it is unknown)")
+    return Exported(fmt, dtype, dest, sizes, record, spent, replaced, notes)
 
 
 def _reduced(

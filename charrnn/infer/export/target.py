@@ -82,6 +82,7 @@ def write(path: Path, files: dict[str, bytes], single_file: bool) -> None:
         else:
             tmp.mkdir()
             for rel, data in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)  # hub: web/…
                 (tmp / rel).write_bytes(data)
         if path.exists():
             os.replace(path, old)
