@@ -203,8 +203,9 @@ def train(
         Path | None,
         _opt(
             OUTPUT,
-            "Start a new run from this model's weights (fine-tuning): its shape, its vocabulary "
-            "plus the text's new characters, a fresh optimizer, and a lower --lr and --warmup "
+            "Start a new run from this model's weights (a file or hf:OWNER/NAME; fine-tuning): "
+            "its shape, its vocabulary plus the text's new characters, a fresh optimizer, and a "
+            "lower --lr and --warmup "
             f"({FINETUNE_DEFAULTS['lr']:g}, {FINETUNE_DEFAULTS['warmup']}) unless given.",
         ),
     ] = None,
@@ -277,7 +278,9 @@ def train(
         raise InputError(
             "--resume continues a run, --init-from starts a new one from a model: give one of them"
         )
-    header = checkpoint.read_header(resume) if resume else None
+    from charrnn.cli.common import local
+
+    header = checkpoint.read_header(local(str(resume))) if resume else None
     if header is not None and not header.meta["state"]:
         raise InputError(f"{resume}: holds no training state to resume")
     if header is not None and not checkpoint.summarize(header)["weights"]["resumable"]:
@@ -285,7 +288,7 @@ def train(
             f"{resume}: a sampling checkpoint (no optimizer state; export --format hub writes "
             f"them) cannot be resumed; start a new run from it with --init-from {resume}"
         )
-    source = checkpoint.read_header(init_from) if init_from else None
+    source = checkpoint.read_header(local(str(init_from))) if init_from else None
     world = distributed.from_env()
     if header is not None:
         check_unchanged(given, header.meta, world.size)

@@ -22,11 +22,11 @@ import numpy as np
 
 from charrnn import __version__, checkpoint
 from charrnn.errors import InputError, install_hint
+from charrnn.hub import FORMAT
 from charrnn.infer.export import target
 from charrnn.infer.export.quality import EvalText
 
 WEIGHTS, CONFIG, CARD, WEB = "model.safetensors", "config.json", "README.md", "web/"
-FORMAT = 1  # config.json's charrnn.format: how `hf:` loading recognises a charrnn repository
 
 
 @dataclass(frozen=True)
@@ -105,16 +105,6 @@ def config(header: checkpoint.Header) -> dict:
             "charrnn": header.meta["versions"].get("charrnn"),
         },
     }
-
-
-def is_charrnn_config(doc: object) -> bool:
-    """Whether a config.json is a charrnn model's (a transformers repository has one too)."""
-    return (
-        isinstance(doc, dict)
-        and doc.get("library_name") == "charrnn"
-        and isinstance(doc.get("charrnn"), dict)
-        and doc["charrnn"].get("format") == FORMAT
-    )
 
 
 def _finite(x: object) -> float | None:
