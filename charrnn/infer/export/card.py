@@ -174,9 +174,18 @@ def _training(info: dict, header: checkpoint.Header) -> str:
     if plan:
         chosen = ", ".join(f"{k} {v}" for k, v in (plan.get("chosen") or {}).items())
         given = ", ".join(plan.get("given") or []) or "nothing"
+        speed = (plan.get("inputs") or {}).get("speed") or {}
+        rates = speed.get("chars_per_sec")
+        at = (
+            f", at the speeds {speed.get('source')} here ("
+            + ", ".join(f"{shape} {rate:,.0f}" for shape, rate in rates.items())
+            + " chars/s)"
+            if isinstance(rates, dict) and rates
+            else ""
+        )
         lines.append(
             f"- the plan (rules {plan.get('rules')}): given {given}; chose {chosen or 'nothing'} "
-            "for this text's size, the budget and the machine's measured speed"
+            f"for this text's size and the budget{at}"
         )
     budget = cfg.get("time_budget")
     lines += [
