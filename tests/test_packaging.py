@@ -2,7 +2,7 @@
 fresh virtual environment with their extras (under constraints.txt: an unpinned torch is a
 multi-GB CUDA build), and the installed `charrnn` command runs: --help, sample, export --format hub.
 
-Slow (a fresh environment installs torch): 428 s on the shared 2-core development machine (1 min 49 s of CPU).
+Slow (a fresh environment installs torch): 93 s on the 2-core development machine (428 s while other work loaded it).
 """
 
 from __future__ import annotations
