@@ -14,7 +14,7 @@ DEMO_TIME ?= 2m
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,lstmvis,serve,onnx]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,lstmvis,serve,onnx,hub]'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -142,7 +142,7 @@ def load(
     there is one) uses torch. `threads` caps the CPU threads (0: every core this process may use).
     `deterministic`: sample i of a batch equals its seed run alone (CPU; slower batches).
     `engine="onnx"`: onnxruntime with int8 weights (`dtype="f32"`: full precision), faster on one
-    stream; needs the onnx extra (`pip install 'charrnn[onnx]'`).
+    stream; needs the onnx extra (`pip install -e '.[onnx]'` in the checkout).
     """
     from charrnn.infer.sampler import Sampler
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charrnn import atomic
+from charrnn import atomic, hub
 from charrnn.digits import decimal
 from charrnn.errors import CharRNNError, InputError
 
@@ -312,6 +312,7 @@ def summarize(header: Header, with_vocab: bool = False) -> dict[str, Any]:
         "weights": _weights(header),
         "init_from": meta.get("init_from"),
         "plan": meta.get("plan"),
+        "hub": hub.origin(header.path),  # {repo, commit} of a model loaded as hf:OWNER/NAME
     }
     if with_vocab:
         info["vocab"]["chars"] = vocab

@@ -5,6 +5,17 @@ Every message is one line, written for the person at the terminal. The CLI maps 
 itself never exits or prints.
 """
 
+# The distribution's name on the package index: `charrnn` there is an unrelated project, so the
+# command and the import keep `charrnn` while the distribution is `charrnn-lm` (docs/sharing.md
+# says how the name was checked). It is not published yet, so installs come from a checkout.
+DISTRIBUTION = "charrnn-lm"
+
+
+def install_hint(extra: str) -> str:
+    """How to get an optional extra, for a one-line refusal: from the checkout until the
+    distribution is on the package index (then `pip install 'charrnn-lm[EXTRA]'`)."""
+    return f"pip install -e '.[{extra}]' in the charrnn checkout"
+
 
 class CharRNNError(Exception):
     """A failure during a run that is not the user's input's fault (disk full, divergence)."""

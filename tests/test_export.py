@@ -170,10 +170,13 @@ def test_onnx_without_its_extra_says_how_to_get_it(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed: import fails
     r = cli("export", trained, "--format", "onnx", "--no-eval")
     assert r.code == 2
-    assert r.err.strip().endswith("pip install 'charrnn[onnx]'") and len(r.err.splitlines()) == 1
+    assert (
+        r.err.strip().endswith("pip install -e '.[onnx]' in the charrnn checkout")
+        and len(r.err.splitlines()) == 1
+    )
     assert not Path("exports").exists()
     r = cli("sample", trained, "--engine", "onnx", "--length", "5")
-    assert r.code == 2 and "pip install 'charrnn[onnx]'" in r.err
+    assert r.code == 2 and "pip install -e '.[onnx]'" in r.err
 
 
 def tf_basic_lstm(variables: dict, ids: list[int]) -> np.ndarray:

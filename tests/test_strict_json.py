@@ -54,6 +54,20 @@ def test_export_quality_of_an_unscorable_text_is_null_with_a_reason(cli, trained
     assert r.code == 0 and "quality: not measured: none of the 120" in r.err
 
 
+def test_hub_export_json_of_an_unscorable_text_parses_strictly(cli, trained: Path) -> None:
+    pytest.importorskip("huggingface_hub")
+    Path("eval.txt").write_text(UNKNOWN)
+    for fmt in ("hub", "space"):
+        r = cli("export", trained, "-f", fmt, "-o", fmt, "--eval", "eval.txt", "--json",
+                "--no-samples")  # fmt: skip
+        assert r.code == 0, r.err
+        q = strict(r.out)["quality"]
+        assert q["chars"] == 0 and q["cost"] is None
+        assert strict(Path(fmt, "export.json").read_text())["quality"] == q
+        for f in Path(fmt).rglob("*.json"):
+            strict(f.read_text())
+
+
 def test_cli_json_outputs_parse_strictly(cli, trained: Path, corpus_file: Path) -> None:
     Path("odd.txt").write_text(UNKNOWN)
     Path("ok.txt").write_text("def f():\n    return 1\n")

@@ -288,7 +288,10 @@ def test_lstmvis_without_h5py_says_how_to_get_it(cli, trained: Path, monkeypatch
     Path("t.txt").write_text("To be.\n")
     r = cli("viz", trained, "t.txt", "--lstmvis", "proj")
     assert r.code == 1
-    assert "needs h5py: pip install 'charrnn[lstmvis]'" in r.err and r.err.count("\n") == 1
+    assert (
+        "needs h5py: pip install -e '.[lstmvis]' in the charrnn checkout" in r.err
+        and r.err.count("\n") == 1
+    )
 
 
 # --- in a real browser --------------------------------------------------------------------------

@@ -39,9 +39,22 @@ def export(
     single_file: bool = False,
     overwrite: bool = False,
     evaluate: bool = True,
+    hub_options=None,
 ):
-    """Export a checkpoint as `charrnn export` does: "web" (a page, no server), "onnx" or "ml5";
-    `out` defaults to exports/<model>-<format>. Returns what was written (`files`, `quality`)."""
+    """Export a checkpoint (a file or `hf:OWNER/NAME[@REVISION]`) as `charrnn export` does: "web"
+    (a page, no server), "onnx", "ml5", or "hub"/"space" (a Hugging Face folder; `hub_options`, a
+    `charrnn.infer.export.hub.HubOptions`, says what the card cannot know); `out` defaults to
+    exports/<model>-<format>. Returns what was written (`files`, `quality`)."""
+    from charrnn import hub
     from charrnn.infer.export import export as run_export
 
-    return run_export(checkpoint, format, out, dtype, single_file, overwrite, evaluate=evaluate)
+    return run_export(
+        hub.local(checkpoint),
+        format,
+        out,
+        dtype,
+        single_file,
+        overwrite,
+        evaluate=evaluate,
+        hub_options=hub_options,
+    )

@@ -154,8 +154,9 @@ class TrainOptions:
     )
     init_from: str | Path | None = _opt(
         OUTPUT,
-        "Start a new run from this model's weights (fine-tuning): its shape, its vocabulary "
-        "plus the text's new characters, a fresh optimizer, and a lower --lr and --warmup "
+        "Start a new run from this model's weights (a file or hf:OWNER/NAME; fine-tuning): "
+        "its shape, its vocabulary plus the text's new characters, a fresh optimizer, and a "
+        "lower --lr and --warmup "
         f"({FINETUNE_DEFAULTS['lr']:g}, {FINETUNE_DEFAULTS['warmup']}) unless given.",
         cli=Path | None,
     )

@@ -1,8 +1,8 @@
 """Run preparation, the order `charrnn train` and `charrnn.train` share: the checks made before any
-time is spent (resume against init-from, the checkpoints' headers, shape changes, the model
-options, the corpus), then the text prepared (fitted to a resumed or fine-tuned model's
-vocabulary), the fine-tuning start, this machine's speed (rank 0 measures, every rank receives
-it) and the plan, each reported as an event.
+time is spent (resume against init-from, the checkpoints' headers, an `hf:OWNER/NAME` fetched first
+and a sampling checkpoint never resumed, shape changes, the model options, the corpus), then the
+text prepared (fitted to a resumed or fine-tuned model's vocabulary), the fine-tuning start, this
+machine's speed (rank 0 measures, every rank receives it) and the plan, each reported as an event.
 
 It trains nothing (that is `charrnn.api.run`'s) and shows nothing (events go to the caller).
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from charrnn import checkpoint
+from charrnn import checkpoint, hub
 from charrnn.api.events import AllText, FineTuning, Planned, Prepared
 from charrnn.api.explain import describe
 from charrnn.api.options import TrainOptions, check_bounds
@@ -69,10 +69,15 @@ def check(corpus: str | None, text: str | None, options: TrainOptions) -> Setup:
         )
     if corpus is not None and text is not None:
         raise InputError("give the text to train on as corpus or as text=, not both")
-    header = checkpoint.read_header(resume) if resume else None
+    header = checkpoint.read_header(hub.local(str(resume))) if resume else None  # or hf:NAME
     if header is not None and not header.meta["state"]:
         raise InputError(f"{resume}: holds no training state to resume")
-    source = checkpoint.read_header(init_from) if init_from else None
+    if header is not None and not checkpoint.summarize(header)["weights"]["resumable"]:
+        raise InputError(
+            f"{resume}: a sampling checkpoint (no optimizer state; export --format hub writes "
+            f"them) cannot be resumed; start a new run from it with --init-from {resume}"
+        )
+    source = checkpoint.read_header(hub.local(str(init_from))) if init_from else None
     world = distributed.from_env()
     if header is not None:
         check_unchanged(given, header.meta, world.size)
@@ -215,9 +220,10 @@ def _fine_tune(source: checkpoint.Header, dataset, tcfg: TrainConfig, say: Emit)
 
     start = start_from(source, dataset.vocab, tcfg.rng_seed)
     m = source.meta["model"]
+    where = hub.origin(source.path)  # a Hub model is named as the user named it, with its commit
     say(
         FineTuning(
-            str(source.path),
+            str(source.path) if where is None else f"hf:{where['repo']}@{where['commit'][:12]}",
             m["cell"],
             m["layers"],
             m["hidden"],

@@ -21,7 +21,8 @@ from charrnn.errors import InputError
 CheckpointArg = Annotated[
     str | None,
     typer.Argument(
-        help="Checkpoint \\[default: $CHARRNN_CHECKPOINT, else newest runs/**/best.ckpt].",
+        help="Checkpoint, or hf:OWNER/NAME[@REVISION] from the Hugging Face Hub \\[default: "
+        "$CHARRNN_CHECKPOINT, else newest runs/**/best.ckpt].",
         show_default=False,
     ),
 ]
@@ -37,14 +38,30 @@ def print_json(obj: object) -> None:
     sys.stdout.write(strict_json.dumps(clean, indent=2, ensure_ascii=False) + "\n")
 
 
-def find_checkpoint(given: str | None) -> Path:
-    """The positional path, else $CHARRNN_CHECKPOINT, else the newest best.ckpt under ./runs."""
-    if given:
+def local(given: str) -> Path:
+    """A checkpoint argument as a local file: `hf:OWNER/NAME[@REVISION]` is fetched (or found in
+    the cache) first, saying so on stderr."""
+    from charrnn import hub
+
+    if not hub.is_name(given):
         return Path(given)
+    path = hub.local(given)
+    where = hub.origin(path) or {}
+    console.print(
+        f"using {given} (commit {where.get('commit', '?')[:12]})", highlight=False, markup=False
+    )
+    return path
+
+
+def find_checkpoint(given: str | None) -> Path:
+    """The positional path (or hf: name), else $CHARRNN_CHECKPOINT, else the newest best.ckpt
+    under ./runs."""
+    if given:
+        return local(given)
     env = os.environ.get("CHARRNN_CHECKPOINT")
     if env:
         console.print(f"using $CHARRNN_CHECKPOINT: {env}", highlight=False, markup=False)
-        return Path(env)
+        return local(env)
     found = [p for p in Path("runs").glob("**/best.ckpt") if p.is_file()]
     if not found:
         raise InputError(

@@ -82,6 +82,8 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
 
     section("file")
     row("path", info["file"])
+    if info.get("hub"):
+        row("from the Hub", f"{info['hub']['repo']} at commit {info['hub']['commit']}")
     row("size", f"{info['size_bytes']:,} bytes")
     row("format", f"version {info['format_version']}, created {info['created']}")
     row("versions", ", ".join(f"{k} {val}" for k, val in info["versions"].items()))

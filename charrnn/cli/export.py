@@ -1,6 +1,7 @@
-"""`charrnn export`: a trained model as a web page (no server), an ONNX model, or ml5's old charRNN
-files. A thin shell over `charrnn.infer.export`: what was written and the dtype's measured cost go
-to stderr (`--json`: one object on stdout). No torch."""
+"""`charrnn export`: a trained model as a web page (no server), an ONNX model, ml5's old charRNN
+files, or a folder for the Hugging Face Hub (model, card, page) or a static Space. A thin shell
+over `charrnn.infer.export`: what was written and the dtype's measured cost go to stderr (`--json`:
+one object on stdout). No torch."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import typer
 from charrnn.cli.common import CheckpointArg, find_checkpoint, print_json, read_text, size_text
 from charrnn.cli.console import console
 
+HUB = "Hugging Face Hub (--format hub, space)"
+
 
 def export(
     checkpoint: CheckpointArg = None,
@@ -20,7 +23,9 @@ def export(
             "--format",
             "-f",
             help="web: a page and a JavaScript engine (no server needed); onnx: an ONNX model; "
-            "ml5: the files ml5.js 0.12's charRNN reads (a 2-layer LSTM).",
+            "ml5: the files ml5.js 0.12's charRNN reads (a 2-layer LSTM); hub: a Hugging Face "
+            "model folder (sampling checkpoint, config.json, model card, web/); space: the page "
+            "as a static Hugging Face Space.",
         ),
     ] = "web",
     output: Annotated[
@@ -57,12 +62,63 @@ def export(
     no_eval: Annotated[
         bool, typer.Option("--no-eval", help="Do not measure the dtype's cost.")
     ] = False,
+    license: Annotated[
+        str | None,
+        typer.Option(
+            help="hub/space: the model's licence, an SPDX id such as mit \\[unknown].",
+            rich_help_panel=HUB,
+            show_default=False,
+        ),
+    ] = None,
+    language: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="hub: the text's language code, e.g. en (repeatable).",
+            rich_help_panel=HUB,
+            show_default=False,
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            metavar="OWNER/NAME",
+            help="hub: the training text as a Hub dataset id.",
+            rich_help_panel=HUB,
+            show_default=False,
+        ),
+    ] = None,
+    text_source: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT",
+            help="hub: where the training text came from \\[unknown].",
+            rich_help_panel=HUB,
+            show_default=False,
+        ),
+    ] = None,
+    text_license: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SPDX",
+            help="hub: the training text's licence \\[unknown].",
+            rich_help_panel=HUB,
+            show_default=False,
+        ),
+    ] = None,
+    no_samples: Annotated[
+        bool,
+        typer.Option("--no-samples", help="hub: no samples in the card.", rich_help_panel=HUB),
+    ] = False,
+    no_web: Annotated[
+        bool, typer.Option("--no-web", help="hub: no web/ page.", rich_help_panel=HUB)
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object on stdout: files, sizes, cost.")
     ] = False,
 ) -> None:
     """Export a model to run elsewhere: in any web page with no server (web), in ONNX runtimes."""
     from charrnn.infer.export import export as run_export
+    from charrnn.infer.export.hub import HubOptions
     from charrnn.infer.export.quality import EVAL_CHARS, WARN_COST, EvalText
 
     text = None
@@ -77,6 +133,15 @@ def export(
         overwrite,
         eval_text=text,
         evaluate=not no_eval,
+        hub_options=HubOptions(
+            license,
+            tuple(language or ()),
+            dataset,
+            text_source,
+            text_license,
+            samples=not no_samples,
+            web=not no_web,
+        ),
     )
     for note in done.notes:
         console.print(f"warning: {note}", highlight=False, markup=False)
@@ -104,6 +169,20 @@ def export(
                 highlight=False,
                 markup=False,
             )
+    for hint in done.hints:
+        console.print(f"note: {hint}", highlight=False, markup=False)
+    if done.format == "hub":
+        console.print(
+            f"upload with: hf upload OWNER/NAME {done.path} (after hf auth login)",
+            highlight=False,
+            markup=False,
+        )
+    if done.format == "space":
+        console.print(
+            f"upload with: hf upload OWNER/NAME {done.path} --repo-type space",
+            highlight=False,
+            markup=False,
+        )
     if done.format == "web":
         page = done.path if done.path.suffix == ".html" else done.path / "index.html"
         console.print(f"open {page} in a browser", highlight=False, markup=False)

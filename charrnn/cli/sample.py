@@ -164,7 +164,7 @@ def sample(
         Literal["numpy", "onnx"],
         typer.Option(
             help="CPU engine: numpy, or onnx (onnxruntime, int8 weights: faster; needs "
-            "charrnn[onnx]).",
+            "the onnx extra).",
             rich_help_panel=RUN,
         ),
     ] = "numpy",

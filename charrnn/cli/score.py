@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import typer
 
 from charrnn import strict_json
-from charrnn.cli.common import find_checkpoint, quiet_pipe, read_text, utf8_stdout
+from charrnn.cli.common import find_checkpoint, local, quiet_pipe, read_text, utf8_stdout
 from charrnn.cli.console import console
 from charrnn.errors import InputError
 
@@ -82,7 +82,7 @@ def score(
 
     args = list(paths or [])
     if model:
-        checkpoints, files = [Path(m) for m in model], args
+        checkpoints, files = [local(m) for m in model], args
     else:
         checkpoints, files = [find_checkpoint(args[0] if args else None)], args[1:]
     files = files or ["-"]

@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from charrnn.cli.console import console
-from charrnn.errors import InputError
+from charrnn.errors import InputError, install_hint
 
 LIMITS = "Limits"
 CHAT = "Chat"
@@ -153,9 +153,7 @@ def serve(
     try:
         import uvicorn  # noqa: F401
     except ImportError:
-        raise InputError(
-            "charrnn serve needs the serve extra: pip install 'charrnn[serve]'"
-        ) from None
+        raise InputError(f"charrnn serve needs the serve extra: {install_hint('serve')}") from None
     from charrnn.cli.common import find_checkpoint
     from charrnn.data.dataset import cache_dir
     from charrnn.device import resolve_device

@@ -127,8 +127,10 @@ class Sampler:
         deterministic: every stream's arithmetic is independent of its batch (see `numpy_engine`).
         `auto` is resolved here (a GPU where there is one); a device that is not there is an
         `InputError`."""
+        from charrnn import hub
         from charrnn.device import resolve_device
 
+        path = hub.local(path)  # hf:OWNER/NAME[@REVISION] → the cached file
         if engine not in ("numpy", "onnx"):
             raise InputError(f"unknown engine {engine!r}; choose numpy or onnx")
         if engine == "onnx":

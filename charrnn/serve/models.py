@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from charrnn import checkpoint
+from charrnn import checkpoint, hub
 from charrnn.errors import InputError
 from charrnn.infer.sampler import Sampler
 
@@ -58,10 +58,13 @@ class Model:
 
 
 def parse_spec(spec: str) -> tuple[str, Path]:
-    """`name=path` or a path (named after its run directory, else its file name)."""
+    """`name=path` or a path (named after its run directory, else its file name); a path may be
+    `hf:OWNER/NAME[@REVISION]` (named NAME), fetched here."""
     name, sep, rest = spec.partition("=")
     if sep and NAME.fullmatch(name) and not Path(spec).exists():
-        return name, Path(rest)
+        return name, hub.local(rest)
+    if hub.is_name(spec):
+        return hub.repo_name(spec), hub.local(spec)
     path = Path(spec)
     parent = path.resolve().parent.name if path.name == "best.ckpt" else ""
     return parent or path.stem or "model", path

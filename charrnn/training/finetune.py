@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from charrnn import checkpoint
+from charrnn import checkpoint, hub
 from charrnn.checkpoint import Header
 from charrnn.data.dataset import Dataset
 from charrnn.errors import InputError
@@ -133,4 +133,7 @@ def start_from(header: Header, text: Vocab, seed: int) -> Start:
         "vocab_size": old.size,
         "new_chars": new,
     }
+    where = hub.origin(header.path)
+    if where is not None:  # a Hub model: its card names it as base_model
+        record["hub"] = f"{where['repo']}@{where['commit']}"
     return Start(transplant(weights, old, merged, seed), merged, new, record)

@@ -16,7 +16,7 @@ files its server reads from a project directory, with every unit of every layer.
 
 Characters the model does not know are skipped, as everywhere else: the files hold the characters it
 read. States are written chunk by chunk, so a long text needs no more memory than a short one. h5py
-is an optional dependency (`pip install 'charrnn[lstmvis]'`); this module imports it only when asked
+is an optional dependency (the `lstmvis` extra); this module imports it only when asked
 to write.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from charrnn import atomic, owned
-from charrnn.errors import CharRNNError, InputError
+from charrnn.errors import CharRNNError, InputError, install_hint
 from charrnn.infer.numpy_engine import Engine
 from charrnn.infer.score import Scorer
 from charrnn.vocab import Unknown
@@ -42,7 +42,7 @@ def _h5py() -> Any:
         import h5py
     except ImportError:
         raise CharRNNError(
-            "--lstmvis writes HDF5 files and needs h5py: pip install 'charrnn[lstmvis]'"
+            f"--lstmvis writes HDF5 files and needs h5py: {install_hint('lstmvis')}"
         ) from None
     return h5py
 

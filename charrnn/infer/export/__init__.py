@@ -1,5 +1,6 @@
 """`charrnn export`: a checkpoint's sampling weights as files other runtimes run: a web page with a
-JavaScript engine (`web`), an ONNX model (`onnx`), and the files ml5.js 0.12's charRNN read (`ml5`).
+JavaScript engine (`web`), an ONNX model (`onnx`), the files ml5.js 0.12's charRNN read (`ml5`),
+and a folder for the Hugging Face Hub (`hub`: model, card and page; `space`: the page as a Space).
 
 The weights come through the numpy engine's path (`read_model_tensors`: the average where the
 checkpoint has one), so an export samples what `charrnn sample` samples, and torch is never imported.
@@ -21,19 +22,22 @@ import numpy as np
 
 from charrnn import atomic, checkpoint
 from charrnn.errors import InputError
-from charrnn.infer.export import ml5, onnx_export, quality, target, web
+from charrnn.infer.export import hub, ml5, onnx_export, quality, target, web
 from charrnn.infer.export.meta import export_meta, model_name
 from charrnn.infer.export.weights import DTYPES, Packed, pack, unpack
 from charrnn.infer.numpy_engine import read_model_tensors
 from charrnn.model_config import model_config
 
-FORMATS: tuple[str, ...] = ("web", "onnx", "ml5")
+FORMATS: tuple[str, ...] = ("web", "onnx", "ml5", "hub", "space")
 # The dtypes each format can hold; the first is its default.
 FORMAT_DTYPES: dict[str, tuple[str, ...]] = {
     "web": ("int8", "f16", "f32"),
     "onnx": ("f32", "int8"),
     "ml5": ("f32",),
+    "hub": ("int8", "f16", "f32"),  # the page's weights (the model file is always float32)
+    "space": ("int8", "f16", "f32"),
 }
+PAGES = ("web", "hub", "space")  # the formats that carry the web page
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Exported:
     seconds: float = 0.0  # writing, without the quality measurement
     replaced: bool = False
     notes: list[str] = field(default_factory=list)  # a leftover of an interrupted export, restored
+    hints: list[str] = field(default_factory=list)  # what the user should know, once each
 
     def to_json(self) -> dict:
         return {
@@ -60,6 +65,7 @@ class Exported:
             "seconds": round(self.seconds, 3),
             "replaced": self.replaced,
             "notes": self.notes,
+            "hints": self.hints,
         }
 
 
@@ -101,9 +107,11 @@ def export(
     overwrite: bool = False,
     eval_text: quality.EvalText | None = None,
     evaluate: bool = True,
+    hub_options: hub.HubOptions | None = None,
 ) -> Exported:
     """Export a checkpoint. eval_text: the text to measure the dtype's cost on (default: the
-    first 20,000 characters of the checkpoint's validation split); evaluate=False skips it."""
+    first 20,000 characters of the checkpoint's validation split); evaluate=False skips it.
+    hub_options: what the hub card says about the licence, language and text."""
     dtype = check_options(fmt, dtype, single_file)
     path = Path(ckpt)
     header = checkpoint.read_header(path)
@@ -115,27 +123,39 @@ def export(
         onnx_export.require()
     if fmt == "ml5":
         ml5.check(cfg)
+    options = hub_options or hub.HubOptions()
+    if fmt in ("hub", "space"):
+        hub.require()
+        hub.check(options)
+    page = fmt in PAGES and (fmt != "hub" or options.web)
     tensors = {k.removeprefix("model."): v for k, v in read_model_tensors(header).items()}
     started = time.perf_counter()
     meta = export_meta(header, path, dtype)
-    packed = pack(tensors, dtype) if fmt == "web" else None
+    packed = pack(tensors, dtype) if page else None
     graph = onnx_export.model_bytes(meta, tensors, dtype) if fmt == "onnx" else None
     spent = time.perf_counter() - started
     record = None
-    if evaluate:
+    if evaluate and (page or fmt not in PAGES):
         text = eval_text if eval_text is not None else quality.validation_text(header)
+        if fmt in ("hub", "space"):
+            text = hub.public_text(text, header)
         record = quality.cost(
             header, tensors, _reduced(packed, graph, header, tensors, dtype), dtype, text
         )
     meta["quality"] = record
     started = time.perf_counter()
-    if fmt == "web":
+    contents: dict[str, bytes] = {}
+    if page:
         assert packed is not None
         contents = web.files(meta["name"], web.manifest_for(meta, packed), packed, single_file)
+    if fmt in ("hub", "space"):
+        contents = hub.files(
+            fmt, header, tensors, meta["name"], options, contents if page else None, record
+        )
     elif fmt == "onnx":
         assert graph is not None
         contents = {onnx_export.MODEL_FILE: onnx_export.with_metadata(graph, meta)}
-    else:
+    elif fmt == "ml5":
         contents = ml5.files(meta, tensors)
     if single_file:
         contents[""] = target.stamped(contents[""])
@@ -144,7 +164,10 @@ def export(
     target.write(dest, contents, single_file)
     spent += time.perf_counter() - started
     sizes = {str(dest / rel if rel else dest): len(data) for rel, data in contents.items()}
-    return Exported(fmt, dtype, dest, sizes, record, spent, replaced, notes)
+    hints = []
+    if fmt in ("hub", "space") and not options.license:
+        hints.append("the Hub asks for a licence: --license SPDX-ID (the card says it is unknown)")
+    return Exported(fmt, dtype, dest, sizes, record, spent, replaced, notes, hints)
 
 
 def _reduced(

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from charrnn import __version__, checkpoint
+from charrnn import __version__, checkpoint, hub
 from charrnn.model_config import model_config
 
 
 def model_name(path: Path) -> str:
-    """runs/NAME/best.ckpt → NAME; other files → their stem."""
+    """runs/NAME/best.ckpt → NAME; a model loaded as hf:OWNER/NAME → NAME; other files → their
+    stem."""
+    where = hub.origin(path)
+    if where is not None:
+        return where["repo"].split("/")[1]
     if path.name in ("best.ckpt", "last.ckpt") and path.parent.name not in ("", "."):
         return path.parent.name
     return path.stem

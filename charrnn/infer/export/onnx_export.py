@@ -4,7 +4,7 @@ metadata, and the int8 cost measured in onnxruntime itself.
 
 int8: the LSTM keeps ONNX's LSTM operator (onnxruntime turns it into DynamicQuantizeLSTM); the GRU and
 RNN are written in MatMul form (`onnx_graph`), which dynamic quantization covers. Weights are
-quantized per output channel. Needs the `onnx` extra (`pip install 'charrnn[onnx]'`); without it,
+quantized per output channel. Needs the `onnx` extra (`pip install -e '.[onnx]'`); without it,
 one line says so. It does not write files (`target` does) or choose the text to measure on.
 """
 
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from charrnn import checkpoint
-from charrnn.errors import InputError
+from charrnn.errors import InputError, install_hint
 
 MODEL_FILE = "model.onnx"
-EXTRA = "pip install 'charrnn[onnx]'"
+EXTRA = install_hint("onnx")
 
 
 def require() -> None:

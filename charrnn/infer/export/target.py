@@ -136,6 +136,7 @@ def write(path: Path, files: dict[str, bytes], single_file: bool) -> None:
         else:
             tmp.mkdir()
             for rel, data in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)  # hub: web/…
                 (tmp / rel).write_bytes(data)
         atomic.swap_into_place(tmp, path)
     except OSError as e:
