@@ -23,10 +23,20 @@ from pathlib import Path
 
 from charrnn.digits import decimal
 
+# A file name's bytes on the usual filesystems; `.NAME.PID.tmp` must fit beside a NAME that does.
+NAME_MAX = 255
+
+
+def _stem(name: str) -> str:
+    """`name`, cut (at a character) so that `.NAME.PID.SUFFIX` fits NAME_MAX bytes: a target whose
+    own name nearly fills them still gets a temporary name beside it."""
+    room = NAME_MAX - len(".." + ".tmp") - 10  # a pid has at most 10 digits here
+    return name.encode("utf-8")[:room].decode("utf-8", "ignore")
+
 
 def temp_path(target: Path) -> Path:
     """The temp name beside `target` (`clean_temp_files`-style sweeps match `.*.tmp`)."""
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    return target.with_name(f".{_stem(target.name)}.{os.getpid()}.tmp")
 
 
 @contextlib.contextmanager
@@ -82,7 +92,7 @@ TEST_HOOK = "CHARRNN_TEST_SWAP"
 
 def old_path(dest: Path) -> Path:
     """Where the fallback moves the previous `dest` aside while the new one takes its place."""
-    return dest.with_name(f".{dest.name}.{os.getpid()}.old")
+    return dest.with_name(f".{_stem(dest.name)}.{os.getpid()}.old")
 
 
 def swap_into_place(new: Path, dest: Path) -> None:
@@ -130,7 +140,7 @@ def leftovers(dest: Path) -> list[str]:
 def _dead_siblings(dest: Path, suffix: str) -> list[Path]:
     """`.NAME.PID.suffix` beside `dest` whose process no longer runs."""
     found = []
-    head = f".{dest.name}."
+    head = f".{_stem(dest.name)}."
     with contextlib.suppress(OSError):
         for entry in os.scandir(dest.parent):
             name = entry.name

@@ -17,6 +17,14 @@ def install_hint(extra: str) -> str:
     return f"pip install -e '.[{extra}]' in the charrnn checkout"
 
 
+def option(name: str) -> str:
+    """How a message names a training option: its flag and, where the Python keyword is spelled
+    otherwise, the keyword too (`--batch-size (batch_size=)`), so one text serves `charrnn train`
+    and `charrnn.train(...)` alike."""
+    flag = "--" + name.replace("_", "-")
+    return f"{flag} ({name}=)" if "_" in name else flag
+
+
 class CharRNNError(Exception):
     """A failure during a run that is not the user's input's fault (disk full, divergence)."""
 

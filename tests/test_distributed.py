@@ -80,9 +80,9 @@ def test_the_same_command_resumes_after_torchrun_and_streams_are_counted_whole()
     assert checkpoint.read_header("run/last.ckpt").meta["state"]["step"] == 6
     one = run_cli(*args, "--max-steps", "8", "--resume", "run/last.ckpt")
     assert one.returncode == 2 and one.stderr == (
-        "charrnn: error: --batch-size cannot change on resume: the checkpoint's run has 8 streams "
-        "(4 per process × 2 processes); --batch-size 4 in one process would make 4: "
-        "leave --batch-size out when resuming\n"
+        "charrnn: error: --batch-size (batch_size=) cannot change on resume: the checkpoint's run "
+        "has 8 streams (4 per process × 2 processes); a batch size of 4 in one process would "
+        "make 4: leave it out when resuming\n"
     )
     whole = ["train", "c.txt", *model, "--batch-size", "8", "-o", "run"]  # 8 streams in one
     ok = run_cli(*whole, "--max-steps", "8", "--resume", "run/last.ckpt")

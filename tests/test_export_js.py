@@ -126,6 +126,8 @@ def test_first_draw_without_a_newline_keeps_the_filters_as_python_does(tiny: Pat
         want = python_first(Filters(temperature, kw.get("top_k"), kw.get("top_p"), kw.get("min_p")))
         have = np.array([js["dist"].get(c, 0.0) for c in CHARS])
         np.testing.assert_allclose(have, want, rtol=0, atol=1e-6, err_msg=str(kw))  # float32 logits
+        predicted = np.array([js["predicted"].get(c, 0.0) for c in CHARS])
+        np.testing.assert_allclose(predicted, want, rtol=0, atol=1e-6, err_msg=f"predict {kw}")
         support = {c for c, p in zip(CHARS, want, strict=True) if p > 0}
         drawn = {python.generate("", 1, rng_seed=s, **kw) for s in seeds}
         assert set(js["drawn"]) <= support and drawn <= support, kw

@@ -145,8 +145,8 @@ def test_shape_changes_and_resume_together_are_refused(cli, source: Path) -> Non
     r = cli("train", "fr.txt", "--init-from", source, "--hidden", "64")
     assert r.code == 2
     assert r.err.strip() == (
-        "charrnn: error: --hidden cannot change with --init-from: the checkpoint's model has 48, "
-        "this asks for 64; leave --hidden out with --init-from"
+        "charrnn: error: --hidden cannot change with --init-from (init_from=): the checkpoint's "
+        "model has 48, this asks for 64; leave --hidden out when starting from a model"
     )
     r = cli("train", "fr.txt", "--init-from", source, "--resume", source)
     assert r.code == 2 and "give one of them" in r.err

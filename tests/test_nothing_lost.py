@@ -110,6 +110,20 @@ def test_export_dot_paths_are_resolved_first(
     assert r.code == 2 and f"{out}: holds an earlier export" in r.err
 
 
+def test_a_name_that_fills_a_file_name_exports_and_is_replaced(cli, trained: Path) -> None:
+    """A 255-byte folder name (the most a file name holds) still gets its temporary and aside
+    names beside it: once an internal error, "File name too long"."""
+    out = "é" * 127 + "x"  # 255 bytes in UTF-8
+    assert len(out.encode()) == 255
+    r = cli("export", trained, "-o", out, "--no-eval")
+    assert r.code == 0, r.err
+    r = cli("export", trained, "-o", out, "--no-eval", "--overwrite")
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in Path().iterdir()) == [out]
+    assert (Path(out) / "index.html").is_file()
+    assert len(atomic.temp_path(Path(out)).name.encode()) <= atomic.NAME_MAX
+
+
 def _wait_for(ready: Callable[[], bool], proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 120
     while not ready():

@@ -42,13 +42,13 @@ def test_a_real_change_is_refused_naming_both_values(cli) -> None:
     for change, message in (
         (
             ["--batch-size", "32"],
-            "--batch-size cannot change on resume: the checkpoint's run has 16 streams; "
-            "--batch-size 32 in one process would make 32: leave --batch-size out when resuming",
+            "--batch-size (batch_size=) cannot change on resume: the checkpoint's run has 16 "
+            "streams; a batch size of 32 in one process would make 32: leave it out when resuming",
         ),
         (
             ["--seq-len", "25"],
-            "--seq-len cannot change on resume: the checkpoint has 50, this asks for 25; "
-            "leave --seq-len out when resuming",
+            "--seq-len (seq_len=) cannot change on resume: the checkpoint has 50, this asks for 25; "
+            "leave it out when resuming",
         ),
         (
             ["--hidden", "64"],

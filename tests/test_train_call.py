@@ -172,19 +172,21 @@ def test_text_trains_on_a_string() -> None:
 # Every InputError on the way from the options to the first step: (command line, keywords, message)
 REFUSALS = [
     (["--resume", "a.ckpt", "--init-from", "a.ckpt"], {"resume": "a.ckpt", "init_from": "a.ckpt"},
-     "--resume continues a run, --init-from starts a new one from a model: give one of them"),
+     "--resume continues a run, --init-from (init_from=) starts a new one from a model: give one "
+     "of them"),
     (["--hidden", "32", "--resume", "r/last.ckpt"], {"hidden": 32, "resume": "r/last.ckpt"},
      "--hidden cannot change on resume: the checkpoint's model has 16, this asks for 32; "
      "leave --hidden out when resuming"),
     (["--layers", "2", "--init-from", "r/last.ckpt"], {"layers": 2, "init_from": "r/last.ckpt"},
-     "--layers cannot change with --init-from: the checkpoint's model has 1, this asks for 2; "
-     "leave --layers out with --init-from"),
+     "--layers cannot change with --init-from (init_from=): the checkpoint's model has 1, this "
+     "asks for 2; leave --layers out when starting from a model"),
     (["--dropout", "1.5"], {"dropout": 1.5}, "dropout must be in [0, 1)"),
     (["--lr", "-1"], {"lr": -1.0}, "--lr must be positive, got -1.0"),
     (["--time-budget", "soon"], {"time_budget": "soon"},
      "cannot read time budget 'soon'; write e.g. 90s, 10m, 2h or 1h30m"),
     (["--val-frac", "1.5"], {"val_frac": 1.5},
-     "--val-frac and --test-frac must be in [0, 1) and sum to less than 1"),
+     "--val-frac (val_frac=) and --test-frac (test_frac=) must be in [0, 1) and sum to less "
+     "than 1"),
     (["-o", "r", "--max-steps", "2"], {"out": "r", "max_steps": 2},
      "r already holds a run; continue it with --resume r/last.ckpt, start over with "
      "--overwrite, or choose another --out"),

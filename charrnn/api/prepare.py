@@ -19,7 +19,7 @@ from charrnn import checkpoint, hub
 from charrnn.api.events import AllText, FineTuning, Planned, Prepared
 from charrnn.api.explain import describe
 from charrnn.api.options import TrainOptions, check_bounds
-from charrnn.errors import InputError
+from charrnn.errors import InputError, option
 from charrnn.model_config import ModelConfig
 from charrnn.training.config import TrainConfig
 from charrnn.training.plan import Plan, carried_model, train_config
@@ -65,7 +65,8 @@ def check(corpus: str | None, text: str | None, options: TrainOptions) -> Setup:
     resume, init_from = given.get("resume"), given.get("init_from")
     if resume and init_from:
         raise InputError(
-            "--resume continues a run, --init-from starts a new one from a model: give one of them"
+            f"--resume continues a run, {option('init_from')} starts a new one from a model: give one "
+            "of them"
         )
     if corpus is not None and text is not None:
         raise InputError("give the text to train on as corpus or as text=, not both")
@@ -75,14 +76,14 @@ def check(corpus: str | None, text: str | None, options: TrainOptions) -> Setup:
     if header is not None and not checkpoint.summarize(header)["weights"]["resumable"]:
         raise InputError(
             f"{resume}: a sampling checkpoint (no optimizer state; export --format hub writes "
-            f"them) cannot be resumed; start a new run from it with --init-from {resume}"
+            f"them) cannot be resumed; start a new run from it with {option('init_from')} {resume}"
         )
     source = checkpoint.read_header(hub.local(str(init_from))) if init_from else None
     world = distributed.from_env()
     if header is not None:
         check_unchanged(given, header.meta, world.size)
     if source is not None:
-        check_shape(given, source.meta, "with --init-from")
+        check_shape(given, source.meta, f"with {option('init_from')}")
     tcfg = train_config(given, header and header.meta, finetune=source is not None)
     # check the model options before spending time on the corpus
     if header is None and source is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.data.prep import DATASET_FORMAT, DATASET_VERSION, SPLITS, Errors, collect_sources, prep
-from charrnn.errors import InputError
+from charrnn.errors import InputError, option
 from charrnn.vocab import Vocab
 
 _DTYPES = ("uint8", "uint16", "uint32")
@@ -72,7 +72,7 @@ class Dataset:
         if allow_new and same_vocab:
             return "; ".join(diffs)
         hint = (
-            "; pass --allow-new-corpus to continue on this text"
+            f"; pass {option('allow_new_corpus')} to continue on this text"
             if same_vocab
             else "; a model cannot continue on a different vocabulary"
         )

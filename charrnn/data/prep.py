@@ -25,7 +25,7 @@ import numpy as np
 
 from charrnn import atomic, owned
 from charrnn.data.split import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
-from charrnn.errors import InputError
+from charrnn.errors import InputError, option
 from charrnn.vocab import Vocab
 
 Errors = Literal["strict", "replace"]
@@ -236,7 +236,10 @@ def prep(
 
     asked = DEFAULT_VAL_FRAC if val_frac is None else val_frac
     if not 0 <= asked < 1 or not 0 <= test_frac < 1 or asked + test_frac >= 1:
-        raise InputError("--val-frac and --test-frac must be in [0, 1) and sum to less than 1")
+        raise InputError(
+            f"{option('val_frac')} and {option('test_frac')} must be in [0, 1) and sum to less "
+            "than 1"
+        )
     notes = atomic.leftovers(out_dir)
     if not cache_entry:
         _check_replaceable(out_dir)

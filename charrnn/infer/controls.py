@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import deque
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import Literal
@@ -32,6 +33,8 @@ CLOSERS = "\"')]}»”’」』）】〕〉》›"
 # while a repeat 100,000 characters apart (a short novel's chapter) is no longer a loop a reader sees.
 NO_REPEAT_WINDOW = 100_000
 MAX_NO_REPEAT = 1000  # the longest n-gram the server's no_repeat takes
+# n-grams taken in (or followers copied) between two pauses of `Guard.in_steps`: a few ms here
+STEP_GRAMS = 2048
 
 
 @dataclass(frozen=True)
@@ -115,11 +118,38 @@ class Guard:
     _recent: deque[str] = field(default_factory=deque, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        for _ in self._take_in_prime():
+            pass
+
+    @classmethod
+    def in_steps(
+        cls, rules: Rules, vocab: Vocab, prime: str, copies: int = 1
+    ) -> Generator[None, None, list[Guard]]:
+        """`copies` Guards for this prime, built a slice at a time (a generator that pauses every
+        STEP_GRAMS n-grams or followers, and returns them): over a long text --no-repeat's table
+        takes up to a second to build and tens of milliseconds to copy, which a server does
+        between its batch steps rather than in one."""
+        first = cls(rules, vocab, "")
+        first.text = prime
+        yield from first._take_in_prime()
+        guards = [first]
+        for _ in range(copies - 1):
+            copy = first.copy(followers=False)
+            for k, (prefix, seen) in enumerate(first.followers.items()):
+                copy.followers[prefix] = dict(seen)
+                if k % STEP_GRAMS == STEP_GRAMS - 1:
+                    yield
+            guards.append(copy)
+        return guards
+
+    def _take_in_prime(self) -> Iterator[None]:
         n = self.rules.no_repeat
         if n:
             first = max(0, len(self.text) - NO_REPEAT_WINDOW - n + 1)  # of the window's n-grams
             for end in range(first, len(self.text)):
                 self._remember(self.text[max(first, end - n + 1) : end + 1])
+                if (end - first) % STEP_GRAMS == STEP_GRAMS - 1:
+                    yield
         tables = _tables(self.vocab)
         self._terminal, self._space, self._newline, self._cjk = tables
         r = self.rules
@@ -127,10 +157,12 @@ class Guard:
         self.text = self.text[-self._memory :]
         self._free = not (r.ban or r.no_repeat or r.boundary)
 
-    def copy(self) -> Guard:
+    def copy(self, followers: bool = True) -> Guard:
+        """An independent Guard in the same state (`followers=False`: with an empty n-gram table,
+        for a caller that copies it itself)."""
         g = Guard.__new__(Guard)
         g.__dict__.update(self.__dict__)
-        g.followers = {k: dict(v) for k, v in self.followers.items()}
+        g.followers = {k: dict(v) for k, v in self.followers.items()} if followers else {}
         g._recent = deque(self._recent)
         return g
 

@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 from charrnn.infer.controls import Guard
 from charrnn.infer.engine import EngineState, Forward
@@ -115,29 +115,35 @@ class Scheduler:
 
     # --- a job's prompt -----------------------------------------------------------------------
     def _start(self, job: Job) -> None:
-        """Read the job's prompt (as queued work when there is one to read), then join it."""
-        engine = job.model.engine
-        base = job.session.base if job.session else None
-        ids = job.prompt_ids
-        if not ids and base is not None:
-            self._join(job, Forward(engine.head_logits(base), base.copy()))
-            return
-        if not ids and "\n" in engine.vocab and base is None:
-            ids = [engine.vocab.index("\n")]  # as `sample` starts without a prime
-        if not ids:  # no prime and no newline: the first draw uses the corpus's frequencies
-            self._join(job, Forward(None, engine.initial_state(1)))  # type: ignore[arg-type]
-            return
-        echo = job.echo_logprobs
-        steps = (
-            self._echo(job, ids, base) if echo else engine.forward_steps(ids, base, last_only=True)
-        )
+        """Queue the reading of the job's prompt, and the building of its streams' guards, as
+        work done a slice at a time between steps; the job joins its batch when both are done."""
+        guards: list[Guard] = []
         self._work.add(
             Steps(
-                steps,
-                lambda fwd, error: self._primed(job, fwd, error),
+                self._read(job, guards),
+                lambda fwd, error: self._primed(job, fwd, guards, error),
                 gone=lambda: job.cancelled and job.session is None,  # a session still commits
             )
         )
+
+    def _read(self, job: Job, guards: list[Guard]) -> Generator[None, None, Forward]:
+        """The guards first (--no-repeat's table over a long session text takes up to a second),
+        then the prompt; returns the Forward after it."""
+        engine = job.model.engine
+        prime = (job.session.tail if job.session else "") + job.prompt
+        made = yield from Guard.in_steps(job.opts.rules, engine.vocab, prime, len(job.seeds))
+        guards.extend(made)
+        base = job.session.base if job.session else None
+        ids = job.prompt_ids
+        if not ids and base is not None:
+            return Forward(engine.head_logits(base), base.copy())
+        if not ids and "\n" in engine.vocab and base is None:
+            ids = [engine.vocab.index("\n")]  # as `sample` starts without a prime
+        if not ids:  # no prime and no newline: the first draw uses the corpus's frequencies
+            return Forward(None, engine.initial_state(1))  # type: ignore[arg-type]
+        if job.echo_logprobs:
+            return (yield from self._echo(job, ids, base))
+        return (yield from engine.forward_steps(ids, base, last_only=True))
 
     def _echo(self, job: Job, ids: list[int], base: EngineState | None):
         """A prime that also makes the prompt's logprob entries, a chunk at a time (`echo`)."""
@@ -148,7 +154,9 @@ class Scheduler:
         job.pending.prompt_logprobs = entries
         return fwd
 
-    def _primed(self, job: Job, fwd: Forward | None, error: BaseException | None) -> None:
+    def _primed(
+        self, job: Job, fwd: Forward | None, guards: list[Guard], error: BaseException | None
+    ) -> None:
         if fwd is None:  # dropped (the client went away) or failed
             if error is not None:
                 log.error("priming failed", exc_info=error)
@@ -156,13 +164,13 @@ class Scheduler:
             self._exit(job)
             return
         try:
-            self._join(job, fwd)
+            self._join(job, fwd, guards)
         except Exception:  # a bug must not keep the job (and its streams) forever
             log.exception("joining the batch failed")
             self._post(job, Update(error=INTERNAL))
             self._exit(job)
 
-    def _join(self, job: Job, fwd: Forward) -> None:
+    def _join(self, job: Job, fwd: Forward, guards: list[Guard]) -> None:
         """The prompt is read: the job's choices join their model's batch at its next step."""
         engine = job.model.engine
         if job.echo_logprobs and job.pending.prompt_logprobs is None:  # nothing was read
@@ -176,10 +184,9 @@ class Scheduler:
             end = self._exit if job.cancelled else self._finish
             self._commit(job, start, "", [], start, lambda: end(job))
             return
-        prime = (job.session.tail if job.session else "") + job.prompt
         batch = self._batches[job.model.name]
-        for i, seed in enumerate(job.seeds):
-            stream = Stream(seed, Guard(job.opts.rules, engine.vocab, prime), job.opts.stops)
+        for i, (seed, guard) in enumerate(zip(job.seeds, guards, strict=True)):
+            stream = Stream(seed, guard, job.opts.stops)
             batch.join(Choice(job, i, stream, last, start), start.copy())
         job.open_streams = len(job.seeds)
 

@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 
-from charrnn.errors import InputError
+from charrnn.errors import InputError, option
 
 LN2 = math.log(2)
 
@@ -50,23 +50,29 @@ class TrainConfig:
             if v is None and name in optional_positive:
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
+                raise InputError(f"{option(name)} must be a positive integer, got {v}")
         if not _finite(self.lr) or self.lr <= 0:
             raise InputError(f"--lr must be positive, got {self.lr}")
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise InputError(f"--warmup must be a non-negative integer, got {self.warmup}")
         if not _finite(self.min_lr) or not 0 <= self.min_lr <= 1:
-            raise InputError(f"--min-lr must be a fraction in [0, 1], got {self.min_lr}")
+            raise InputError(f"{option('min_lr')} must be a fraction in [0, 1], got {self.min_lr}")
         if not _finite(self.weight_decay) or self.weight_decay < 0:
-            raise InputError(f"--weight-decay must be non-negative, got {self.weight_decay}")
+            raise InputError(
+                f"{option('weight_decay')} must be non-negative, got {self.weight_decay}"
+            )
         if not _finite(self.grad_clip) or self.grad_clip < 0:
-            raise InputError(f"--grad-clip must be non-negative (0 = off), got {self.grad_clip}")
+            raise InputError(
+                f"{option('grad_clip')} must be non-negative (0 = off), got {self.grad_clip}"
+            )
         if self.time_budget is not None and (
             not _finite(self.time_budget) or self.time_budget <= 0
         ):
-            raise InputError(f"--time-budget must be positive, got {self.time_budget}")
+            raise InputError(f"{option('time_budget')} must be positive, got {self.time_budget}")
         if not isinstance(self.rng_seed, int) or self.rng_seed < 0:
-            raise InputError(f"--rng-seed must be a non-negative integer, got {self.rng_seed}")
+            raise InputError(
+                f"{option('rng_seed')} must be a non-negative integer, got {self.rng_seed}"
+            )
         if not _finite(self.ema) or not 0 <= self.ema < 1:
             raise InputError(f"--ema must be in [0, 1) (0 = off), got {self.ema}")
         if not isinstance(self.shift_windows, bool):

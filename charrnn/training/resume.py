@@ -11,7 +11,7 @@ configs and the trainer restores the run.
 from __future__ import annotations
 
 from charrnn.data.split import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
-from charrnn.errors import InputError
+from charrnn.errors import InputError, option
 from charrnn.training.batches import fit_batch
 
 SHAPE = ("cell", "layers", "hidden", "embed")
@@ -21,7 +21,7 @@ def check_shape(given: dict, meta: dict, when: str = "on resume") -> None:
     """Refuse a shape option that differs from the checkpoint's (equal ones pass): the weights
     continue, so their shapes cannot change. `when`: "on resume" or "with --init-from"."""
     model = meta["model"]
-    hint = "when resuming" if when == "on resume" else when
+    hint = "when resuming" if when == "on resume" else "when starting from a model"
     for name in SHAPE:
         if name in given and given[name] != model[name]:
             raise InputError(
@@ -51,14 +51,14 @@ def _check_streams(given: dict, meta: dict, world_size: int) -> None:
     new_b, new_s = fit_batch(int(meta["corpus"]["splits"]["train"]), asked_b, asked_s, world_size)
     if "seq_len" in given and new_s != seq:
         raise InputError(
-            f"--seq-len cannot change on resume: the checkpoint has {seq}, this asks for "
-            f"{asked_s}; leave --seq-len out when resuming"
+            f"{option('seq_len')} cannot change on resume: the checkpoint has {seq}, this asks "
+            f"for {asked_s}; leave it out when resuming"
         )
     if "batch_size" in given and new_b * world_size != streams:
         raise InputError(
-            f"--batch-size cannot change on resume: the checkpoint's run has "
-            f"{_streams(per, old_world)}; --batch-size {asked_b} in {_processes(world_size)} "
-            f"would make {new_b * world_size}: leave --batch-size out when resuming"
+            f"{option('batch_size')} cannot change on resume: the checkpoint's run has "
+            f"{_streams(per, old_world)}; a batch size of {asked_b} in {_processes(world_size)} "
+            f"would make {new_b * world_size}: leave it out when resuming"
         )
 
 

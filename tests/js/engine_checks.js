@@ -43,7 +43,10 @@ const checks = {
       }
       const drawn = [];
       for (const s of seeds) drawn.push((await m.generate({ ...o, length: 1, rngSeed: s })).text);
-      out.push({ dist, drawn });
+      const { temperature, ...filters } = o;  // ml5's predict(temperature, options), nothing fed
+      const predicted = {};
+      for (const g of m.predict(temperature ?? 1, filters).probabilities) predicted[g.char] = g.probability;
+      out.push({ dist, drawn, predicted });
     }
     return out;
   },

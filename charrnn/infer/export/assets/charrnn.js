@@ -290,6 +290,7 @@
         f.fill(0, this.lay.c[i] >> 2, (this.lay.c[i] >> 2) + this.H4);
       }
       this._logits = null;
+      this._counts = false;
       return this;
     }
 
@@ -329,6 +330,7 @@
       const logits = new Float32Array(this.V), o = this.out >> 2;
       for (let v = 0; v < this.V; v++) logits[v] = f[o + v] + this.headBias[v];
       this._logits = logits;
+      this._counts = false;
       return logits;
     }
 
@@ -365,12 +367,17 @@
       if (this.index.has("\n")) return this._step(this.index.get("\n"));
       const counts = this.manifest.vocab_counts || this.vocab.map(() => 1);
       this._logits = Float32Array.from(counts, (n) => Math.log(Math.max(n, 1e-300)));
+      this._counts = true; // nothing read yet: the next draw is taken at temperature 1
     }
 
     /** The next-character distribution at a temperature: {sample, probabilities: [{char,
      * probability}]} in vocabulary order (ml5's charRNN shape), sample drawn from it. */
     predict(temperature = 1, options = {}) {
-      const p = distribution(this.logits(), { ...options, temperature });
+      // Before anything is fed, without a newline to start from, the distribution is the corpus's
+      // character frequencies, taken at temperature 1 (0 stays greedy) as `stream` and Python do.
+      const counts = !this.index.has("\n") && (!this._logits || this._counts);
+      const t = counts && temperature !== 0 ? 1 : temperature;
+      const p = distribution(this.logits(), { ...options, temperature: t });
       const rng = options.rng || Math.random;
       return {
         sample: this.vocab[draw(p, rng())],
@@ -381,7 +388,7 @@
     /** A copy of the state (to branch or undo); setState restores one. */
     getState() {
       const part = (at) => this.f.slice(at >> 2, (at >> 2) + this.H);
-      return { h: this.lay.h.map(part), c: this.lay.c.map(part), logits: this._logits && Float32Array.from(this._logits) };
+      return { h: this.lay.h.map(part), c: this.lay.c.map(part), logits: this._logits && Float32Array.from(this._logits), counts: this._counts };
     }
 
     setState(state) {
@@ -390,6 +397,7 @@
         this.f.set(state.c[i], this.lay.c[i] >> 2);
       }
       this._logits = state.logits && Float32Array.from(state.logits);
+      this._counts = Boolean(state.counts);
       return this;
     }
 
