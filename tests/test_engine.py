@@ -171,3 +171,31 @@ def test_the_torch_path_agrees_with_the_numpy_engine(trained: Path) -> None:
     for c in eng.vocab.encode("Nothing."):
         assert np.abs(tor.step([c, c], ta) - eng.step([c, c], tb)).max() < 1e-4
     assert len(Sampler(tor).generate("ROMEO:", 40, 0.8, rng_seed=1)) == 40
+
+
+@pytest.mark.parametrize(
+    ("rows", "k", "n"),
+    [(4096, 512, 2048), (4099, 512, 1536), (1000, 512, 2048), (4096, 512, 97), (4096, 512, 5000),
+     (4096, 96, 384), (4096, 32, 32), (1100, 512, 5000)],
+)  # fmt: skip
+def test_products_in_blocks_equal_the_whole_product_bit_for_bit(rows: int, k: int, n: int) -> None:
+    """A chunk's projection and head are computed a block of ~BLOCK_MACS multiply-adds between
+    two pauses (a server's other streams never wait for a 4,096-row product); each row keeps the
+    bits the whole product gives it, at layer widths and head widths small and large."""
+    from charrnn.infer.numpy_engine import BLOCK_MACS, Engine
+
+    rng = np.random.default_rng(rows + k + n)
+    x = rng.standard_normal((rows, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    gen = Engine._in_blocks(lambda b: b @ w, x, w)
+    pauses = 0
+    while True:
+        try:
+            next(gen)
+            pauses += 1
+        except StopIteration as done:
+            got = done.value
+            break
+    block = -(-BLOCK_MACS // (k * n))
+    assert pauses == (0 if rows < 2 * block else len(range(0, rows - block // 2 + 1, block)))
+    assert np.array_equal(got, x @ w)

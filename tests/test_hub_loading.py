@@ -98,7 +98,7 @@ def test_load_serve_name_and_init_from(hub_env: dict, small: Path) -> None:  # n
     # the call fetches an hf: name for --resume as the command does, and refuses what it holds
     assert r.stdout.splitlines()[-1] == (
         "hf:alice/fox: a sampling checkpoint (no optimizer state; export --format hub writes "
-        "them) cannot be resumed; start a new run from it with --init-from hf:alice/fox"
+        "them) cannot be resumed; start a new run from it with --init-from (init_from=) hf:alice/fox"
     )
     text = small.parent.parent / "text.txt"
     r = run_cli(

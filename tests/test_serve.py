@@ -102,11 +102,15 @@ def test_twenty_concurrent_streams_each_get_their_own_text(served, cli, trained:
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         got = list(pool.map(together, jobs))
-    for (prompt, seed, temp), text in zip(jobs, got, strict=True):
-        assert text == sample_text(
-            cli, trained, prompt.replace("\n", "\\n"), seed, 150, "--temp", temp
-        )
-    assert len(set(got)) == 20
+    alone = [
+        sample_text(cli, trained, prompt.replace("\n", "\\n"), seed, 150, "--temp", temp)
+        for prompt, seed, temp in jobs
+    ]
+    assert got == alone  # each stream wrote its own seed's text, as `charrnn sample` writes it
+    # and the jobs really differ (20 distinct texts is not a property: at temperature 0.5 a weakly
+    # trained model can write the same 150 characters from two seeds, as the fixture's model did on
+    # Debian's Python 3.11.2, whose standard library is another corpus)
+    assert len(set(alone)) > 10
 
 
 def test_generate_route_as_torch_rnn_server(served) -> None:

@@ -23,9 +23,10 @@ that is the sampler's job.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,6 +40,11 @@ from charrnn.model_config import ModelConfig, model_config
 from charrnn.vocab import Vocab
 
 MIN_PRODUCT_ROWS = 16  # fewer rows take other BLAS kernels (see Engine._project)
+# Multiply-adds of a chunk's input projection or head computed between two pauses of
+# `forward_steps`: a 4,096-row projection of a 2×512 model is 4.3 G (a stall of 50-250 ms for a
+# server's other streams); blocks of ~0.5 G are a few ms to ~30 ms, and far above the sizes where
+# BLAS takes other kernels, so a row keeps the bits the whole product gives it (a test holds this).
+BLOCK_MACS = 500_000_000
 F32 = np.float32
 BLOCK_BYTES = (
     1 << 20
@@ -269,7 +275,10 @@ class Engine:
             chunk = seq[start : start + PRIME_CHUNK]
             x = self.table[chunk]
             for i in range(self.layers):
-                gi = x if i == 0 else self._project(i, x)
+                gi = x
+                if i > 0:
+                    project = functools.partial(self._project, i)
+                    gi = yield from self._in_blocks(project, x, self._w(i))
                 hs, cs = yield from self._recur(i, gi, state, every)
                 if keep_states:
                     hidden[i].append(hs)
@@ -278,7 +287,7 @@ class Engine:
                 x = hs
             top = x[-1:] if last_only else x
             if not last_only or start + PRIME_CHUNK >= len(seq):
-                logits.append(top @ self.head.w + self.head_bias)
+                logits.append((yield from self._in_blocks(self._head, top, self.head.w)))
         out = np.concatenate(logits) if logits else np.empty((0, self.vocab.size), F32)
         fwd = Forward(out, state)
         if keep_states:
@@ -299,6 +308,32 @@ class Engine:
 
     def from_numpy(self, state: State) -> State:
         return state.copy()
+
+    def _w(self, i: int) -> np.ndarray:
+        w = self.w_ih[i]
+        assert w is not None
+        return w.w
+
+    def _head(self, top: np.ndarray) -> np.ndarray:
+        return top @ self.head.w + self.head_bias
+
+    @staticmethod
+    def _in_blocks(
+        product: Callable[[np.ndarray], np.ndarray], x: np.ndarray, w: np.ndarray
+    ) -> Generator[None, None, np.ndarray]:
+        """product(x) (x @ w and a bias), a block of about BLOCK_MACS multiply-adds at a time with
+        a pause after each; a last block under half the size joins the one before it."""
+        rows = max(1, -(-BLOCK_MACS // (w.shape[0] * w.shape[1])))
+        if len(x) < 2 * rows:
+            return product(x)
+        bounds = [*range(0, len(x), rows), len(x)]
+        if bounds[-1] - bounds[-2] < rows // 2:
+            del bounds[-2]
+        out = []
+        for a, b in itertools.pairwise(bounds):
+            out.append(product(x[a:b]))
+            yield
+        return np.concatenate(out)
 
     def _project(self, i: int, x: np.ndarray) -> np.ndarray:
         """Layer i's input projection for a whole chunk: one matrix product (plus its bias).

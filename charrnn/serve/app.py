@@ -27,6 +27,7 @@ from starlette.routing import Route
 from charrnn import __version__
 from charrnn.serve.chat import chat_completions
 from charrnn.serve.completions import completions, generate, service
+from charrnn.serve.json_body import json_response
 from charrnn.serve.middleware import AccessLog, ApiKey, read_json
 from charrnn.serve.models import Model
 from charrnn.serve.protocol import INTERNAL, ApiError, shown, too_many_logprobs
@@ -138,7 +139,7 @@ async def score(request: Request) -> Response:
     # on the batching worker's turn, one text at a time: never beside a step (see `tasks`)
     result = await srv.run_task(model, lambda engine: _score(engine, model, text, per_char, top_k))
     request.scope["state"]["chars"] = result["chars"]
-    return JSONResponse(result)
+    return json_response(result)
 
 
 def _score(engine, model: Model, text: str, per_char: bool, top_k: int) -> dict:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from charrnn.infer.sampler import new_seed
 from charrnn.serve.chat_protocol import (
@@ -36,6 +36,7 @@ from charrnn.serve.completions import (
     service,
     sse,
 )
+from charrnn.serve.json_body import json_response
 from charrnn.serve.middleware import read_json
 from charrnn.serve.models import Model
 from charrnn.serve.protocol import ApiError, finish_reason, now
@@ -194,7 +195,7 @@ async def _whole(request: Request, turn: _Turn, updates: asyncio.Queue[Update]) 
     body = chat_body(turn.id, turn.created, turn.model.name, turn.model.fingerprint, choices)
     body["usage"] = turn.usage()
     body["charrnn"] = turn.facts
-    return JSONResponse(body)
+    return json_response(body)
 
 
 async def _events(

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from charrnn.infer.controls import Rules
 from charrnn.infer.logits import Filters
 from charrnn.infer.sampler import MAX_SEED, Options, new_seed
+from charrnn.serve.json_body import json_response
 from charrnn.serve.middleware import read_json
 from charrnn.serve.protocol import (
     INTERNAL,
@@ -257,7 +258,7 @@ async def _whole(request: Request, comp: Completion, runs: list[_Run]) -> Respon
     body["system_fingerprint"] = model.fingerprint
     if comp.session:
         body["session"] = comp.session
-    return JSONResponse(body)
+    return json_response(body)
 
 
 async def _events(request: Request, comp: Completion, runs: list[_Run]) -> AsyncIterator[bytes]:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from charrnn.errors import InputError
 from charrnn.infer.sampler import Options, new_seed, seed_of
+from charrnn.serve import memory
 from charrnn.serve.chat_template import Template
 from charrnn.serve.models import Model
 from charrnn.serve.protocol import ApiError, Completion, Limits
@@ -107,6 +108,7 @@ class Service:
 
     def start(self) -> None:
         """On the event loop, at start-up (the lifespan)."""
+        memory.limit_arenas()  # before the worker and the task threads exist
         self.scheduler = Scheduler()
         self.capacity = Capacity(self.settings.max_streams)
 

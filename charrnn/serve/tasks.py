@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from charrnn.serve import memory
+
 log = logging.getLogger("charrnn.serve")
 
 
@@ -72,6 +74,7 @@ class Task:
             log.debug("task result not delivered", exc_info=True)
         self.ended = True
         self._back.release()
+        memory.trim()  # a long text's arrays are free now; the worker is not waiting for this
 
     def _pause(self) -> None:
         if time.monotonic() < self._until and not self.cancelled:
