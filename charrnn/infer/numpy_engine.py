@@ -40,10 +40,9 @@ from charrnn.model_config import ModelConfig, model_config
 from charrnn.vocab import Vocab
 
 MIN_PRODUCT_ROWS = 16  # fewer rows take other BLAS kernels (see Engine._project)
-# Multiply-adds of a chunk's input projection or head computed between two pauses of
-# `forward_steps`: a 4,096-row projection of a 2×512 model is 4.3 G (a stall of 50-250 ms for a
-# server's other streams); blocks of ~0.5 G are a few ms to ~30 ms, and far above the sizes where
-# BLAS takes other kernels, so a row keeps the bits the whole product gives it (a test holds this).
+# Multiply-adds of a chunk's projection or head between two pauses of `forward_steps`: a whole
+# 4,096-row projection of 2×512 (4.3 G) held a server's streams 50-250 ms; ~0.5 G blocks are far
+# above the sizes where BLAS takes other kernels, so a row keeps its bits (a test holds this).
 BLOCK_MACS = 500_000_000
 F32 = np.float32
 BLOCK_BYTES = (
@@ -343,13 +342,12 @@ class Engine:
         where it takes other kernels (a single row its matrix-vector one; up to 3 rows another for
         512 × 512 here). So a text read in pieces (a chat session's turns) leaves the state bit for
         bit equal to the same text read in one go."""
-        w = self.w_ih[i]
-        assert w is not None
+        w = self._w(i)
         if len(x) < MIN_PRODUCT_ROWS:
             padded = np.zeros((MIN_PRODUCT_ROWS, x.shape[1]), dtype=F32)
             padded[: len(x)] = x
-            return (padded @ w.w)[: len(x)] + self.b_ih[i]
-        return x @ w.w + self.b_ih[i]
+            return (padded @ w)[: len(x)] + self.b_ih[i]
+        return x @ w + self.b_ih[i]
 
     def _recur(
         self, i: int, gi: np.ndarray, state: State, every: int = 0
