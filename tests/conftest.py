@@ -185,3 +185,14 @@ def cell_models(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> 
         Trainer(ds, model, cfg, base / cell).run()
         out[cell] = base / cell / "best.ckpt"
     return out
+
+
+def drain(gen) -> tuple[object, int]:
+    """Run a generator that pauses (yields None) to its end: (its return value, the pauses)."""
+    pauses = 0
+    while True:
+        try:
+            next(gen)
+            pauses += 1
+        except StopIteration as done:
+            return done.value, pauses

@@ -183,19 +183,12 @@ def test_products_in_blocks_equal_the_whole_product_bit_for_bit(rows: int, k: in
     two pauses (a server's other streams never wait for a 4,096-row product); each row keeps the
     bits the whole product gives it, at layer widths and head widths small and large."""
     from charrnn.infer.numpy_engine import BLOCK_MACS, Engine
+    from tests.conftest import drain
 
     rng = np.random.default_rng(rows + k + n)
     x = rng.standard_normal((rows, k)).astype(np.float32)
     w = rng.standard_normal((k, n)).astype(np.float32)
-    gen = Engine._in_blocks(lambda b: b @ w, x, w)
-    pauses = 0
-    while True:
-        try:
-            next(gen)
-            pauses += 1
-        except StopIteration as done:
-            got = done.value
-            break
+    got, pauses = drain(Engine._in_blocks(lambda b: b @ w, x, w))
     block = -(-BLOCK_MACS // (k * n))
     assert pauses == (0 if rows < 2 * block else len(range(0, rows - block // 2 + 1, block)))
     assert np.array_equal(got, x @ w)

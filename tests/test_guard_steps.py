@@ -9,16 +9,7 @@ import pytest
 
 from charrnn.infer.controls import STEP_GRAMS, Guard, Rules
 from charrnn.vocab import Vocab
-
-
-def run(gen):
-    pauses = 0
-    while True:
-        try:
-            next(gen)
-            pauses += 1
-        except StopIteration as done:
-            return done.value, pauses
+from tests.conftest import drain
 
 
 def state(g: Guard) -> tuple:
@@ -31,7 +22,7 @@ def test_guards_built_in_steps_equal_guards_built_at_once(n: int) -> None:
     prime = "".join(rng.choice("abc de\nfg") for _ in range(5 * STEP_GRAMS + 7))
     vocab = Vocab.from_text(prime)
     rules = Rules(no_repeat=n or None, ban=("ab",))
-    guards, pauses = run(Guard.in_steps(rules, vocab, prime, copies=3))
+    guards, pauses = drain(Guard.in_steps(rules, vocab, prime, copies=3))
     assert len(guards) == 3 and len({id(g.followers) for g in guards}) == 3
     whole = Guard(rules, vocab, prime)
     for g in guards:

@@ -67,19 +67,26 @@ def _plan_line(plan: dict, model: dict) -> str:
     return f"rules v{plan.get('rules')}: {chosen}{at}"
 
 
+class _Facts(Table):
+    """inspect's two-column table: bold section titles, indented key-value rows."""
+
+    def __init__(self) -> None:
+        super().__init__(show_header=False, box=None, pad_edge=False)
+        self.add_column(style="bold cyan", no_wrap=True)
+        self.add_column()
+
+    def section(self, title: str) -> None:
+        self.add_row(f"[bold]{title}[/]", "")
+
+    def row(self, k: str, val: object) -> None:
+        self.add_row(f"  {k}", escape(str(val)))
+
+
 def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> None:
     """The human view of `inspect`: what the file is, the model, data, training and loss curve."""
     m, v, c, t = info["model"], info["vocab"], info["corpus"], info["training"]
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold cyan", no_wrap=True)
-    table.add_column()
-
-    def section(title: str) -> None:
-        table.add_row(f"[bold]{title}[/]", "")
-
-    def row(k: str, val: object) -> None:
-        table.add_row(f"  {k}", escape(str(val)))
-
+    table = _Facts()
+    section, row = table.section, table.row
     section("file")
     row("path", info["file"])
     if info.get("hub"):
