@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 # 2: adds `ema.*` tensors (the weight average that sampling uses) and the optional `init_from`
 # metadata; version-1 files still load (their `model.*` weights are what sampling uses).
 # 3: adds the optional `plan` metadata (how a run was sized); a file without it resumes as before.
-FORMAT_VERSION = 3
+# 4: adds the optional `voices` metadata and the `voice.weight` tensor of a model trained on
+# labelled texts (docs/formats.md); an unvoiced model is still written as format 3, so an earlier
+# charrnn reads it, and one that cannot read voices says to upgrade instead of misreading them.
+FORMAT_VERSION = 4
+UNVOICED_FORMAT = 3
 MAX_HEADER_BYTES = 64 << 20
 _ITEMSIZE = {
     "F64": 8,
@@ -56,7 +60,11 @@ _META_TYPES: dict[str, type | tuple[type, ...]] = {
     "created": str,
 }
 # metadata keys a file may lack (format 2 on): key → its JSON type
-_OPTIONAL_META: dict[str, type | tuple[type, ...]] = {"init_from": dict, "plan": dict}
+_OPTIONAL_META: dict[str, type | tuple[type, ...]] = {
+    "init_from": dict,
+    "plan": dict,
+    "voices": dict,
+}
 
 
 @dataclass(frozen=True)
@@ -209,7 +217,7 @@ def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[s
     import charrnn
 
     target = Path(path)
-    header = {"charrnn.format": str(FORMAT_VERSION)}
+    header = {"charrnn.format": str(FORMAT_VERSION if "voices" in meta else UNVOICED_FORMAT)}
     meta = {**meta, "created": datetime.now(UTC).isoformat(timespec="seconds")}
     meta.setdefault("versions", {})["charrnn"] = charrnn.__version__
     header.update({k: json.dumps(v, ensure_ascii=True) for k, v in meta.items()})

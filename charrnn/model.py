@@ -71,9 +71,11 @@ class CharRNN(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed)
+        if cfg.voices:  # the last row is "no voice" (model_config.ModelConfig.voices)
+            self.voice = nn.Embedding(cfg.voices + 1, cfg.voice_dim)
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cfg.cell]
         self.rnn = rnn_cls(
-            cfg.embed,
+            cfg.input_width,
             cfg.hidden,
             num_layers=cfg.layers,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,
@@ -84,16 +86,34 @@ class CharRNN(nn.Module):
         if cfg.cell == "lstm" and cfg.layers >= DEEP_LAYERS:
             _deep_lstm_init(self.rnn, cfg.hidden)
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """x: batch × time ids → logits batch × time × vocab, and the final state."""
+    def forward(
+        self, x: torch.Tensor, state: State | None = None, voice: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """x: batch × time ids → logits batch × time × vocab, and the final state.
+
+        voice (a voiced model only): batch × time voice ids, `cfg.voices` meaning no voice; None
+        is no voice throughout."""
         cfg = self.cfg
+        inp = self._inputs(x, voice)
         if self.training and (cfg.weight_drop > 0 or (cfg.locked_dropout and cfg.dropout > 0)):
             out, state = self._regularised(
-                self.embed(x), state if state is not None else self.init_state(len(x), x.device)
+                inp, state if state is not None else self.init_state(len(x), x.device)
             )
             return self.head(self._locked(out)), state
-        out, state = self.rnn(self.embed(x), state)
+        out, state = self.rnn(inp, state)
         return self.head(self.drop(out)), state
+
+    def _inputs(self, x: torch.Tensor, voice: torch.Tensor | None) -> torch.Tensor:
+        """Layer 0's input: the characters' embedding, and beside it the voices' at every step
+        (conditioning at each step, not a prefix the model can drift away from)."""
+        emb = self.embed(x)
+        if not self.cfg.voices:
+            if voice is not None:
+                raise ValueError("a voice was given to a model without voices")
+            return emb
+        if voice is None:
+            voice = torch.full_like(x, self.cfg.voices)
+        return torch.cat([emb, self.voice(voice)], dim=-1)
 
     def _regularised(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """The training forward with weight-drop and/or locked dropout, through the fused kernel.

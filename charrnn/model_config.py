@@ -39,6 +39,12 @@ class ModelConfig:
     # Variational dropout: one mask per stream for the whole step (not one per character) between
     # layers and before the head, so a unit dropped at t is dropped at every t of the window.
     locked_dropout: bool = True
+    # Voices (docs/training.md#voices): how many named voices the model is conditioned on (0: none)
+    # and the width of their learned embedding, concatenated to the character embedding at layer 0.
+    # The embedding has voices + 1 rows: the last is "no voice", what the model sees for windows
+    # trained without their voice and what it is given when no voice is asked for.
+    voices: int = 0
+    voice_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -53,6 +59,12 @@ class ModelConfig:
             object.__setattr__(self, "weight_drop", WEIGHT_DROP.get(self.cell, 0.0))
         if not isinstance(self.weight_drop, int | float) or not 0 <= self.weight_drop < 1:
             raise InputError(f"weight-drop must be in [0, 1), got {self.weight_drop!r}")
+        for name in ("voices", "voice_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InputError(f"model {name} must be a non-negative integer, got {value!r}")
+        if (self.voices == 0) != (self.voice_dim == 0):
+            raise InputError("model voices and voice_dim must both be 0 or both positive")
         if not isinstance(self.locked_dropout, bool):
             raise InputError(f"locked-dropout must be true or false, got {self.locked_dropout!r}")
 
@@ -71,7 +83,16 @@ class ModelConfig:
         return cls(**{"weight_drop": 0.0, "locked_dropout": False, **d})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON form; an unvoiced model's has no voice fields, so it reads as before voices."""
+        d = asdict(self)
+        if not self.voices:
+            del d["voices"], d["voice_dim"]
+        return d
+
+    @property
+    def input_width(self) -> int:
+        """Layer 0's input: the character embedding, then the voice embedding where there is one."""
+        return self.embed + self.voice_dim
 
 
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -79,8 +100,10 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     checked before anything is allocated, and without touching torch's meta-device machinery)."""
     gates = {"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell] * cfg.hidden
     shapes: dict[str, tuple[int, ...]] = {"embed.weight": (cfg.vocab_size, cfg.embed)}
+    if cfg.voices:
+        shapes["voice.weight"] = (cfg.voices + 1, cfg.voice_dim)
     for i in range(cfg.layers):
-        shapes[f"rnn.weight_ih_l{i}"] = (gates, cfg.embed if i == 0 else cfg.hidden)
+        shapes[f"rnn.weight_ih_l{i}"] = (gates, cfg.input_width if i == 0 else cfg.hidden)
         shapes[f"rnn.weight_hh_l{i}"] = (gates, cfg.hidden)
         shapes[f"rnn.bias_ih_l{i}"] = (gates,)
         shapes[f"rnn.bias_hh_l{i}"] = (gates,)

@@ -77,7 +77,7 @@ def sampling_checkpoint(header: checkpoint.Header, tensors: dict[str, np.ndarray
     # the one weight set is `model.*` now, so sampling reads it as raw; the state says what it was
     meta["state"] = {**meta["state"], "weights": "raw", "sampling_weights": used}
     meta["optim"] = {}
-    fields = {"charrnn.format": str(checkpoint.FORMAT_VERSION)}
+    fields = {"charrnn.format": str(header.format_version)}
     fields |= {k: json.dumps(v, ensure_ascii=True) for k, v in meta.items()}
     arrays = {f"model.{k}": np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     return save(arrays, metadata=fields)
