@@ -172,3 +172,36 @@ def test_scoring_the_validation_text_gives_the_recorded_loss(trained: Path) -> N
     best = checkpoint.read_header(trained).meta["state"]["best_val_loss"]
     s = charrnn.load(str(trained)).score(_val_text(20_000))
     assert abs(s.nats_per_char - best) < 0.01, (s.nats_per_char, best)
+
+
+def test_known_characters_are_found_as_the_vocabulary_finds_them(trained: Path) -> None:
+    """Scorer.known reads code points in numpy; it must agree with the vocabulary's own lookup,
+    lone surrogates and characters outside the vocabulary included."""
+    scorer = Scorer(Engine.load(trained))
+    vocab = scorer.vocab
+    rng = np.random.default_rng(3)
+    alphabet = [*vocab.chars, "é", "\udcff", "😀", "\x00", "ÿ"]
+    for _ in range(20):
+        text = "".join(rng.choice(alphabet, size=int(rng.integers(0, 300))))
+        pos, ids, skipped = scorer.known(text)
+        want_pos, want_ids = vocab.locate(text)
+        assert pos.tolist() == want_pos and ids.tolist() == want_ids
+        assert skipped == {c: text.count(c) for c in set(text) if c not in vocab}
+
+
+def test_a_long_score_pauses_every_few_hundred_rows_with_the_same_figures(trained: Path) -> None:
+    """The server hands the worker back between pieces of a score (`pause`); every piece of
+    work outside the engine is at most ROWS_BETWEEN_PAUSES rows, and pausing changes no figure."""
+    from charrnn.infer import score as score_mod
+
+    engine = Engine.load(trained)
+    text = _val_text(9000)
+    paused: list[int] = []
+    scorer = Scorer(engine, pause=lambda: paused.append(1))
+    got = scorer.score(text)
+    assert len(paused) >= len(text) // score_mod.ROWS_BETWEEN_PAUSES
+    assert got.nats == Scorer(engine).score(text).nats
+    positions, ids, _ = scorer.known(text)
+    paused.clear()
+    records = [r for part in scorer.records(positions, ids, 3) for r in part]
+    assert len(records) == len(ids) and len(paused) >= 2 * (len(ids) // 512)

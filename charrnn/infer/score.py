@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,9 @@ from charrnn.vocab import Unknown
 
 CHUNK = 4096  # characters per forward call: bounds memory (a chunk's log-probabilities are float64)
 LINE_BATCH = 64  # lines scored together by --lines
+# Rows of a chunk's log-softmax (or records) between two pauses: a whole 4,096-row chunk's took
+# 10-20 ms here at a vocabulary of 95, which under a server's load held its streams 40-100 ms.
+ROWS_BETWEEN_PAUSES = 512
 
 
 @dataclass
@@ -87,21 +90,33 @@ class Chunk:
 class Scorer:
     """Score and read texts with one engine."""
 
-    def __init__(self, engine: InferenceEngine) -> None:
+    def __init__(self, engine: InferenceEngine, pause: Callable[[], None] | None = None) -> None:
+        """pause: called between pieces of the work done outside the engine (a chunk's
+        log-softmax, its records), as the server's engine pauses inside `forward`, so a long
+        text holds the server's other streams for a few milliseconds at a time at most."""
         self.engine, self.vocab = engine, engine.vocab
+        self.pause = pause or (lambda: None)
         nl = self.vocab.chars.index("\n") if "\n" in self.vocab else None
         self.start_id = nl
         counts = np.array(self.vocab.counts or [1] * self.vocab.size, dtype=np.float64)
         self.unigram = log_softmax(np.log(np.maximum(counts, 1e-300)))
+        points = np.array([ord(c) for c in self.vocab.chars], dtype=np.uint32)
+        self._order = np.argsort(points, kind="stable")
+        self._points = points[self._order]  # the vocabulary's code points, sorted
 
     def known(self, text: str, unknown: Unknown = "skip") -> tuple[np.ndarray, np.ndarray, Counter]:
         """(positions, ids) of the characters the model knows, and the skipped ones counted;
         unknown="error" raises the vocabulary's one-line error naming them."""
         if unknown == "error":
             self.vocab.encode(text, "error")
-        pos, ids = self.vocab.locate(text)
-        skipped = Counter(c for c in text if c not in self.vocab)
-        return np.asarray(pos, dtype=np.intp), np.asarray(ids, dtype=np.intp), skipped
+        # in numpy, not per character in Python: a server's score runs this before its first
+        # pause, and 50,000 characters a character at a time held every stream for ~80 ms
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        at = np.minimum(np.searchsorted(self._points, points), len(self._points) - 1)
+        known = self._points[at] == points
+        pos = np.flatnonzero(known)
+        skipped = Counter(text[i] for i in np.flatnonzero(~known).tolist())
+        return pos.astype(np.intp), self._order[at[known]].astype(np.intp), skipped
 
     def chunks(
         self,
@@ -126,7 +141,12 @@ class Scorer:
             part = ids[a : a + chunk]
             fwd = self.engine.forward(part, state, keep_states=keep_states)
             state = fwd.state
-            lp = log_softmax(fwd.logits)
+            lp = np.empty(fwd.logits.shape, dtype=np.float64)
+            for r in range(0, len(lp), ROWS_BETWEEN_PAUSES):  # row by row alike: same bits
+                lp[r : r + ROWS_BETWEEN_PAUSES] = log_softmax(
+                    fwd.logits[r : r + ROWS_BETWEEN_PAUSES]
+                )
+                self.pause()
             first = self.unigram if prev is None else prev
             logprobs = np.concatenate([first[None], lp[:-1]])
             prev = lp[-1]
@@ -136,20 +156,28 @@ class Scorer:
         """`score --per-char`'s records, a chunk's worth at a time: `i` (the position in the text),
         `char`, `nats` (its surprisal) and `top` (the k most likely [char, probability], ties in
         vocabulary order)."""
-        chars = self.vocab.chars
         for chunk in self.chunks_of_ids(positions, ids):
-            probs = np.exp(chunk.logprobs)
-            order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-            rows = chunk.positions.tolist(), chunk.ids.tolist()
-            yield [
-                {
-                    "i": i,
-                    "char": chars[cid],
-                    "nats": round(float(-chunk.logprobs[j, cid]), 6),
-                    "top": [[chars[c], round(float(probs[j, c]), 6)] for c in order[j]],
-                }
-                for j, (i, cid) in enumerate(zip(*rows, strict=True))
-            ]
+            out: list[dict] = []
+            for r in range(0, len(chunk.ids), ROWS_BETWEEN_PAUSES):
+                out.extend(self._records(chunk, slice(r, r + ROWS_BETWEEN_PAUSES), k))
+                self.pause()
+            yield out
+
+    def _records(self, chunk: Chunk, rows: slice, k: int) -> list[dict]:
+        chars = self.vocab.chars
+        logprobs = chunk.logprobs[rows]
+        probs = np.exp(logprobs)
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        cols = chunk.positions[rows].tolist(), chunk.ids[rows].tolist()
+        return [
+            {
+                "i": i,
+                "char": chars[cid],
+                "nats": round(float(-logprobs[j, cid]), 6),
+                "top": [[chars[c], round(float(probs[j, c]), 6)] for c in order[j]],
+            }
+            for j, (i, cid) in enumerate(zip(*cols, strict=True))
+        ]
 
     def score(self, text: str, unknown: Unknown = "skip") -> Score:
         """Every known character predicted and counted, in one stream from the initial state."""

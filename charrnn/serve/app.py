@@ -145,7 +145,7 @@ async def score(request: Request) -> Response:
 def _score(engine, model: Model, text: str, per_char: bool, top_k: int) -> dict:
     from charrnn.infer.score import Scorer
 
-    scorer = Scorer(engine)
+    scorer = Scorer(engine, pause=engine.pause)  # engine: the task's pausing view (`tasks`)
     result = scorer.score(text)
     out = {"model": model.name, "checkpoint": str(model.path), **result.to_json()}
     out["unknown_chars"] = dict(result.unknown)

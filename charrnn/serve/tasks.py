@@ -95,6 +95,11 @@ class _Pausing:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
 
+    def pause(self) -> None:
+        """Hand the turn back if the slice is spent: for work done between forward calls (a
+        score's log-softmax, its records), which would otherwise run unpaused."""
+        self._pause()
+
     def forward(self, ids, state=None, **kw: Any):
         steps = self._engine.forward_steps(ids, state, **kw)
         while True:
