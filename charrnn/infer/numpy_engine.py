@@ -41,7 +41,7 @@ from charrnn.vocab import Vocab
 
 MIN_PRODUCT_ROWS = 16  # fewer rows take other BLAS kernels (see Engine._project)
 # Multiply-adds of a chunk's projection or head between two pauses of `forward_steps`: a whole
-# 4,096-row projection of 2×512 (4.3 G) held a server's streams 50-250 ms; ~0.5 G blocks are far
+# 4,096-row projection of 2×512 (4.3 G) held a server's streams 50-250 ms; ~0.1 G blocks (~4 ms) are far
 # above the sizes where BLAS takes other kernels, so a row keeps its bits (a test holds this).
 BLOCK_MACS = 100_000_000
 F32 = np.float32
