@@ -54,7 +54,7 @@ def mixed_logits(model: CharRNN, ids: list[int], weights: np.ndarray) -> np.ndar
         mix = torch.tensor(weights, dtype=torch.float32) @ model.voice.weight[:V]
         inp = torch.cat([model.embed(x), mix.expand(1, len(ids), -1)], dim=-1)
         out, _ = model.rnn(inp)
-    return model.head(out)[0].numpy()
+        return model.head(out)[0].numpy()
 
 
 def test_engines_equal_the_module_for_a_voice_no_voice_and_a_mix(ckpt: Path) -> None:

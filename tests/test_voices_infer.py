@@ -87,7 +87,7 @@ def test_score_by_tag_names_the_voice_that_wrote_a_text(
     rows = {row["file"]: row for row in map(json.loads, r.out.splitlines())}
     assert rows["a.txt"]["voice"] == "a" and rows["b.txt"]["voice"] == "b"
     a = rows["a.txt"]["voices"]
-    assert a["a"]["probability"] > 0.99 and a["a"]["nats_per_char"] < a["b"]["nats_per_char"]
+    assert a["a"]["probability"] > 0.9 and a["a"]["nats_per_char"] < a["b"]["nats_per_char"]
     assert set(a["a"]) == {"nats_per_char", "bpc", "perplexity", "probability"}
     assert rows["a.txt"]["prior"] == "uniform" and rows["a.txt"]["chars"] == 300
     table = cli("score", voiced[kind], "b.txt", "--by-tag", "--prior", "corpus")
@@ -124,7 +124,9 @@ def test_inspect_shows_the_voices(cli, voiced: dict[str, Path]) -> None:
     r = cli("inspect", voiced["newline"])
     assert r.code == 0, r.err
     assert "voices (2, embedding 4)" in r.out
-    assert "train 5,400, val 600, test 0 chars; val 1.5000 nats/char" in r.out
+    rows = " ".join(r.out.split())  # the table wraps to the terminal's width
+    assert "a train 5,400, val 600, test 0 chars; val 1.5000 nats/char" in rows
+    assert "balance equal; 25% of windows trained untagged" in rows
     info = json.loads(cli("inspect", voiced["newline"], "--json").out)
     assert info["voices"]["names"] == ["a", "b"] and info["voices"]["val"] == {"a": 1.5, "b": 1.25}
     assert info["voices"]["chars"]["val"] == [600, 600] and info["format_version"] == 4

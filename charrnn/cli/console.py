@@ -176,9 +176,10 @@ def _voice_rows(table: _Facts, voices: dict, dim: object) -> None:
         if isinstance(val.get(name), int | float):
             line += f"; val {val[name]:.4f} nats/char"
         table.row(name, line)
-    extra = [f"{k} {voices[k]}" for k in ("balance", "untagged_share") if voices.get(k) is not None]
-    if extra:
-        table.row("training", ", ".join(extra))
+    if voices.get("balance") is not None:
+        share = voices.get("untagged_share")
+        untagged = f"; {share:.0%} of windows trained untagged" if share is not None else ""
+        table.row("balance", f"{voices['balance']}{untagged}")
 
 
 def _regularisers(m: dict) -> str:
