@@ -114,6 +114,8 @@ def test_the_python_api_takes_a_tag_and_scores_by_voice(voiced: dict[str, Path])
     text = m.generate("ab ", 100, tag="a", rng_seed=1)
     assert letters(text) <= LETTERS["a"]
     assert "".join(m.stream("ab ", 100, tag="a", rng_seed=1)) == text
+    under = {v: m.score("tuv zyx wvu", tag=v).nats for v in ("a", "b")}
+    assert under["b"] < under["a"] and m.score("ab", tag={"a": 1, "b": 1}).chars == 2
     got = Scorer(m.engine).by_tag("tuv zyx wvu")
     assert (
         got.best == "b" and got.names == ("a", "b") and got.probabilities.sum() == pytest.approx(1)

@@ -247,10 +247,11 @@ class Sampler:
             pass
         return run.results
 
-    def score(self, text: str, unknown: Unknown = "skip") -> Score:
+    def score(self, text: str, unknown: Unknown = "skip", tag: Tag = None) -> Score:
         """How probable the text is under the model: `.nats_per_char`, `.bpc`, `.perplexity`,
-        `.chars`, `.unknown` (the figures of `charrnn score`; see `charrnn.infer.score`)."""
-        return Scorer(self.engine).score(text, unknown)
+        `.chars`, `.unknown` (the figures of `charrnn score`; see `charrnn.infer.score`); under a
+        voice or a mix with `tag`. Which voice wrote a text: `Scorer(engine).by_tag(text)`."""
+        return Scorer(self.engine).score(text, unknown, resolve(self.voices, tag))
 
     # --- the engine loop ----------------------------------------------------------------------
     def run(self, prime: str, opts: Options, seeds: list[int], keep_first: bool = True) -> _Run:
