@@ -320,12 +320,27 @@ def summarize(header: Header, with_vocab: bool = False) -> dict[str, Any]:
         "weights": _weights(header),
         "init_from": meta.get("init_from"),
         "plan": meta.get("plan"),
+        "voices": _voices(meta),
         "hub": hub.origin(header.path),  # {repo, commit} of a model loaded as hf:OWNER/NAME
     }
     if with_vocab:
         info["vocab"]["chars"] = vocab
         info["vocab"]["counts"] = meta["vocab_counts"] or None
     return info
+
+
+def _voices(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """A voiced model's voices as inspect shows them: names, characters per split and the latest
+    validation per voice (None: a model without voices). Per-character counts stay in the file."""
+    n = meta["model"].get("voices") or 0
+    if not n:
+        return None
+    v = meta.get("voices") or {}
+    names = v.get("names") if isinstance(v.get("names"), list) else [str(i) for i in range(n)]
+    chars = v.get("chars") if isinstance(v.get("chars"), dict) else {}
+    val = v.get("val") if isinstance(v.get("val"), dict) else {}
+    rest = {k: x for k, x in v.items() if k not in ("names", "counts", "chars", "val")}
+    return {"names": names, "chars": chars, "val": val, **rest}
 
 
 def _weights(header: Header) -> dict[str, Any]:

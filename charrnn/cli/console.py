@@ -117,6 +117,8 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
         f"{c.get('chars', 0):,} (train {splits.get('train', 0):,}, val {splits.get('val', 0):,})",
     )
     row("sha256", c.get("sha256"))
+    if info.get("voices"):
+        _voice_rows(table, info["voices"], m.get("voice_dim"))
     section("training")
     row("steps", f"{t['steps']:,} ({t['epochs']} epochs, {t['chars_seen']:,} chars seen)")
     row(
@@ -158,6 +160,26 @@ def render_inspect(console: Console, info: dict, show_vocab: bool = False) -> No
         for i, (ch, n) in enumerate(zip(v["chars"], counts, strict=True)):
             vt.add_row(str(i), escape(repr(ch)), f"U+{ord(ch):04X}", "" if n is None else f"{n:,}")
         console.print(vt)
+
+
+def _voice_rows(table: _Facts, voices: dict, dim: object) -> None:
+    """A row per voice: its characters per split and its latest validation nats/char."""
+    table.section(f"voices ({len(voices['names'])}, embedding {dim})")
+    chars, val = voices.get("chars") or {}, voices.get("val") or {}
+    for i, name in enumerate(voices["names"]):
+        sizes = [
+            f"{split} {chars[split][i]:,}"
+            for split in ("train", "val", "test")
+            if isinstance(chars.get(split), list) and i < len(chars[split])
+        ]
+        line = ", ".join(sizes) + " chars" if sizes else "sizes not recorded"
+        if isinstance(val.get(name), int | float):
+            line += f"; val {val[name]:.4f} nats/char"
+        table.row(name, line)
+    if voices.get("balance") is not None:
+        share = voices.get("untagged_share")
+        untagged = f"; {share:.0%} of windows trained untagged" if share is not None else ""
+        table.row("balance", f"{voices['balance']}{untagged}")
 
 
 def _regularisers(m: dict) -> str:

@@ -72,6 +72,20 @@ def score(
             "uses torch; the checkpoint is not changed).",
         ),
     ] = False,
+    by_tag: Annotated[
+        bool,
+        typer.Option(
+            "--by-tag",
+            help="A voiced model: nats/char under each voice and the probability of each voice "
+            "(which voice wrote this); with --lines, per line.",
+        ),
+    ] = False,
+    prior: Annotated[
+        Literal["uniform", "corpus"],
+        typer.Option(
+            help="--by-tag: the voices' prior, uniform or their shares of the training text."
+        ),
+    ] = "uniform",
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads \\[default: every core].")
     ] = None,
@@ -88,7 +102,11 @@ def score(
     files = files or ["-"]
     if files.count("-") > 1:
         raise InputError("stdin (-) can be read only once")
-    if sum((per_char, lines, as_json)) > 1:
+    if by_tag:
+        from charrnn.cli import score_tags
+
+        score_tags.check(len(checkpoints) > 1, per_char, adapt)
+    elif sum((per_char, lines, as_json)) > 1:
         raise InputError("--per-char, --lines and --json are different outputs; choose one")
     if lines and adapt:
         raise InputError("--adapt scores whole texts; it does not combine with --lines")
@@ -101,6 +119,9 @@ def score(
             if unknown == "error":
                 for text in texts.values():
                     scorer.known(text, "error")
+            if by_tag:
+                score_tags.by_tag(scorer, ckpt, texts, lines, as_json, prior)
+                continue
             for name, text in texts.items():
                 tags = {"checkpoint": str(ckpt)} if len(checkpoints) > 1 else {}
                 if len(files) > 1:

@@ -18,9 +18,12 @@ from charrnn.infer.sampler import Options, Sample, Sampler
 def beam_search(sampler: Sampler, prime: str, opts: Options, width: int) -> Sample:
     """The best continuation of `prime` with `width` beams (width 1 is greedy decoding)."""
     vocab = sampler.vocab
-    logits0, state = sampler.prime_state(prime, opts.unknown)
-    if logits0 is None:  # no prime and no newline: start from the corpus's frequencies
-        counts = np.array(vocab.counts or [1] * vocab.size, dtype=np.float64)
+    voicing = sampler.voicing(opts)  # with guidance, beams score the guided distribution
+    logits0, state = sampler.prime_state(prime, opts.unknown, voicing)
+    if logits0 is None:  # no prime and no newline: start from the corpus's (or voice's) frequencies
+        counts = voicing.counts
+        if counts is None:
+            counts = np.array(vocab.counts or [1] * vocab.size, dtype=np.float64)
         logits0 = np.log(np.maximum(counts, 1e-300))
     beams = [(0.0, "", Guard(opts.rules, vocab, prime))]
     logits = logits0[None]
@@ -62,7 +65,7 @@ def beam_search(sampler: Sampler, prime: str, opts: Options, width: int) -> Samp
             break
         beams = nxt
         state = state.select([b for b, _ in rows])
-        logits = sampler.engine.step(np.array([c for _, c in rows]), state)
+        logits = voicing.step(np.array([c for _, c in rows]), state)
     if finished:
         best = max(finished, key=lambda f: f[0])
         return Sample(_stop_cut(best[1], opts.stops)[0], -1, "until")

@@ -48,10 +48,16 @@ S = TypeVar("S", bound=EngineState)
 class State:
     """Hidden state of a batch of streams in numpy: per layer, h (and for an LSTM, c) of shape
     batch × hidden. The numpy engine's own state, and the layout every engine converts its state to
-    and from (`to_numpy`, `from_numpy`) where a state is kept outside it (server sessions)."""
+    and from (`to_numpy`, `from_numpy`) where a state is kept outside it (server sessions).
+
+    A voiced model's state also carries each row's voice: the constant its voice (or mix, or no
+    voice) adds to layer 0's input pre-activations, batch × gates in the numpy engine's scale
+    (sigmoid gates halved). Rows keep their voice through select and concat, so one batch can
+    hold streams of different voices. None for a model without voices."""
 
     h: list[np.ndarray]
     c: list[np.ndarray] | None = None
+    voice: np.ndarray | None = None
 
     @property
     def batch(self) -> int:
@@ -66,7 +72,11 @@ class State:
     def select(self, rows: Sequence[int] | np.ndarray) -> State:
         """A new state holding these rows in this order (repeats allowed): beams, compaction."""
         idx = np.asarray(rows, dtype=np.intp)
-        return State([h[idx] for h in self.h], [c[idx] for c in self.c] if self.c else None)
+        return State(
+            [h[idx] for h in self.h],
+            [c[idx] for c in self.c] if self.c else None,
+            None if self.voice is None else self.voice[idx],
+        )
 
     def copy(self) -> State:
         return self.select(np.arange(self.batch))
@@ -78,7 +88,9 @@ class State:
         c = None
         if states[0].c is not None:
             c = [np.concatenate([s.c[i] for s in states]) for i in range(len(states[0].c))]  # type: ignore[index]
-        return State(h, c)
+        voices = [s.voice for s in states]
+        voice = None if voices[0] is None else np.concatenate(voices)  # type: ignore[arg-type]
+        return State(h, c, voice)
 
 
 @dataclass
@@ -102,8 +114,10 @@ class InferenceEngine(Protocol[S]):
     vocab: Vocab
     header: Header | None  # the validated header, when loaded from a file
 
-    def initial_state(self, batch: int = 1) -> S:
-        """All zeros, as training starts every stream."""
+    def initial_state(self, batch: int = 1, voice: np.ndarray | None = None) -> S:
+        """All zeros, as training starts every stream. voice (a voiced model only): the voice
+        weights of every row (length V, or batch × V; each row summing to 1), None for no voice;
+        the state then carries each row's voice (see `State`)."""
         ...
 
     def step(self, ids: Sequence[int] | np.ndarray, state: S) -> np.ndarray:

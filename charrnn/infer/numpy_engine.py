@@ -28,14 +28,15 @@ import itertools
 import os
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
 from charrnn import checkpoint
 from charrnn.errors import InputError
 from charrnn.infer.engine import Forward, State, run_to_end
+from charrnn.infer.tensors import read_model_tensors
 from charrnn.infer.threads import ThreadTuner, blas_threads, default_threads
+from charrnn.infer.voice_rows import bias_rows, gate_scale, voice_table
 from charrnn.model_config import ModelConfig, model_config
 from charrnn.vocab import Vocab
 
@@ -50,7 +51,6 @@ BLOCK_BYTES = (
 )  # a column block of a weight matrix: fits in L2 beside the rows passing over it
 MIN_ROWS_PER_THREAD = 8  # below this a thread's share is not worth the hand-off
 PRIME_CHUNK = 4096  # characters per input-projection product while priming (bounds memory)
-_NP_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "BF16": "<u2"}
 
 
 class _Matrix:
@@ -114,13 +114,7 @@ class Engine:
         self.header: checkpoint.Header | None = None  # set when loaded from a file
         self._tuner = ThreadTuner(self.threads)
         w = {k.removeprefix("model."): np.asarray(v, dtype=F32) for k, v in tensors.items()}
-        H = cfg.hidden
-        # Which gate columns are sigmoids (pre-scaled by 1/2) rather than tanh.
-        half = np.ones({"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell] * H, dtype=F32)
-        if cfg.cell == "lstm":
-            half[: 2 * H] = half[3 * H :] = 0.5  # i, f, g, o: all but g
-        elif cfg.cell == "gru":
-            half[: 2 * H] = 0.5  # r, z, n: r and z
+        half = gate_scale(cfg.cell, cfg.hidden)  # sigmoid gate columns pre-scaled by 1/2
         emb = w["embed.weight"]
         self.w_ih: list[_Matrix | None] = [None]
         self.w_hh: list[_Matrix] = []
@@ -138,8 +132,13 @@ class Engine:
             if i > 0:
                 self.w_ih.append(_Matrix(wih.T * half))
             self.w_hh.append(_Matrix(whh.T * half))
-        # Layer 0's input projection (and its biases) for every character: one lookup per step.
-        self.table = np.ascontiguousarray((emb @ (w["rnn.weight_ih_l0"].T * half)) + self.b_ih[0])
+        # Layer 0's input projection (and its biases) for every character: one lookup per step;
+        # a voiced model's columns after the characters' give each voice's constant (`voice_rows`).
+        wih0 = w["rnn.weight_ih_l0"]
+        self.table = np.ascontiguousarray((emb @ (wih0[:, : cfg.embed].T * half)) + self.b_ih[0])
+        self.voice_table = (
+            voice_table(w["voice.weight"], wih0 * half[:, None], cfg.embed) if cfg.voices else None
+        )
         self.head = _Matrix(w["head.weight"].T)
         self.head_bias = w["head.bias"].astype(F32)
 
@@ -155,9 +154,15 @@ class Engine:
         return engine
 
     # --- state --------------------------------------------------------------------------------
-    def initial_state(self, batch: int = 1) -> State:
-        """All zeros, as training starts every stream."""
-        return State.zeros(self.layers, batch, self.hidden, self.cell == "lstm")
+    def initial_state(self, batch: int = 1, voice: np.ndarray | None = None) -> State:
+        """All zeros, as training starts every stream; a voiced model's rows carry their voice
+        (weights: V, or batch × V; None: no voice)."""
+        state = State.zeros(self.layers, batch, self.hidden, self.cell == "lstm")
+        if self.voice_table is not None:
+            state.voice = bias_rows(self.voice_table, voice, batch)
+        elif voice is not None:
+            raise InputError("this model has no voices")
+        return state
 
     # --- one character per stream -------------------------------------------------------------
     def step(self, ids: np.ndarray | Sequence[int], state: State) -> np.ndarray:
@@ -187,6 +192,8 @@ class Engine:
 
     def _step_rows(self, ids: np.ndarray, state: State, rows: slice, out: np.ndarray) -> None:
         x = self.table[ids]
+        if state.voice is not None:
+            x += state.voice[rows]
         for i in range(self.layers):
             h = state.h[i][rows]
             c = state.c[i][rows] if state.c else None
@@ -273,6 +280,8 @@ class Engine:
         for start in range(0, len(seq), PRIME_CHUNK):
             chunk = seq[start : start + PRIME_CHUNK]
             x = self.table[chunk]
+            if state.voice is not None:
+                x += state.voice[0]
             for i in range(self.layers):
                 gi = x
                 if i > 0:
@@ -306,7 +315,10 @@ class Engine:
         return state.copy()
 
     def from_numpy(self, state: State) -> State:
-        return state.copy()
+        out = state.copy()
+        if self.voice_table is not None and out.voice is None:  # kept before voices: none
+            out.voice = bias_rows(self.voice_table, None, out.batch)
+        return out
 
     def _w(self, i: int) -> np.ndarray:
         w = self.w_ih[i]
@@ -372,29 +384,3 @@ class Engine:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-
-
-def read_model_tensors(header: checkpoint.Header) -> dict[str, np.ndarray]:
-    """The sampling weights of a validated header (the average where there is one, see
-    `checkpoint.sampling_prefix`) as float32 arrays named `model.*`, read straight from the file at
-    the offsets the header check already bounded (no pickle, no code, optimizer state skipped)."""
-    out: dict[str, np.ndarray] = {}
-    prefix = checkpoint.sampling_prefix(header)
-    try:
-        with Path(header.path).open("rb") as f:
-            for name, info in header.tensors.items():
-                if not name.startswith(prefix):
-                    continue
-                if info.dtype not in _NP_DTYPES:
-                    raise InputError(f"{header.path}: tensor {name} has dtype {info.dtype}")
-                f.seek(header.data_start + info.start)
-                raw = f.read(info.end - info.start)
-                arr = np.frombuffer(raw, dtype=_NP_DTYPES[info.dtype]).reshape(info.shape)
-                if info.dtype == "BF16":  # numpy has no bf16: widen the bits into float32
-                    arr = (arr.astype(np.uint32) << 16).view(F32)
-                out["model." + name.removeprefix(prefix)] = arr.astype(F32)
-    except OSError as e:
-        raise InputError(f"{header.path}: cannot read ({e.strerror})") from None
-    if len(out) and not all(np.isfinite(a).all() for a in out.values()):
-        raise InputError(f"{header.path}: corrupt checkpoint (non-finite weights)")
-    return out

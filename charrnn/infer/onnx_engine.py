@@ -100,7 +100,9 @@ class OnnxEngine:
         engine.header = header
         return engine
 
-    def initial_state(self, batch: int = 1) -> State:
+    def initial_state(self, batch: int = 1, voice: np.ndarray | None = None) -> State:
+        if voice is not None:  # the graph has no voice input yet
+            raise InputError("--engine onnx does not take voices yet; use the numpy engine")
         return State.zeros(self.layers, batch, self.hidden, self.cell == "lstm")
 
     def _run(self, ids: np.ndarray, state: State) -> np.ndarray:

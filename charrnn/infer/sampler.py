@@ -21,10 +21,12 @@ from charrnn.checkpoint import Header
 from charrnn.errors import InputError
 from charrnn.infer.controls import Guard, Rules
 from charrnn.infer.engine import InferenceEngine
+from charrnn.infer.guidance import Voicing
 from charrnn.infer.logits import Filters
 from charrnn.infer.numpy_engine import Engine
 from charrnn.infer.score import Score, Scorer
 from charrnn.infer.stream import Stream, draw
+from charrnn.infer.voices import Tag, Voices, check_strength, resolve
 from charrnn.vocab import Unknown, Vocab
 
 MAX_SEED = 2**63
@@ -63,6 +65,8 @@ class Options:
     rules: Rules = field(default_factory=Rules)
     stop: str | tuple[str, ...] | None = None  # one stop string or several
     unknown: Unknown = "error"
+    tag: Tag = None  # a voiced model's voice: a name, or {name: weight} for a mix
+    tag_strength: float = 1.0  # guidance toward the voice (`guidance`): 1 is the plain voice
 
     @property
     def stops(self) -> tuple[str, ...]:
@@ -75,9 +79,13 @@ class Options:
             raise InputError("--stop needs a non-empty string")
         self.filters.check()
         self.rules.check()
+        check_strength(self.tag_strength)
 
     def to_json(self) -> dict:
         f = self.filters
+        voice = {} if self.tag is None else {"tag": self.tag, "tag_strength": self.tag_strength}
+        if isinstance(self.tag, dict):
+            voice["tag"] = dict(self.tag)
         return {
             "length": self.length,
             "temperature": f.temperature,
@@ -91,6 +99,7 @@ class Options:
             "stop": self.stop
             if self.stop is None or isinstance(self.stop, str)
             else list(self.stop),
+            **voice,
         }
 
 
@@ -111,6 +120,7 @@ class Sampler:
     def __init__(self, engine: InferenceEngine) -> None:
         self.engine = engine
         self.vocab: Vocab = engine.vocab
+        self.voices: Voices | None = Voices.of(engine)  # None: a model without voices
 
     @classmethod
     def from_checkpoint(
@@ -167,7 +177,9 @@ class Sampler:
         top_p: float | None = None,
         **kw: object,
     ) -> str:
-        """The continuation of `prime` (without it), `length` characters at most."""
+        """The continuation of `prime` (without it), `length` characters at most. A voiced model
+        takes `tag` (a voice's name, or {name: weight} for a mix) and `tag_strength` (1: the plain
+        voice; above 1 further toward it, see `guidance`)."""
         return "".join(self.stream(prime, length, temperature, top_k, top_p, **kw))
 
     def stream(
@@ -217,10 +229,12 @@ class Sampler:
         rules = Rules(**rule_kw)
         stop = kw.pop("stop", None)
         stop = tuple(stop) if isinstance(stop, list | tuple) else stop
-        opts = Options(length, filters, rules, stop, kw.pop("unknown", "error"))
+        tag, strength = kw.pop("tag", None), kw.pop("tag_strength", 1.0)
+        opts = Options(length, filters, rules, stop, kw.pop("unknown", "error"), tag, strength)  # type: ignore[arg-type]
         if kw:
             raise TypeError(f"unknown sampling options: {', '.join(kw)}")
         opts.check()
+        self.voicing(opts)  # an unknown voice is refused before anything runs
         return opts, new_seed() if seed is None else int(seed)
 
     def samples(self, prime: str, opts: Options, rng_seed: int, n: int = 1) -> list[Sample]:
@@ -233,10 +247,11 @@ class Sampler:
             pass
         return run.results
 
-    def score(self, text: str, unknown: Unknown = "skip") -> Score:
+    def score(self, text: str, unknown: Unknown = "skip", tag: Tag = None) -> Score:
         """How probable the text is under the model: `.nats_per_char`, `.bpc`, `.perplexity`,
-        `.chars`, `.unknown` (the figures of `charrnn score`; see `charrnn.infer.score`)."""
-        return Scorer(self.engine).score(text, unknown)
+        `.chars`, `.unknown` (the figures of `charrnn score`; see `charrnn.infer.score`); under a
+        voice or a mix with `tag`. Which voice wrote a text: `Scorer(engine).by_tag(text)`."""
+        return Scorer(self.engine).score(text, unknown, resolve(self.voices, tag))
 
     # --- the engine loop ----------------------------------------------------------------------
     def run(self, prime: str, opts: Options, seeds: list[int], keep_first: bool = True) -> _Run:
@@ -246,16 +261,20 @@ class Sampler:
         opts.check()
         return _Run(self, prime, opts, seeds, keep_first)
 
-    def prime_state(self, prime: str, unknown: Unknown = "error"):
+    def voicing(self, opts: Options) -> Voicing:
+        """The engine with the options' voice and strength; refuses an unknown voice, a negative
+        or all-zero mix, and a tag on a model without voices (one line each)."""
+        weights = resolve(self.voices, opts.tag, opts.tag_strength)
+        counts = self.voices.start_counts(weights) if self.voices else None
+        return Voicing(self.engine, weights, opts.tag_strength, counts)
+
+    def prime_state(self, prime: str, unknown: Unknown = "error", voicing: Voicing | None = None):
         """(logits after the prime, or None with no prime and no newline in the vocabulary; the
-        state after it, one stream)."""
+        state after it, one sample) under a voicing (None: no voice)."""
         ids = self.vocab.encode(prime, unknown)
         if not ids and "\n" in self.vocab:
             ids = [self.vocab.index("\n")]
-        if not ids:
-            return None, self.engine.initial_state(1)
-        fwd = self.engine.forward(ids, last_only=True)
-        return fwd.logits[-1], fwd.state
+        return (voicing or Voicing(self.engine)).prime(ids)
 
 
 class _Run:
@@ -274,13 +293,14 @@ class _Run:
     def __iter__(self) -> Iterator[list[str]]:
         sampler, opts, vocab = self.sampler, self.opts, self.sampler.vocab
         streams = self.streams
-        logits0, state0 = sampler.prime_state(self.prime, opts.unknown)
+        voicing = sampler.voicing(opts)
+        logits0, state0 = sampler.prime_state(self.prime, opts.unknown, voicing)
         live = list(range(len(streams))) if opts.length > 0 else []
         state = state0.select([0] * len(live))
         logits = None if logits0 is None else np.repeat(logits0[None], len(live), axis=0)
         for _ in range(opts.length):
             pieces = [""] * len(streams)
-            chosen = draw(vocab, opts.filters, [streams[i] for i in live], logits)
+            chosen = draw(vocab, opts.filters, [streams[i] for i in live], logits, voicing.counts)
             nxt, keep = [], []
             for row, i in enumerate(live):
                 pieces[i] = streams[i].take(chosen[row], vocab)
@@ -292,7 +312,7 @@ class _Run:
             if not live:
                 break
             state = state.select(keep) if len(keep) != state.batch else state
-            logits = sampler.engine.step(np.array(nxt), state)
+            logits = voicing.step(np.array(nxt), state)
         tail = [""] * len(streams)
         for i in live:
             streams[i].reason = streams[i].reason or "length"

@@ -8,7 +8,10 @@ see them, they are counted apart and left out of the average (or refused, with u
 
 Work goes chunk by chunk (each chunk layer by layer: one input-projection product per layer, only the
 recurrence per character), so memory stays bounded on a long text and per-character records can be
-streamed. It does not print: the CLI (`charrnn score`, `charrnn viz`) decides where figures go.
+streamed. A voiced model reads a text under a voice (the state carries it; an unprimed start uses
+that voice's frequencies), and `by_tag` reads it under each voice in turn: which voice wrote it,
+as nats/char under each and a posterior probability. It does not print: the CLI (`charrnn score`,
+`charrnn viz`) decides where figures go.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from charrnn.errors import InputError
 from charrnn.infer.engine import InferenceEngine
 from charrnn.infer.logits import log_softmax
+from charrnn.infer.voices import Voices
 from charrnn.vocab import Unknown
 
 CHUNK = 4096  # characters per forward call: bounds memory (a chunk's log-probabilities are float64)
@@ -71,6 +76,42 @@ class Score:
 
 
 @dataclass
+class TagScores:
+    """A text's figures under each voice of a model, and the posterior probability of each voice
+    given the text: prior × p(text | voice), normalised (the totals, not the averages, decide)."""
+
+    names: tuple[str, ...]
+    scores: list[Score]  # one per voice, in the model's order
+    prior: np.ndarray
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        logp = np.log(self.prior) - np.array([s.nats for s in self.scores])
+        p = np.exp(logp - logp.max())
+        return p / p.sum()
+
+    @property
+    def best(self) -> str:
+        """The most probable voice (the first of equals)."""
+        return self.names[int(np.argmax(self.probabilities))]
+
+    def to_json(self) -> dict:
+        """Every figure: chars and unknown (alike under every voice), then per voice its
+        nats/char, bpc and probability, and the most probable voice."""
+        first = self.scores[0].to_json()
+        voices = {}
+        for name, s, p in zip(self.names, self.scores, self.probabilities, strict=True):
+            figures = {k: v for k, v in s.to_json().items() if k not in ("chars", "unknown")}
+            voices[name] = figures | {"probability": round(float(p), 6)}
+        return {
+            "chars": first["chars"],
+            "unknown": first["unknown"],
+            "voice": self.best,
+            "voices": voices,
+        }
+
+
+@dataclass
 class Chunk:
     """Consecutive scored characters: where they are in the text, what they are, what the model
     predicted for each (log-probabilities over the vocabulary, before seeing it) and, when asked,
@@ -103,6 +144,19 @@ class Scorer:
         points = np.array([ord(c) for c in self.vocab.chars], dtype=np.uint32)
         self._order = np.argsort(points, kind="stable")
         self._points = points[self._order]  # the vocabulary's code points, sorted
+        self.voices = Voices.of(engine)  # None: a model without voices
+
+    def _start(self, voice: np.ndarray | None) -> np.ndarray:
+        """The first character's log-probabilities without a newline to start from: the voice's
+        frequencies (a mix: weighted), else the corpus's."""
+        counts = self.voices.start_counts(voice) if self.voices else None
+        return self.unigram if counts is None else log_softmax(np.log(np.maximum(counts, 1e-300)))
+
+    def _state(self, batch: int, voice: np.ndarray | None) -> Any:
+        """Fresh streams with this voice (None: as the engine starts them, without one)."""
+        if voice is None:
+            return self.engine.initial_state(batch)
+        return self.engine.initial_state(batch, voice)
 
     def known(self, text: str, unknown: Unknown = "skip") -> tuple[np.ndarray, np.ndarray, Counter]:
         """(positions, ids) of the characters the model knows, and the skipped ones counted;
@@ -130,12 +184,18 @@ class Scorer:
         yield from self.chunks_of_ids(positions, ids, keep_states, chunk)
 
     def chunks_of_ids(
-        self, positions: np.ndarray, ids: np.ndarray, keep_states: bool = False, chunk: int = CHUNK
+        self,
+        positions: np.ndarray,
+        ids: np.ndarray,
+        keep_states: bool = False,
+        chunk: int = CHUNK,
+        voice: np.ndarray | None = None,
     ) -> Iterator[Chunk]:
-        state: Any = None  # the engine's own state
+        """As `chunks`, for characters already located; voice: the voice weights to read with."""
+        state: Any = None if voice is None else self._state(1, voice)  # the engine's own state
         prev: np.ndarray | None = None  # logits predicting the next chunk's first character
         if self.start_id is not None and len(ids):
-            fwd = self.engine.forward([self.start_id], last_only=True)
+            fwd = self.engine.forward([self.start_id], state, last_only=True)
             state, prev = fwd.state, log_softmax(fwd.logits[-1])
         for a in range(0, len(ids), chunk):
             part = ids[a : a + chunk]
@@ -147,7 +207,7 @@ class Scorer:
                     fwd.logits[r : r + ROWS_BETWEEN_PAUSES]
                 )
                 self.pause()
-            first = self.unigram if prev is None else prev
+            first = self._start(voice) if prev is None else prev
             logprobs = np.concatenate([first[None], lp[:-1]])
             prev = lp[-1]
             yield Chunk(positions[a : a + chunk], part, logprobs, fwd.hidden, fwd.cells)
@@ -179,15 +239,39 @@ class Scorer:
             for j, (i, cid) in enumerate(zip(*cols, strict=True))
         ]
 
-    def score(self, text: str, unknown: Unknown = "skip") -> Score:
-        """Every known character predicted and counted, in one stream from the initial state."""
+    def score(self, text: str, unknown: Unknown = "skip", voice: np.ndarray | None = None) -> Score:
+        """Every known character predicted and counted, in one stream from the initial state
+        (with this voice's weights, on a voiced model; None: no voice)."""
         positions, ids, skipped = self.known(text, unknown)
         total = 0.0
-        for c in self.chunks_of_ids(positions, ids):
+        for c in self.chunks_of_ids(positions, ids, voice=voice):
             total += float(c.nats.sum())
         return Score(len(ids), total, skipped)
 
-    def score_lines(self, lines: Sequence[str], unknown: Unknown = "skip") -> list[Score]:
+    def by_tag(self, text: str, unknown: Unknown = "skip", prior: str = "uniform") -> TagScores:
+        """The text under each of the model's voices, and how probable each voice is given it
+        (`prior`: uniform, or corpus: the voices' shares of the training text)."""
+        voices = self._voices()
+        scores = [self.score(text, unknown, np.eye(len(voices))[v]) for v in range(len(voices))]
+        return TagScores(voices.names, scores, voices.priors(prior))
+
+    def by_tag_lines(
+        self, lines: Sequence[str], unknown: Unknown = "skip", prior: str = "uniform"
+    ) -> list[TagScores]:
+        """`by_tag` for each line on its own (see `score_lines`)."""
+        voices = self._voices()
+        eye, priors = np.eye(len(voices)), voices.priors(prior)
+        per_voice = [self.score_lines(lines, unknown, eye[v]) for v in range(len(voices))]
+        return [TagScores(voices.names, list(row), priors) for row in zip(*per_voice, strict=True)]
+
+    def _voices(self) -> Voices:
+        if self.voices is None:
+            raise InputError("this model has no voices; --by-tag needs a model trained with them")
+        return self.voices
+
+    def score_lines(
+        self, lines: Sequence[str], unknown: Unknown = "skip", voice: np.ndarray | None = None
+    ) -> list[Score]:
         """Each line on its own, from the initial state (as if it were a whole text). Lines run
         together, LINE_BATCH at a time, sorted by length so little of a batch is padding."""
         encoded = [self.known(line, unknown) for line in lines]
@@ -196,10 +280,16 @@ class Scorer:
         for a in range(0, len(order), LINE_BATCH):
             group = [i for i in order[a : a + LINE_BATCH] if len(encoded[i][1])]
             if group:
-                self._score_group(group, [encoded[i][1] for i in group], out)
+                self._score_group(group, [encoded[i][1] for i in group], out, voice)
         return out
 
-    def _score_group(self, group: list[int], seqs: list[np.ndarray], out: list[Score]) -> None:
+    def _score_group(
+        self,
+        group: list[int],
+        seqs: list[np.ndarray],
+        out: list[Score],
+        voice: np.ndarray | None = None,
+    ) -> None:
         longest = max(len(s) for s in seqs)
         pad = np.zeros((len(seqs), longest), dtype=np.intp)
         for r, s in enumerate(seqs):
@@ -207,9 +297,9 @@ class Scorer:
         lengths = np.array([len(s) for s in seqs])
         total = np.zeros(len(seqs))
         rows = np.arange(len(seqs))
-        state = self.engine.initial_state(len(seqs))
+        state = self._state(len(seqs), voice)
         if self.start_id is None:
-            lp = np.repeat(self.unigram[None], len(seqs), axis=0)
+            lp = np.repeat(self._start(voice)[None], len(seqs), axis=0)
         else:
             lp = log_softmax(self.engine.step(np.full(len(seqs), self.start_id), state))
         for t in range(longest):

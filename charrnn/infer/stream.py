@@ -95,15 +95,21 @@ class Stream:
 
 
 def draw(
-    vocab: Vocab, filters: Filters, streams: Sequence[Stream], logits: np.ndarray | None
+    vocab: Vocab,
+    filters: Filters,
+    streams: Sequence[Stream],
+    logits: np.ndarray | None,
+    counts: np.ndarray | None = None,
 ) -> list[int]:
     """One draw per stream (-1: the controls left nothing): masks, filters, the --max-words
     redirect, then each stream's own uniform number. The rows go through the adjustments together
     (no operation mixes rows), so a stream draws the same character in any batch. logits None:
-    no prime and no newline to start from, so the corpus's character frequencies."""
+    no prime and no newline to start from, so the corpus's character frequencies (or `counts`:
+    a voice's)."""
     u = np.array([s.rng.random() for s in streams])
     if logits is None:
-        counts = np.array(vocab.counts or [1] * vocab.size, dtype=np.float64)
+        if counts is None:
+            counts = np.array(vocab.counts or [1] * vocab.size, dtype=np.float64)
         logits = np.repeat(np.log(np.maximum(counts, 1e-300))[None], len(streams), axis=0)
         filters = replace(filters, temperature=1.0 if filters.temperature else 0.0)
     if filters.shifts:
