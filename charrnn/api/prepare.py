@@ -22,7 +22,13 @@ from charrnn.api.options import VOICE_OPTIONS, TrainOptions, check_bounds, tag_o
 from charrnn.errors import InputError, option
 from charrnn.model_config import ModelConfig
 from charrnn.training.config import TrainConfig
-from charrnn.training.plan import MODEL_OPTIONS, Plan, carried_model, train_config
+from charrnn.training.plan import (
+    DEFAULT_VOICE_DIM,
+    MODEL_OPTIONS,
+    Plan,
+    carried_model,
+    train_config,
+)
 from charrnn.training.voiced_batches import voiced_epoch
 
 Emit = Callable[[object], None]
@@ -175,7 +181,13 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
     speeds = None
     if plan is None:
         if s.header is None and s.source is None and s.tcfg.time_budget:
-            speeds = _measured(s, dataset.vocab.size, train_chars, val_chars)
+            conditioned = voices is not None and not given.get("no_condition")
+            voiced = (
+                {"voices": len(voices), "voice_dim": given.get("voice_dim", DEFAULT_VOICE_DIM)}
+                if conditioned
+                else {}
+            )
+            speeds = _measured(s, dataset.vocab.size, train_chars, val_chars, voiced)
         plan = make_plan(
             given,
             vocab_size=dataset.vocab.size,
@@ -220,12 +232,12 @@ def _check_voices(s: Setup, dataset):
     return voices
 
 
-def _measured(s: Setup, vocab_size: int, train_chars: int, val_chars: int):
+def _measured(s: Setup, vocab_size: int, train_chars: int, val_chars: int, voiced: dict):
     """This machine's speed for the run's cell, vocabulary, batch and regularisers (rank 0
     measures, every rank gets the same figures, so every rank plans alike); None (the reference)
     with no_calibrate. A text with no validation split trains without dropout or weight-drop (the
     all-text rule), so it is measured so: its finished run then refreshes the reading its next
-    plan reads."""
+    plan reads. `voiced`: a conditioned model's voices and voice_dim (its own reading)."""
     from charrnn.training import calibrate, distributed
     from charrnn.training.batches import fit_batch
     from charrnn.training.plan import ALL_TEXT_MODEL, has_validation
@@ -235,7 +247,7 @@ def _measured(s: Setup, vocab_size: int, train_chars: int, val_chars: int):
     options = {k: given[k] for k in _SHAPED if k in given}
     if not has_validation(val_chars):
         options = ALL_TEXT_MODEL | options
-    model = ModelConfig(vocab_size=vocab_size, **options)
+    model = ModelConfig(vocab_size=vocab_size, **options, **voiced)
     if given.get("no_calibrate"):
         return None  # plan() takes the reference speed
     speeds = None
