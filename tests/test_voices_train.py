@@ -91,6 +91,7 @@ def test_each_balance_gives_its_stated_shares_and_the_planner_counts_them() -> N
     assert plan.record["inputs"]["train_chars"] == 1680
     assert plan.train.balance == "capped" and plan.model.voices == 3
     assert plan.model.voice_dim == 16
+    assert "voices: 3, balance capped of up to 600 chars: 1,680 chars an epoch" in plan.notes[-1]
     cut = pieces(np.array([[0, 2 * PIECE + 7, 1], [2 * PIECE + 7, 3, 0]], dtype=np.int64))
     assert cut.tolist() == [
         [0, PIECE, 1],

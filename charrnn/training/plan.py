@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from charrnn.model_config import ModelConfig
 from charrnn.training.batches import fit_batch
@@ -183,7 +183,22 @@ def plan(
         return _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=True)
     options = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
     model = ModelConfig(vocab_size=vocab_size, **options, **voiced)
-    return _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=False)
+    sized = _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=False)
+    if not voice_sizes:
+        return sized
+    return replace(sized, notes=(*sized.notes, _voices_note(sized.train, voice_sizes, voiced)))
+
+
+def _voices_note(cfg: TrainConfig, sizes: Sequence[int], voiced: dict) -> str:
+    """One line on what a labelled text's epoch reads, and whether the model hears the voices."""
+    cap = f" of up to {cfg.voice_cap:,} chars" if cfg.balance == "capped" else ""
+    how = (
+        f"{cfg.untagged_share:.0%} of windows untagged"
+        if voiced
+        else "not conditioned (--no-condition)"
+    )
+    chars = epoch_chars(sizes, cfg.balance or "", cfg.voice_cap)
+    return f"voices: {len(sizes)}, balance {cfg.balance}{cap}: {chars:,} chars an epoch; {how}"
 
 
 @dataclass(frozen=True)
