@@ -110,7 +110,7 @@ class Terminal:
             )
             self.say(
                 f"step {event.step}: {what} loss {event.val_loss:.4f} nats/char, "
-                f"{event.val_bpc:.4f} bpc{mark}{raw}"
+                f"{event.val_bpc:.4f} bpc{mark}{raw}{escape(voice_losses(event))}"
             )
         elif isinstance(event, Snapshot):
             text = preview(event)
@@ -238,7 +238,7 @@ class Notebook:
             best = " (best)" if event.best else ""
             self.val = (
                 f"step {event.step:,}: {what} loss {event.val_loss:.4f} nats/char, "
-                f"{event.val_bpc:.4f} bpc{best}"
+                f"{event.val_bpc:.4f} bpc{best}{voice_losses(event)}"
             )
         elif isinstance(event, Finished):
             self.end = (
@@ -261,3 +261,15 @@ class Notebook:
         else:
             self.handle.update(bundle, raw=True)
         self.shown = time.monotonic()
+
+
+def voice_losses(event: Evaluated, shown: int = 4) -> str:
+    """A voiced run's per-voice validation losses, short: each voice's for a few voices, else the
+    best and the worst ('' for unlabelled text)."""
+    if not event.voices:
+        return ""
+    pairs = sorted(event.voices.items(), key=lambda kv: kv[1])
+    if len(pairs) > shown:
+        (a, x), (b, y) = pairs[0], pairs[-1]
+        return f"; {len(pairs)} voices {x:.3f} ({a}) to {y:.3f} ({b})"
+    return "; " + ", ".join(f"{n} {x:.3f}" for n, x in event.voices.items())

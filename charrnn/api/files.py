@@ -19,15 +19,26 @@ def prep(
     test_frac: float = 0.0,
     errors: Literal["strict", "replace"] = "strict",
     glob: str | None = None,
+    tags_from: Literal["dir", "file"] | None = None,
+    jsonl: bool = False,
+    text_key: str = "text",
+    tag_key: str | None = None,
 ):
     """Encode text files or directories into a dataset directory (`out`, else data/<name> as the
-    CLI chooses); returns a `PrepResult` (`out_dir`, `meta`, `skipped`)."""
+    CLI chooses); returns a `PrepResult` (`out_dir`, `meta`, `skipped`). Labelled text as
+    `charrnn prep` reads it: `tags_from` "dir" or "file", or `jsonl` records (`text_key`, and
+    `tag_key` naming each record's voice)."""
     from charrnn.data.prep import corpus_name
     from charrnn.data.prep import prep as run_prep
+    from charrnn.data.voices import TagOptions
+
+    tags = TagOptions(tags_from, jsonl, text_key, tag_key)
 
     names = [str(inputs)] if isinstance(inputs, str | os.PathLike) else [str(i) for i in inputs]
     target = Path(out) if out is not None else Path("data") / corpus_name(names)
-    return run_prep(names, target, val_frac=val_frac, test_frac=test_frac, errors=errors, glob=glob)
+    return run_prep(
+        names, target, val_frac=val_frac, test_frac=test_frac, errors=errors, glob=glob, tags=tags
+    )
 
 
 def export(

@@ -16,12 +16,13 @@ from charrnn.data.split import DEFAULT_VAL_FRAC, MIN_VAL_CHARS
 from charrnn.errors import InputError
 from charrnn.model_config import ModelConfig
 from charrnn.training.config import TrainConfig
-from charrnn.training.plan import FINETUNE_DEFAULTS, WARMUP_FRACTION
+from charrnn.training.plan import DEFAULT_VOICE_DIM, FINETUNE_DEFAULTS, WARMUP_FRACTION
+from charrnn.training.voiced_batches import DEFAULT_BALANCE, DEFAULT_UNTAGGED_SHARE
 
 _T = TrainConfig()
 # ModelConfig's defaults, for the help
 _M = {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"}
-MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA = (
+MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA, VOICES = (
     "Model",
     "Batching",
     "Optimisation",
@@ -29,6 +30,7 @@ MODEL, BATCH, OPTIM, STOP, OUTPUT, RUNTIME, DATA = (
     "Evaluation and output",
     "Runtime",
     "Data",
+    "Voices (labelled text)",
 )
 
 
@@ -199,6 +201,50 @@ class TrainOptions:
         flag_default="strict",
     )
     glob: str | None = _opt(DATA, "For a directory of text: only files matching this.")
+    tags_from: Literal["dir", "file"] | None = _opt(
+        DATA,
+        "Labelled text: each subfolder of an input folder is a voice (dir), or each file's name "
+        "without its extension (file).",
+    )
+    jsonl: bool | None = _opt(
+        DATA,
+        "The text is JSON Lines: one document per record.",
+        None,
+        "--jsonl",
+        cli=bool,
+        flag_default=False,
+    )
+    text_key: str | None = _opt(DATA, "With --jsonl: the key that holds a record's text.", "text")
+    tag_key: str | None = _opt(
+        DATA, "With --jsonl: the key that names a record's voice (without it: unlabelled)."
+    )
+    balance: Literal["proportional", "equal", "capped"] | None = _opt(
+        VOICES,
+        "How much of each voice an epoch reads: in proportion to its size, the same for each, "
+        "or each up to --voice-cap.",
+        DEFAULT_BALANCE,
+    )
+    voice_cap: int | None = _opt(
+        VOICES,
+        "With --balance capped: the most characters of one voice an epoch reads.",
+        "the median voice's training size",
+        min=1,
+    )
+    untagged_share: float | None = _opt(
+        VOICES,
+        "Share of training windows that drop their voice, so the model also writes and scores "
+        "with none given; above 0, below 1.",
+        DEFAULT_UNTAGGED_SHARE,
+    )
+    voice_dim: int | None = _opt(VOICES, "Voice embedding size.", DEFAULT_VOICE_DIM, min=1)
+    no_condition: bool | None = _opt(
+        VOICES,
+        "Baseline: the same text, splits, balance and budget, with no voice given to the model.",
+        None,
+        "--no-condition",
+        cli=bool,
+        flag_default=False,
+    )
 
     def given(self) -> dict[str, Any]:
         """The options given (not None), as the planning rules read them: a budget as text."""
@@ -212,6 +258,22 @@ class TrainOptions:
             if name in out:
                 out[name] = Path(out[name])
         return out
+
+
+# the options that mean something only for labelled text
+VOICE_OPTIONS = ("balance", "voice_cap", "untagged_share", "voice_dim", "no_condition")
+
+
+def tag_options(given: dict):
+    """How the text is read (`data.voices.TagOptions`), from the options given."""
+    from charrnn.data.voices import TagOptions
+
+    return TagOptions(
+        given.get("tags_from"),
+        bool(given.get("jsonl")),
+        given.get("text_key", "text"),
+        given.get("tag_key"),
+    )
 
 
 def flag(name: str) -> str:

@@ -18,11 +18,18 @@ from typing import Any
 from charrnn import checkpoint, hub
 from charrnn.api.events import AllText, FineTuning, Planned, Prepared
 from charrnn.api.explain import describe
-from charrnn.api.options import TrainOptions, check_bounds
+from charrnn.api.options import VOICE_OPTIONS, TrainOptions, check_bounds, tag_options
 from charrnn.errors import InputError, option
 from charrnn.model_config import ModelConfig
 from charrnn.training.config import TrainConfig
-from charrnn.training.plan import Plan, carried_model, train_config
+from charrnn.training.plan import (
+    DEFAULT_VOICE_DIM,
+    MODEL_OPTIONS,
+    Plan,
+    carried_model,
+    train_config,
+)
+from charrnn.training.voiced_batches import voiced_epoch
 
 Emit = Callable[[object], None]
 # the model options that change a step's speed apart from its shape
@@ -86,8 +93,9 @@ def check(corpus: str | None, text: str | None, options: TrainOptions) -> Setup:
         check_shape(given, source.meta, f"with {option('init_from')}")
     tcfg = train_config(given, header and header.meta, finetune=source is not None)
     # check the model options before spending time on the corpus
-    if header is None and source is None:
-        defaults = {f.name: f.default for f in fields(ModelConfig) if f.name != "vocab_size"}
+    tag_options(given)  # refused now, before the text is read
+    if header is None and source is None:  # (the voices come with the text)
+        defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_OPTIONS}
         ModelConfig(vocab_size=1, **{k: given.get(k, d) for k, d in defaults.items()})
     else:
         ModelConfig.from_dict(carried_model((header or source).meta, given))
@@ -142,6 +150,7 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
         "val_frac": given.get("val_frac"),
         "errors": given.get("errors", "strict"),
         "glob": given.get("glob"),
+        "tags": tag_options(given),
     }
     if s.header and "val_frac" not in given:
         prep_opts["val_frac"] = resumed_val_frac(s.header.meta)
@@ -158,6 +167,7 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
         chars = int(dataset.meta["chars"])
         if not auto_val_frac(chars):
             say(AllText(s.corpus, chars))
+    voices = _check_voices(s, dataset)
     start = None
     if s.source:
         start = _fine_tune(s.source, dataset, s.tcfg, say)
@@ -165,11 +175,19 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
     elif s.header:
         dataset = as_checkpoint_vocab(dataset, s.header.meta["vocab"])
     train_chars = len(dataset.split("train"))
+    if voices is not None:  # an epoch reads what the balance makes of the voices
+        train_chars = voiced_epoch(s.tcfg, voices, None, train_chars)[1]
     val_chars = len(dataset.split("val"))
     speeds = None
     if plan is None:
         if s.header is None and s.source is None and s.tcfg.time_budget:
-            speeds = _measured(s, dataset.vocab.size, train_chars, val_chars)
+            conditioned = voices is not None and not given.get("no_condition")
+            voiced = (
+                {"voices": len(voices), "voice_dim": given.get("voice_dim", DEFAULT_VOICE_DIM)}
+                if conditioned
+                else {}
+            )
+            speeds = _measured(s, dataset.vocab.size, train_chars, val_chars, voiced)
         plan = make_plan(
             given,
             vocab_size=dataset.vocab.size,
@@ -179,6 +197,7 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
             resume_meta=s.header and s.header.meta,
             source_meta=s.source and s.source.meta,
             speeds=speeds,
+            voice_sizes=tuple(voices.chars("train")) if voices is not None else (),
         )
     lines = list(plan.notes)
     if plan.record and s.header is None:
@@ -187,12 +206,38 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
     return Ready(dataset, start, plan, speeds.seconds if speeds else 0.0)
 
 
-def _measured(s: Setup, vocab_size: int, train_chars: int, val_chars: int):
+def _check_voices(s: Setup, dataset):
+    """The text's voices (None: unlabelled), refusing what cannot go with them: a voice option on
+    unlabelled text, fine-tuning on voices, and a resumed model conditioned on other voices."""
+    voices, given = dataset.voices, s.given
+    if voices is None:
+        asked = [k for k in VOICE_OPTIONS if given.get(k) not in (None, False)]
+        if asked:
+            raise InputError(
+                f"{option(asked[0])} applies to labelled text (--tags-from dir|file, or --jsonl "
+                "with --tag-key)"
+            )
+        return None
+    if s.source is not None:
+        raise InputError(
+            f"{option('init_from')} on labelled text is not supported yet: train a new model on "
+            "it, or prepare the text without its voices"
+        )
+    had = (s.header.meta.get("voices") or {}).get("names") if s.header else None
+    if had is not None and had != list(voices.names):
+        raise InputError(
+            f"{s.header.path}: its model's voices are {', '.join(had)}; this text's are "
+            f"{', '.join(voices.names)}"
+        )
+    return voices
+
+
+def _measured(s: Setup, vocab_size: int, train_chars: int, val_chars: int, voiced: dict):
     """This machine's speed for the run's cell, vocabulary, batch and regularisers (rank 0
     measures, every rank gets the same figures, so every rank plans alike); None (the reference)
     with no_calibrate. A text with no validation split trains without dropout or weight-drop (the
     all-text rule), so it is measured so: its finished run then refreshes the reading its next
-    plan reads."""
+    plan reads. `voiced`: a conditioned model's voices and voice_dim (its own reading)."""
     from charrnn.training import calibrate, distributed
     from charrnn.training.batches import fit_batch
     from charrnn.training.plan import ALL_TEXT_MODEL, has_validation
@@ -202,7 +247,7 @@ def _measured(s: Setup, vocab_size: int, train_chars: int, val_chars: int):
     options = {k: given[k] for k in _SHAPED if k in given}
     if not has_validation(val_chars):
         options = ALL_TEXT_MODEL | options
-    model = ModelConfig(vocab_size=vocab_size, **options)
+    model = ModelConfig(vocab_size=vocab_size, **options, **voiced)
     if given.get("no_calibrate"):
         return None  # plan() takes the reference speed
     speeds = None

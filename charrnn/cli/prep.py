@@ -38,6 +38,28 @@ def prep(
         str | None,
         typer.Option(help="In directories, read only files matching this pattern, e.g. '*.py'."),
     ] = None,
+    tags_from: Annotated[
+        Literal["dir", "file"] | None,
+        typer.Option(
+            help="Labelled text: each subfolder of an input folder is a voice (dir), or each "
+            "file's name without its extension (file).",
+            show_default=False,
+        ),
+    ] = None,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Inputs are JSON Lines: one document per record.")
+    ] = False,
+    text_key: Annotated[
+        str, typer.Option(help="With --jsonl: the key that holds a record's text.")
+    ] = "text",
+    tag_key: Annotated[
+        str | None,
+        typer.Option(
+            help="With --jsonl: the key that names a record's voice (without it the records "
+            "are unlabelled).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the dataset summary as JSON on stdout.")
     ] = False,
@@ -46,10 +68,12 @@ def prep(
     """Encode text into a dataset directory (meta.json + id arrays) that [bold]train[/] memory-maps."""
     from charrnn.data.prep import corpus_name
     from charrnn.data.prep import prep as run_prep
+    from charrnn.data.voices import TagOptions
 
+    tags = TagOptions(tags_from, jsonl, text_key, tag_key)
     target = out or Path("data") / corpus_name(inputs)
     result = run_prep(
-        inputs, target, val_frac=val_frac, test_frac=test_frac, errors=errors, glob=glob
+        inputs, target, val_frac=val_frac, test_frac=test_frac, errors=errors, glob=glob, tags=tags
     )
     meta = result.meta
     for note in result.notes:
@@ -73,3 +97,9 @@ def prep(
         highlight=False,
         markup=False,
     )
+    if "voices" in meta:
+        v = meta["voices"]
+        sizes = ", ".join(
+            f"{n} {sum(v['chars'][s][i] for s in v['chars']):,}" for i, n in enumerate(v["names"])
+        )
+        console.print(f"voices ({v['mode']}): {sizes}", highlight=False, markup=False)

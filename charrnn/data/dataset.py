@@ -16,7 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.data.prep import DATASET_FORMAT, DATASET_VERSION, SPLITS, Errors, collect_sources, prep
+from charrnn.data.prep import (
+    DATASET_FORMAT,
+    DATASET_VERSION,
+    SPLITS,
+    UNLABELLED_VERSION,
+    Errors,
+    collect_sources,
+    prep,
+)
+from charrnn.data.voices import TagOptions, VoiceTable
 from charrnn.errors import InputError, option
 from charrnn.vocab import Vocab
 
@@ -32,6 +41,11 @@ class Dataset:
     @property
     def name(self) -> str:
         return str(self.meta["name"])
+
+    @property
+    def voices(self) -> VoiceTable | None:
+        """The voices of a labelled dataset (None: unlabelled), as meta.json records them."""
+        return VoiceTable.from_meta(self.path, self.meta)
 
     def split(self, name: str) -> np.ndarray:
         """The split's ids, memory-mapped read-only (an empty array for an empty split)."""
@@ -121,6 +135,10 @@ def load_dataset(path: Path) -> Dataset:
         actual = f.stat().st_size if f.exists() else 0
         if actual != splits[s] * itemsize:
             raise InputError(f"{f}: {actual} bytes, expected {splits[s] * itemsize}; re-run prep")
+    table = VoiceTable.from_meta(path, meta)
+    for s in SPLITS if table is not None else ():
+        if splits[s] and not (path / f"spans-{s}.npy").is_file():
+            raise InputError(f"{path / f'spans-{s}.npy'}: missing; re-run prep")
     return Dataset(path, meta, vocab)
 
 
@@ -139,28 +157,43 @@ def resolve_dataset(
     test_frac: float = 0.0,
     errors: Errors = "strict",
     glob: str | None = None,
+    tags: TagOptions | None = None,
 ) -> tuple[Dataset, bool]:
     """A dataset directory as is (its splits obeyed), or raw text prepared into the cache keyed by
     content hash; val_frac None lets the text's size choose (`split.auto_val_frac`).
 
-    Returns (dataset, prepared_now). The key covers the bytes and every prep option, so editing the
-    corpus or changing --val-frac prepares again and an unchanged corpus is never prepared twice.
+    Returns (dataset, prepared_now). The key covers the bytes and every prep option (the tag mode,
+    each file's voice and the JSON keys too), so editing the corpus or changing --val-frac prepares
+    again and an unchanged corpus is never prepared twice.
     """
+    tags = tags or TagOptions()
     path = Path(corpus)
     if corpus == "-":
         raise InputError(
             "train reads a file or dataset; for stdin run `charrnn prep - -o DIR` first"
         )
     if is_dataset(path):
+        if tags.active:
+            raise InputError(
+                f"{corpus}: a prepared dataset keeps its own voices; --tags-from, --jsonl, "
+                "--text-key and --tag-key apply to raw text"
+            )
         return load_dataset(path), False
-    sources, _, _ = collect_sources([corpus], glob)
     key = hashlib.sha256()
-    for src in sources:
-        key.update(src.name.encode("utf-8", "surrogateescape") + b"\0")
-        with src.path.open("rb") as f:
-            for block in iter(lambda f=f: f.read(1 << 20), b""):
-                key.update(block)
-    key.update(json.dumps([val_frac, test_frac, errors, glob, DATASET_VERSION]).encode())
+    if tags.active:
+        from charrnn.data.labelled import collect, iter_key
+
+        for block in iter_key(collect([corpus], tags, glob)[0]):
+            key.update(block)
+        options = [val_frac, test_frac, errors, glob, DATASET_VERSION, tags.key()]
+    else:
+        for src in collect_sources([corpus], glob)[0]:
+            key.update(src.name.encode("utf-8", "surrogateescape") + b"\0")
+            with src.path.open("rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    key.update(block)
+        options = [val_frac, test_frac, errors, glob, UNLABELLED_VERSION]
+    key.update(json.dumps(options).encode())
     name = path.resolve().stem or "corpus"
     target = cache_dir() / "datasets" / f"{name}-{key.hexdigest()[:16]}"
     if is_dataset(target):
@@ -176,6 +209,7 @@ def resolve_dataset(
         errors=errors,
         glob=glob,
         cache_entry=True,
+        tags=tags,
     )
     return load_dataset(target), True
 

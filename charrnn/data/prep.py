@@ -25,12 +25,16 @@ import numpy as np
 
 from charrnn import atomic, owned
 from charrnn.data.split import DEFAULT_VAL_FRAC, auto_val_frac, split_sizes
+from charrnn.data.voices import TagOptions
 from charrnn.errors import InputError, option
 from charrnn.vocab import Vocab
 
 Errors = Literal["strict", "replace"]
 DATASET_FORMAT = "charrnn-dataset"
-DATASET_VERSION = 1
+# 2: a labelled corpus's `voices` and spans-<split>.npy files; unlabelled datasets are still
+# written as version 1, byte for byte as before (docs/formats.md)
+DATASET_VERSION = 2
+UNLABELLED_VERSION = 1
 SPLITS = ("train", "val", "test")
 CHUNK_BYTES = 1 << 22
 _SNIFF_BYTES = 8192
@@ -225,14 +229,19 @@ def prep(
     glob: str | None = None,
     stdin: BinaryIO | None = None,
     cache_entry: bool = False,
+    tags: TagOptions | None = None,
 ) -> PrepResult:
     """Prepare a dataset directory; it appears whole or not at all (built aside, then swapped in).
 
     An existing `out_dir` is replaced only when it holds a dataset's own, unedited files (meta.json
     records each array's sha256); anything else is refused in one line. cache_entry: `out_dir` is
     charrnn's own cache entry (`resolve_dataset`), replaced whatever it holds. val_frac None
-    chooses by size (`auto_val_frac`); meta.json records the fraction used."""
+    chooses by size (`auto_val_frac`); meta.json records the fraction used. `tags`: labelled text
+    or JSON Lines (`data.labelled`): each voice's own tail is its validation and test text."""
     from charrnn import __version__
+    from charrnn.data import labelled
+
+    tags = tags or TagOptions()
 
     asked = DEFAULT_VAL_FRAC if val_frac is None else val_frac
     if not 0 <= asked < 1 or not 0 <= test_frac < 1 or asked + test_frac >= 1:
@@ -243,9 +252,16 @@ def prep(
     notes = atomic.leftovers(out_dir)
     if not cache_entry:
         _check_replaceable(out_dir)
-    sources, skipped, cleanup = collect_sources(inputs, glob, stdin)
+    if tags.active:
+        voiced, skipped, cleanup = labelled.collect(inputs, tags, glob, stdin)
+    else:
+        sources, skipped, cleanup = collect_sources(inputs, glob, stdin)
     try:
-        hist, infos, digest = _count(sources, errors)
+        if tags.active:
+            counted = labelled.count(voiced, tags, errors)
+            hist, infos, digest = counted.hist, counted.infos, counted.digest
+        else:
+            hist, infos, digest = _count(sources, errors)
         if not hist.any():  # before the vocabulary, whose own error could not name the file
             raise InputError(f"{' '.join(inputs)}: no text to train on (0 characters)")
         vocab = Vocab.from_code_point_counts((i, int(n)) for i, n in enumerate(hist) if n)
@@ -259,15 +275,21 @@ def prep(
     if val_frac is None:
         val_frac = auto_val_frac(total)
     sizes = split_sizes(total, val_frac, test_frac)
+    if tags.active:
+        per_voice = counted.splits(val_frac, test_frac)
+        sizes = {s: sum(v[s] for v in per_voice.values()) for s in SPLITS}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = atomic.temp_path(out_dir)
     atomic.remove(work)
     work.mkdir()
     try:
-        written = _encode(sources, errors, vocab, sizes, work)
+        if tags.active:
+            written = labelled.encode(voiced, tags, errors, vocab, counted, per_voice, work)
+        else:
+            written = _encode(sources, errors, vocab, sizes, work)
         meta = {
             "format": DATASET_FORMAT,
-            "version": DATASET_VERSION,
+            "version": DATASET_VERSION if tags.mode else UNLABELLED_VERSION,
             "name": corpus_name(inputs),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "charrnn_version": __version__,
@@ -284,6 +306,8 @@ def prep(
             "sources": infos,
             "files": written,
         }
+        if tags.mode:
+            meta["voices"] = _voices_meta(tags, counted, per_voice, vocab)
         text = json.dumps(meta, ensure_ascii=True, indent=1, allow_nan=False)
         (work / "meta.json").write_text(text)
         if not cache_entry:
@@ -295,6 +319,23 @@ def prep(
     finally:
         cleanup()
     return PrepResult(out_dir, meta, tuple(skipped), tuple(notes))
+
+
+def _voices_meta(tags: TagOptions, counted, per_voice: dict, vocab: Vocab) -> dict:
+    """meta.json's `voices` (docs/formats.md): the mode, sorted names (index = voice id), each
+    voice's counts over the vocabulary and its characters in each split."""
+    from charrnn.data.labelled import voice_counts
+
+    names = counted.names
+    record = {
+        "mode": tags.mode,
+        "names": names,
+        "counts": voice_counts(counted, vocab),
+        "chars": {s: [per_voice[n][s] for n in names] for s in SPLITS},
+    }
+    if tags.jsonl:
+        record |= {"text_key": tags.text_key, "tag_key": tags.tag_key}
+    return record
 
 
 def _check_replaceable(out_dir: Path) -> None:
@@ -319,8 +360,9 @@ def _check_replaceable(out_dir: Path) -> None:
         raise InputError(f"{out_dir}: meta.json is not a charrnn dataset's; choose another -o")
     digests = record.get("files")
     own: dict[str, str | None] = {"meta.json": None} | {f"{s}.bin": None for s in SPLITS}
+    spans = {f"spans-{s}.npy" for s in SPLITS}  # a labelled dataset's, recorded with their sha256
     if isinstance(digests, dict):  # a dataset prepared by charrnn 0.2.0 records names only
-        own |= {n: d for n, d in digests.items() if n in own and isinstance(d, str)}
+        own |= {n: d for n, d in digests.items() if (n in own or n in spans) and isinstance(d, str)}
     found = owned.intruder(out_dir, own, spare=_is_index_cache)
     if found is not None:
         raise InputError(

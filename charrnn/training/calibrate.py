@@ -73,6 +73,8 @@ def reading_key(
         f"weight_drop={model.weight_drop:g}",
         f"locked_dropout={model.locked_dropout}",
     )
+    if model.voices:  # a voiced model's layer 0 reads a wider input: its own reading
+        conditions += (f"voice_dim={model.voice_dim}",)
     key = machine_key(device, precision, model.cell, model.vocab_size, world)
     return " | ".join((key, *conditions))
 

@@ -41,6 +41,12 @@ class TrainConfig:
     # Start each epoch's windows at another offset (drawn from rng_seed and the epoch), so that over
     # many epochs the truncated-BPTT boundaries fall at different places in the text.
     shift_windows: bool = True
+    # Voices (a labelled corpus only; None otherwise, and then absent from the checkpoint): how
+    # often each voice is seen per epoch, the cap of `capped`, and the share of training windows
+    # that drop their voice (docs/training.md#voices).
+    balance: str | None = None
+    voice_cap: int | None = None
+    untagged_share: float | None = None
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "seq_len", "eval_every", "eval_chars", "log_every")
@@ -79,12 +85,27 @@ class TrainConfig:
             raise InputError(f"shift_windows must be true or false, got {self.shift_windows!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if self.balance is not None and self.balance not in BALANCES:
+            raise InputError(f"--balance must be one of {', '.join(BALANCES)}")
+        if self.voice_cap is not None and (
+            not isinstance(self.voice_cap, int) or isinstance(self.voice_cap, bool)
+        ):
+            raise InputError(f"{option('voice_cap')} must be an integer, got {self.voice_cap!r}")
+        if self.voice_cap is not None and self.voice_cap < 1:
+            raise InputError(f"{option('voice_cap')} must be at least 1, got {self.voice_cap}")
+        share = self.untagged_share
+        if share is not None and (not _finite(share) or not 0 < share < 1):
+            raise InputError(
+                f"{option('untagged_share')} must be above 0 and below 1, got {share!r}"
+            )
 
     @classmethod
     def from_dict(cls, d: object) -> TrainConfig:
         if not isinstance(d, dict):
             raise InputError("train config must be a JSON object")
         names = {f.name for f in fields(cls)}
+        # `voices_off` (a --no-condition run's note of its voices, for inspect) is no setting
+        d = {k: v for k, v in d.items() if k != "voices_off"}
         unknown = set(d) - names
         if unknown:
             raise InputError(f"train config has unknown fields: {', '.join(sorted(unknown))}")
@@ -92,13 +113,20 @@ class TrainConfig:
         return cls(**{"ema": 0.0, "shift_windows": False, **d})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON form; an unvoiced run's has no voice fields, so it reads as before voices."""
+        d = asdict(self)
+        for name in VOICE_FIELDS:
+            if d[name] is None:
+                del d[name]
+        return d
 
     def with_(self, **changes: object) -> TrainConfig:
         return replace(self, **changes)
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BALANCES = ("proportional", "equal", "capped")
+VOICE_FIELDS = ("balance", "voice_cap", "untagged_share")
 
 
 def _finite(x: object) -> bool:

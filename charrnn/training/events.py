@@ -64,6 +64,8 @@ class Evaluated:
     # with weight averaging on, both weight sets' losses (val_loss is the better one's)
     raw_val_loss: float | None = None
     ema_val_loss: float | None = None
+    # a labelled corpus: each voice's validation loss (val_loss is their unweighted mean)
+    voices: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from charrnn.model import (
 from charrnn.training import distributed, saving
 from charrnn.training import state as snapshot
 from charrnn.training.averaging import Averaged
-from charrnn.training.batches import StreamBatcher, fit_streams
+from charrnn.training.batches import fit_streams
 from charrnn.training.config import TrainConfig, bpc
-from charrnn.training.evaluate import evaluate, unigram_entropy
+from charrnn.training.evaluate import evaluate, evaluate_voices, unigram_entropy
 from charrnn.training.events import Callback, Evaluated, Finished, Logged, Note, Snapshot, Started
 from charrnn.training.finetune import Start
 from charrnn.training.metrics import MetricsLog
@@ -41,6 +41,7 @@ from charrnn.training.precision import autocast, resolve_precision
 from charrnn.training.rundir import RunLock
 from charrnn.training.saving import Diverged  # raised from here: callers catch it by this name
 from charrnn.training.schedule import Progress, lr_at, progress_of, stop_reason, total_steps
+from charrnn.training.voiced_batches import make_batcher, voiced_epoch
 
 # Stop reasons that leave the run unfinished (no final evaluation): a signal, or a caller's stop.
 RESUMABLE = ("interrupted", "stopped")
@@ -78,28 +79,24 @@ class Trainer:
         self.dataset, self.out_dir, self.emit = dataset, out_dir, on_event
         self.should_stop, self.overwrite = should_stop, overwrite
         self.vocab = dataset.vocab
+        self.voices = dataset.voices  # a labelled corpus's (data.voices.VoiceTable), else None
         new_corpus = resume is not None and self._check_corpus(resume, allow_new_corpus)
         self.fresh = resume is None
         train_ids, self.val_ids = dataset.split("train"), dataset.split("val")
+        # a labelled text's epoch is what the balance makes of its voices
+        cfg, self.train_chars = voiced_epoch(cfg, self.voices, model_cfg, len(train_ids))
         streams = (
             cfg.batch_size * int(resume.meta["state"].get("world_size", 1)) if resume else None
         )
         batch, seq, note = fit_streams(
-            len(train_ids), cfg.batch_size, cfg.seq_len, self.world.size, streams
+            self.train_chars, cfg.batch_size, cfg.seq_len, self.world.size, streams
         )
         if note:
             self.emit(Note(note))
         cfg = cfg.with_(batch_size=batch, seq_len=seq)
         self.precision = resolve_precision(cfg.precision, self.device, model_cfg.cell)
         self.cfg, self.model_cfg = cfg, model_cfg
-        self.batcher = StreamBatcher(
-            train_ids,
-            cfg.batch_size * self.world.size,
-            cfg.seq_len,
-            self.world.rank,
-            self.world.size,
-            cfg.rng_seed if cfg.shift_windows else None,
-        )
+        self.batcher = make_batcher(train_ids, self.voices, cfg, self.world.rank, self.world.size)
         self.horizon = total_steps(cfg, self.batcher.steps_per_epoch)
         self.plan = resume.meta.get("plan") if resume is not None else plan
         if self.plan is None:  # the plan fitted it already, and a resumed plan is never remade
@@ -119,6 +116,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.progress = Progress(elapsed=spent)
         self.history: dict[str, list] = {"train": [], "val": []}
+        if self.voices is not None:  # [step, each voice's validation loss (None: none)]
+            self.history["val_voices"] = []
+        self.voice_val: dict[str, float] = {}  # the latest per-voice validation losses
         self.carry = self.model.init_state(cfg.batch_size, self.device)
         self.average = Averaged(self.model, cfg.ema) if cfg.ema > 0 else None
         self.use_average = False
@@ -149,26 +149,32 @@ class Trainer:
         self.use_average = self.average is not None and s.get("weights") == "average"
         self.progress = Progress(**{k: s[k] for k in asdict(Progress()) if k in s})
         self.progress.finished, self.progress.stop_reason = False, None
-        self.history = {
-            k: [list(r) for r in header.meta["history"].get(k, [])] for k in ("train", "val")
-        }
+        kept = ("train", "val", "val_voices") if self.voices is not None else ("train", "val")
+        self.history = {k: [list(r) for r in header.meta["history"].get(k, [])] for k in kept}
 
     # --- the step -----------------------------------------------------------------------------
     def _step(self, lr: float) -> torch.Tensor:
         cfg, p = self.cfg, self.progress
         if p.batch_in_epoch == 0:
             self.carry = self.model.init_state(cfg.batch_size, self.device)
-        x, y = (torch.from_numpy(a) for a in self.batcher.batch(p.batch_in_epoch, p.epoch))
+        if self.voices is None:
+            x, y = (torch.from_numpy(a) for a in self.batcher.batch(p.batch_in_epoch, p.epoch))
+            v = None
+        else:
+            x, y, v = (
+                torch.from_numpy(a) for a in self.batcher.batch(p.batch_in_epoch, p.epoch, p.step)
+            )
         pin = self.device.type == "cuda"
         x = (x.pin_memory() if pin else x).to(self.device, non_blocking=True)
         y = (y.pin_memory() if pin else y).to(self.device, non_blocking=True)
+        voiced = () if v is None or not self.model_cfg.voices else (v.to(self.device),)
         # Dropout masks come from a seed derived from (rng_seed, step, rank): a resumed run draws
         # exactly what an uninterrupted one would, whatever ran in between (evaluation, sampling).
         torch.manual_seed((cfg.rng_seed * 1_000_003 + p.step) * 64 + self.world.rank)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         with autocast(self.device, self.precision):
-            logits, state = self.net(x, self.carry)
+            logits, state = self.net(x, self.carry, *voiced)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -281,7 +287,7 @@ class Trainer:
                 precision=self.precision,
                 parameters=parameter_count(self.model),
                 vocab_size=self.vocab.size,
-                train_chars=len(self.batcher.ids),
+                train_chars=self.train_chars,
                 val_chars=len(self.val_ids),
                 eval_chars=min(len(self.val_ids), self.cfg.eval_chars),
                 unigram_entropy=unigram_entropy(counts),
@@ -335,12 +341,13 @@ class Trainer:
     def _evaluate_and_save(self) -> None:
         p = self.progress
         raw = averaged = None
+        per_voice: list | None = None
         if has_validation(len(self.val_ids)):
-            ids = self.val_ids[: self.cfg.eval_chars + 1]
-            raw, _ = evaluate(self.model, ids, self.device, self.world)
+            raw, per_raw = self._validate(self.model)
             if self.average is not None:
-                averaged, _ = evaluate(self.average.model, ids, self.device, self.world)
+                averaged, per_averaged = self._validate(self.average.model)
             self.use_average = averaged is not None and averaged < raw
+            per_voice = per_averaged if self.use_average else per_raw
             loss, source = min(raw, averaged if averaged is not None else raw), "val"
         else:  # no held-out text to compare the two on: the raw weights fit the text, as before
             self.use_average = False
@@ -358,9 +365,21 @@ class Trainer:
         self.history["val"].append([p.step, loss])
         rec = {"step": p.step, "epoch": p.epoch, "val_loss": loss, "val_bpc": bpc(loss)}
         both = {"raw_val_loss": raw, "ema_val_loss": averaged} if averaged is not None else {}
+        if self.voices is not None and per_voice is not None:
+            self.history["val_voices"].append([p.step, *per_voice])
+            self.voice_val = self.voices.named(per_voice)
+            both |= {"val_voices": self.voice_val}
         self._record(rec | {"source": source} | both)
-        self.emit(Evaluated(p.step, loss, bpc(loss), best, source, raw, averaged))
+        voices = self.voice_val if per_voice is not None else None
+        self.emit(Evaluated(p.step, loss, bpc(loss), best, source, raw, averaged, voices))
         self._save(best)
+
+    def _validate(self, model: CharRNN) -> tuple[float, list[float | None] | None]:
+        """The validation loss (for voices: the unweighted mean of the voices') and each voice's."""
+        ids, chars, world = self.val_ids, self.voices and self.voices.chars("val"), self.world
+        if chars is None:
+            return evaluate(model, ids[: self.cfg.eval_chars + 1], self.device, world)[0], None
+        return evaluate_voices(model, ids, chars, self.cfg.eval_chars, self.device, world)
 
     def _record(self, rec: dict) -> None:
         if self.world.main:

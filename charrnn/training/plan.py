@@ -9,7 +9,8 @@ docs/defaults.md. The CLI shows what they chose; nothing here prints.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 
 from charrnn.model_config import ModelConfig
 from charrnn.training.batches import fit_batch
@@ -25,6 +26,7 @@ from charrnn.training.sizing import (
     steps_in,
 )
 from charrnn.training.speed import Speeds, reference, train_flops_per_char
+from charrnn.training.voiced_batches import epoch_chars, voiced_config
 
 # Runs planned before the sizing rules (checkpoints without a stored plan) counted a budget's steps
 # at this rate, the default model's bf16 training rate here; they resume under that rule exactly.
@@ -87,7 +89,12 @@ FINETUNE_DEFAULTS: dict[str, float | int] = {"lr": 3e-4, "warmup": 20}
 # or 50 epochs for a small corpus, whichever comes first.
 DEFAULT_STOP: dict[str, float | int] = {"time_budget": 600.0, "max_epochs": 50}
 # The model options a user can give (ModelConfig's fields less the vocabulary, which the text sets).
-MODEL_OPTIONS = tuple(f.name for f in fields(ModelConfig) if f.name != "vocab_size")
+# (`voices` is the text's, and `voice_dim` applies only to labelled text: see `plan`)
+MODEL_OPTIONS = tuple(
+    f.name for f in fields(ModelConfig) if f.name not in ("vocab_size", "voices", "voice_dim")
+)
+# The voice embedding's width unless --voice-dim is given (docs/training.md#voices).
+DEFAULT_VOICE_DIM = 16
 # Model options that shape no weight: training choices a resumed or fine-tuning run may change.
 REGULARISERS = ("dropout", "weight_drop", "locked_dropout")
 
@@ -136,6 +143,7 @@ def plan(
     resume_meta: dict | None = None,
     source_meta: dict | None = None,
     speeds: Speeds | None = None,
+    voice_sizes: Sequence[int] = (),
 ) -> Plan:
     """The one planning function: a run's configs from the options given, the text's size and
     vocabulary, the processes, this machine's speed (`speeds`, measured or the reference), and the
@@ -147,6 +155,10 @@ def plan(
     - fine-tune: the source's shape, fine-tuning's lr and warmup; the plan adds the evaluation
       cadence and the all-text rule;
     - fresh: the options given, and the rest sized for this text, budget and machine (`sizing`).
+
+    `voice_sizes`: a labelled text's voices' training sizes: the balance settles how many
+    characters an epoch reads (`train_chars` is then that), and the model is conditioned on the
+    voices unless `no_condition` was given.
     """
     tcfg = train_config(given, resume_meta, finetune=source_meta is not None)
     if resume_meta is not None:
@@ -156,6 +168,13 @@ def plan(
             (),
             resume_meta.get("plan"),
         )
+    voiced: dict[str, int] = {}
+    if voice_sizes:
+        tcfg = voiced_config(tcfg, voice_sizes)
+        train_chars = epoch_chars(voice_sizes, tcfg.balance or "", tcfg.voice_cap)
+        if not given.get("no_condition"):
+            voiced = {"voices": len(voice_sizes)}
+            voiced["voice_dim"] = int(given.get("voice_dim", DEFAULT_VOICE_DIM))
     text = Text(vocab_size, train_chars, val_chars, world_size)
     if source_meta is not None:  # a checkpoint's record: from_dict reads older files as trained
         model = ModelConfig.from_dict(
@@ -163,8 +182,23 @@ def plan(
         )
         return _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=True)
     options = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
-    model = ModelConfig(vocab_size=vocab_size, **options)
-    return _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=False)
+    model = ModelConfig(vocab_size=vocab_size, **options, **voiced)
+    sized = _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=False)
+    if not voice_sizes:
+        return sized
+    return replace(sized, notes=(*sized.notes, _voices_note(sized.train, voice_sizes, voiced)))
+
+
+def _voices_note(cfg: TrainConfig, sizes: Sequence[int], voiced: dict) -> str:
+    """One line on what a labelled text's epoch reads, and whether the model hears the voices."""
+    cap = f" of up to {cfg.voice_cap:,} chars" if cfg.balance == "capped" else ""
+    how = (
+        f"{cfg.untagged_share:.0%} of windows untagged"
+        if voiced
+        else "not conditioned (--no-condition)"
+    )
+    chars = epoch_chars(sizes, cfg.balance or "", cfg.voice_cap)
+    return f"voices: {len(sizes)}, balance {cfg.balance}{cap}: {chars:,} chars an epoch; {how}"
 
 
 @dataclass(frozen=True)
@@ -234,7 +268,7 @@ def _sized(
             "chars_per_step": per_step,
             "speed": speeds.to_dict() if timed else None,
         },
-        "given": sorted(k for k in given if k in MODEL_OPTIONS or k in _TRAIN_NAMES),
+        "given": sorted(k for k in given if k in _GIVEN),
         "chosen": chosen | {"eval_every": train.eval_every, "warmup": train.warmup},
         "estimate": {
             "steps": steps,
@@ -272,6 +306,7 @@ def _planned(
 
 
 _TRAIN_NAMES = {f.name for f in fields(TrainConfig)}
+_GIVEN = {*MODEL_OPTIONS, *_TRAIN_NAMES, "voice_dim"}
 
 
 def carried_model(meta: dict, given: dict) -> dict:

@@ -22,11 +22,12 @@ def check_shape(given: dict, meta: dict, when: str = "on resume") -> None:
     continue, so their shapes cannot change. `when`: "on resume" or "with --init-from"."""
     model = meta["model"]
     hint = "when resuming" if when == "on resume" else "when starting from a model"
-    for name in SHAPE:
+    shaped = SHAPE + (("voice_dim",) if model.get("voices") else ())
+    for name in shaped:
         if name in given and given[name] != model[name]:
             raise InputError(
-                f"--{name} cannot change {when}: the checkpoint's model has {model[name]}, "
-                f"this asks for {given[name]}; leave --{name} out {hint}"
+                f"--{name.replace('_', '-')} cannot change {when}: the checkpoint's model has {model[name]}, "
+                f"this asks for {given[name]}; leave --{name.replace('_', '-')} out {hint}"
             )
 
 

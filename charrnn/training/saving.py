@@ -118,6 +118,8 @@ def save(t: Trainer, best: bool) -> None:
         "history": t.history,
         "parameters": parameter_count(t.model),
     }
+    if t.voices is not None:
+        _add_voices(t, meta)
     if t.init_from:
         meta["init_from"] = t.init_from
     if t.plan:
@@ -125,3 +127,23 @@ def save(t: Trainer, best: bool) -> None:
     checkpoint.save(t.last_path, tensors, meta)
     if best:
         checkpoint.link(t.last_path, t.best_path)
+
+
+def _add_voices(t: Trainer, meta: dict) -> None:
+    """A conditioned model's `voices` (docs/formats.md; it makes the file format 4); a
+    --no-condition run, an unvoiced model, notes its voices in `train.voices_off` instead."""
+    table, cfg = t.voices, t.cfg
+    record = {
+        "names": list(table.names),
+        "counts": [list(c) for c in table.counts],
+        "chars": {s: table.chars(s) for s in ("train", "val", "test")},
+        "balance": cfg.balance,
+        "voice_cap": cfg.voice_cap,
+        "untagged_share": cfg.untagged_share,
+        "val": dict(t.voice_val),
+    }
+    if t.model_cfg.voices:
+        meta["voices"] = record
+    else:
+        del record["counts"], record["untagged_share"]
+        meta["train"] = meta["train"] | {"voices_off": record}
