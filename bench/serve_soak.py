@@ -16,9 +16,11 @@ The first tenth of the run has no heavy client; the rest has every client. Repor
 target: requests by kind and status and no 5xx; p50/p99 time to first character of `stream` without
 and with the heavy clients (p99 with <= p99 without + 50 ms); the server's longest wait between two
 batch steps while a stream was live (/health's `longest_step_gap_ms`, without and with the heavy
-clients); the server's RSS at minute 2 (a fifth of the run, or later, once every kind has ended a
-request) and at the end, both under the mix's load (grown by 10 % at most: a fall is memory that a
-request in flight at minute 2 held). One request of each route warms the server up before the clock
+clients); the server's RSS, read every second: at minute 2 (a fifth of the run, or later, once every
+kind has ended a request) and at the end, both under the mix's load, each reading alone and the
+highest reading of the minute (a tenth of the run, if shorter) before each; the target is on those
+highest readings (grown by 10 % at most), since one reading depends on which long requests happen to
+be in flight at that instant. One request of each route warms the server up before the clock
 starts. The model is trained for two small steps: its speed, not its text, matters. The corpus is
 this Python's own standard library, so the bench needs nothing outside the repository.
 """
@@ -226,6 +228,8 @@ async def run(soak: Soak, pid: int, seconds: float) -> dict:
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         await soak.warm_up(client)
         soak.start()
+        series: list[tuple[float, float]] = []  # (seconds since the start, RSS MB), every second
+        sampler = asyncio.create_task(sample_rss(pid, soak.t0, series))
         loops = [
             asyncio.create_task(soak.loop(client, kind, i))
             for kind, count in CLIENTS.items()
@@ -247,7 +251,26 @@ async def run(soak: Soak, pid: int, seconds: float) -> dict:
             task.cancel()
         soak.unfinished = len(late)
         gap_all = (await client.get(soak.url + "/health")).json()["longest_step_gap_ms"]
-    return {"rss": (rss_at, rss_ref, rss_end), "gap": (gap_without, gap_all)}
+        sampler.cancel()
+    window = min(60.0, seconds / 10)
+    peaks = (
+        max(mb for t, mb in series if 60 * rss_at - window <= t <= 60 * rss_at),
+        max(mb for t, mb in series if seconds - window <= t <= seconds),
+    )
+    return {
+        "rss": (rss_at, rss_ref, rss_end),
+        "peaks": (window, *peaks),
+        "gap": (gap_without, gap_all),
+    }
+
+
+async def sample_rss(pid: int, t0: float, series: list[tuple[float, float]]) -> None:
+    """The server's RSS every second: one reading depends on which long requests are in flight at
+    that instant (a 50,000-character score holds tens of MB while it runs), so growth is judged on
+    the highest reading of a window, when the same mix of requests has surely been in flight."""
+    while True:
+        series.append((time.monotonic() - t0, rss_mb(pid)))
+        await asyncio.sleep(1.0)
 
 
 def figures(soak: Soak, got: dict, minutes: float) -> dict:
@@ -263,7 +286,8 @@ def figures(soak: Soak, got: dict, minutes: float) -> dict:
     }  # fmt: skip
     without, with_ = ttfc["without_heavy"]["p99_ms"], ttfc["with_heavy"]["p99_ms"]
     at, ref, end = got["rss"]
-    growth = 100 * (end - ref) / ref
+    window, peak_ref, peak_end = got["peaks"]
+    growth = 100 * (peak_end - peak_ref) / peak_ref
     return {
         "minutes": minutes,
         "clients": CLIENTS,
@@ -276,8 +300,12 @@ def figures(soak: Soak, got: dict, minutes: float) -> dict:
                  "pass": None if None in (without, with_) else with_ <= without + 50},
         "longest_step_gap_ms": {"without_heavy": got["gap"][0], "with_heavy": got["gap"][1]},
         "rss_mb": {"reference_at_minute": round(at, 2), "reference": round(ref, 1),
-                   "end": round(end, 1), "growth_pct": round(growth, 1),
-                   "target": "grows by 10 % at most", "pass": growth <= TARGETS["rss_growth_pct"]},
+                   "end": round(end, 1), "window_s": window,
+                   "peak_before_reference": round(peak_ref, 1), "peak_last_window": round(peak_end, 1),
+                   "growth_pct": round(growth, 1),
+                   "target": "the highest reading of the last window is at most 10 % above that "
+                             "of the window before the reference",
+                   "pass": growth <= TARGETS["rss_growth_pct"]},
     }  # fmt: skip
 
 

@@ -83,7 +83,7 @@ def test_a_text_read_in_pieces_leaves_the_state_of_one_read(cell: str, hidden: i
     """Bit for bit, whatever the pieces (one, two, three characters; across the prime's chunks):
     a chat session reads a conversation turn by turn and must answer as one read of it does."""
     _, eng = module_and_engine(cell, deterministic=False, layers=2, hidden=hidden, embed=32)
-    ids = np.random.default_rng(5).integers(0, 37, 4300)  # PRIME_CHUNK is 4096
+    ids = np.random.default_rng(5).integers(0, 37, 4300)  # more than one PRIME_CHUNK
     whole = eng.forward(ids, last_only=True)
     for cuts in ([1, 2, 4, 7], [63, 64, 65, 300], [4095, 4097, 4098], [4299]):
         state, prev = None, 0

@@ -50,7 +50,7 @@ BLOCK_BYTES = (
     1 << 20
 )  # a column block of a weight matrix: fits in L2 beside the rows passing over it
 MIN_ROWS_PER_THREAD = 8  # below this a thread's share is not worth the hand-off
-PRIME_CHUNK = 4096  # characters per input-projection product while priming (bounds memory)
+PRIME_CHUNK = 1024  # characters per input-projection product while priming (8 MB a gate array)
 
 
 class _Matrix:

@@ -12,8 +12,13 @@ import contextlib
 import ctypes
 import sys
 
-M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
+M_ARENA_MAX = -8  # mallopt's parameter numbers in glibc's malloc.h
+M_MMAP_THRESHOLD = -3
 ARENAS = 2
+# Allocations from this size up get pages of their own, returned to the system when freed. glibc
+# otherwise raises the threshold to the largest block freed so far (up to 32 MB), after which a
+# long text's arrays come from the heap, whose free holes RSS kept between requests.
+MMAP_FROM = 1 << 20
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -28,11 +33,13 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def limit_arenas(arenas: int = ARENAS) -> None:
-    """At most `arenas` malloc arenas for the threads made from now on."""
+    """At most `arenas` malloc arenas for the threads made from now on, and large blocks mapped
+    on their own (`MMAP_FROM`)."""
     libc = _libc()
     if libc is not None:
         with contextlib.suppress(Exception):
             libc.mallopt(M_ARENA_MAX, arenas)
+            libc.mallopt(M_MMAP_THRESHOLD, MMAP_FROM)
 
 
 def trim() -> None:
