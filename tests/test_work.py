@@ -3,6 +3,7 @@ taken in turn, and session commits go ahead of everything else."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from charrnn.serve.work import Steps, WorkQueue
@@ -77,3 +78,28 @@ def test_dropped_work_says_so_and_failed_work_hands_its_error_on() -> None:
     assert len(q) == 0
     errors = [e for _, e in got]
     assert None in errors and any(isinstance(e, ValueError) for e in errors)
+
+
+def test_new_work_runs_ahead_of_work_that_has_had_its_share() -> None:
+    """Prompts queued behind long work that has had its FRESH share run first, slice after slice,
+    and the long work still gets a turn once every STARVE + 1 slices however much new work
+    arrives."""
+    from charrnn.serve import work as work_mod
+
+    log: list[str] = []
+    q = WorkQueue()
+    q.add(_work("score", None, log, []))
+    q.add(_work("echo", None, log, []))
+    while len(q._rest) < 2:  # both have had their fresh share
+        q.run(budget=0.001)
+    slices = 4 * (work_mod.STARVE + 1)
+    runs = []
+    for i in range(slices):
+        q.add(_work(f"prompt{i}", 1, log, []))  # a new short request before every slice
+        before = len(log)
+        q.run(budget=0.001)  # one unit per slice: each unit takes longer than the budget
+        runs.append(log[before:])
+    long_turns = [k for k, ran in enumerate(runs) if ran[0] in ("score", "echo")]
+    assert len(long_turns) == slices // (work_mod.STARVE + 1)  # a turn, no more, every 5 slices
+    assert all(b - a == work_mod.STARVE + 1 for a, b in itertools.pairwise(long_turns))
+    assert sum(ran[0].startswith("prompt") for ran in runs) == slices - len(long_turns)
