@@ -112,6 +112,16 @@ def export(
     no_web: Annotated[
         bool, typer.Option("--no-web", help="hub: no web/ page.", rich_help_panel=HUB)
     ] = False,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            metavar="NAME[=W]",
+            help="A voiced model's voice (repeat for a mix): the page's initial voice; ml5 bakes "
+            "it into the weights (ml5 needs one).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object on stdout: files, sizes, cost.")
     ] = False,
@@ -120,6 +130,7 @@ def export(
     from charrnn.infer.export import export as run_export
     from charrnn.infer.export.hub import HubOptions
     from charrnn.infer.export.quality import EVAL_CHARS, WARN_COST, EvalText
+    from charrnn.infer.voices import parse_tags
 
     text = None
     if eval_file is not None and not no_eval:
@@ -142,6 +153,7 @@ def export(
             samples=not no_samples,
             web=not no_web,
         ),
+        tag=parse_tags(tag) if tag else None,
     )
     for note in done.notes:
         console.print(f"warning: {note}", highlight=False, markup=False)

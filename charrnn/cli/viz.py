@@ -58,25 +58,40 @@ def viz(
         Literal["skip", "error"],
         typer.Option(help="Characters the model does not know: skip them, or refuse the text."),
     ] = "skip",
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            metavar="NAME[=W]",
+            help="A voiced model: read the text in this voice (repeat for a mix) \\[no voice].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Show how a model reads a text: one offline HTML page of surprisal, guesses and units."""
     if lstmvis is not None and (output is not None or units is not None):
         raise InputError("--lstmvis writes every unit into DIR; leave out -o and --units")
     path = find_checkpoint(checkpoint)
     from charrnn.infer.numpy_engine import Engine
+    from charrnn.infer.voices import Voices, parse_tags, resolve
 
     started = time.perf_counter()
     engine = Engine.load(path)
     header = engine.header
     assert header is not None
+    voice = resolve(Voices.of(engine), parse_tags(tag) if tag else None)
     text, source, total = _text(file, max_chars, header)
+    if voice is not None:
+        source += f", in voice {' + '.join(tag or ())}"
     name = path.resolve().parent.name or path.stem
     if lstmvis is not None:
         from charrnn.viz.lstmvis import export
 
         cfg = engine.cfg
         what = f"{cfg.cell.upper()} {cfg.layers}×{cfg.hidden} reading {source}"
-        done = export(engine, text, lstmvis, name=name, description=what, unknown=unknown)
+        done = export(
+            engine, text, lstmvis, name=name, description=what, unknown=unknown, voice=voice
+        )
         console.print(
             f"wrote LSTMVis files to {done.directory} ({size_text(done.bytes)}): {done.chars:,} "
             f"characters × {done.units:,} units in {time.perf_counter() - started:.1f} s",
@@ -89,7 +104,14 @@ def viz(
     layout = Layout(engine.layers, engine.hidden, engine.cell == "lstm")
     named = layout.parse(units) if units else []
     page = build_page(
-        engine, text, name=name, source=source, source_chars=total, named=named, unknown=unknown
+        engine,
+        text,
+        name=name,
+        source=source,
+        source_chars=total,
+        named=named,
+        unknown=unknown,
+        voice=voice,
     )
     target = output or "viz.html"
     _write(page.html, target)

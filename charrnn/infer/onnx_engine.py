@@ -5,9 +5,11 @@ The graph is built and quantized once and kept in the cache (`onnx_cache`: keyed
 fingerprint, the dtype and the versions of charrnn, its graph builder, onnx and onnxruntime; a cached
 graph that fails to load is rebuilt once, with a `CharRNNWarning`), with dynamic batch and time
 axes, so batches, priming, scoring and states all work. States are numpy's layout
-(`engine.State`). Not here: per-position states (`keep_states`, which `viz` needs), CUDA, and the
-deterministic batch mode; each is refused in one line. `head_logits` (a session resumed from a
-saved state, a server's job) uses the float32 head.
+(`engine.State`); a voiced model's rows carry their voice weights in `State.voice` (batch × voices,
+zeros for no voice: what the graph's `voice_weights` input reads), turned into the numpy engine's
+row constants and back by `to_numpy` / `from_numpy`. Not here: per-position states (`keep_states`,
+which `viz` needs), CUDA, and the deterministic batch mode; each is refused in one line.
+`head_logits` (a session resumed from a saved state, a server's job) uses the float32 head.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from charrnn import checkpoint
 from charrnn.errors import CharRNNWarning, InputError
 from charrnn.infer import onnx_cache
 from charrnn.infer.engine import Forward, State, run_to_end
+from charrnn.infer.voice_rows import bias_rows, gate_scale, voice_table
 from charrnn.model_config import ModelConfig, model_config
 from charrnn.vocab import Vocab
 
@@ -59,6 +62,7 @@ class OnnxEngine:
         self.layers, self.hidden = cfg.layers, cfg.hidden
         self.header: checkpoint.Header | None = None
         self._head_w, self._head_b = head
+        self._voices: _VoiceRows | None = None  # set by from_session for a voiced model
 
     @classmethod
     def load(cls, path: str | os.PathLike, dtype: str = "int8") -> OnnxEngine:
@@ -98,18 +102,27 @@ class OnnxEngine:
         head = (tensors["head.weight"].T.astype(F32), tensors["head.bias"].astype(F32))
         engine = cls(runner, cfg, vocab, head)
         engine.header = header
+        if cfg.voices:
+            engine._voices = _VoiceRows(cfg, tensors)
         return engine
 
     def initial_state(self, batch: int = 1, voice: np.ndarray | None = None) -> State:
-        if voice is not None:  # the graph has no voice input yet
-            raise InputError("--engine onnx does not take voices yet; use the numpy engine")
-        return State.zeros(self.layers, batch, self.hidden, self.cell == "lstm")
+        """All zeros; a voiced model's rows carry their voice weights (length V, or batch × V;
+        None: no voice, a row of zeros)."""
+        state = State.zeros(self.layers, batch, self.hidden, self.cell == "lstm")
+        if self._voices is not None:
+            state.voice = bias_rows(self._voices.identity, voice, batch)
+        elif voice is not None:
+            raise InputError("this model has no voices")
+        return state
 
     def _run(self, ids: np.ndarray, state: State) -> np.ndarray:
         """ids batch × time from `state` (updated in place); logits batch × time × vocab."""
         feeds = {"input_ids": ids.astype(np.int64), "h": np.stack(state.h)}
         if state.c is not None:
             feeds["c"] = np.stack(state.c)
+        if self._voices is not None:
+            feeds["voice_weights"] = np.ascontiguousarray(state.voice, dtype=F32)
         out = self.session.run(None, feeds)
         state.h[:] = list(out[1])
         if state.c is not None:
@@ -163,10 +176,47 @@ class OnnxEngine:
         return state.h[-1] @ self._head_w + self._head_b
 
     def to_numpy(self, state: State) -> State:
-        return state.copy()
+        out = state.copy()
+        if self._voices is not None and out.voice is not None:
+            out.voice = self._voices.constants(out.voice)
+        return out
 
     def from_numpy(self, state: State) -> State:
-        return state.copy()
+        out = state.copy()
+        if self._voices is not None and out.voice is not None:
+            out.voice = self._voices.weights(out.voice)
+        return out
 
     def close(self) -> None:
         self.session = None
+
+
+class _VoiceRows:
+    """A voiced model's voice weights (this engine's rows) and the numpy engine's row constants
+    (its `State.voice`: weights @ table[:V], or table[V] for none, sigmoid gates halved)."""
+
+    def __init__(self, cfg: ModelConfig, tensors: dict) -> None:
+        half = gate_scale(cfg.cell, cfg.hidden)
+        wih0 = np.asarray(tensors["rnn.weight_ih_l0"], dtype=F32) * half[:, None]
+        self.table = voice_table(np.asarray(tensors["voice.weight"], F32), wih0, cfg.embed)
+        voices = cfg.voices
+        self.identity = np.vstack([np.eye(voices), np.zeros((1, voices))]).astype(F32)
+        # A constant's weights: the constants of mixes (summing to 1) lie in table[V] + span of
+        # (table[v] - table[V]); any solution gives the same constant back.
+        self._inverse = np.linalg.pinv(self.table[:voices].astype(np.float64) - self.table[voices])
+
+    def constants(self, weights: np.ndarray) -> np.ndarray:
+        """Each row's numpy-engine constant: its mix's, or no voice's for a row of zeros."""
+        none = ~weights.any(axis=1)
+        rows = bias_rows(self.table, weights[~none], int((~none).sum())) if (~none).any() else None
+        out = np.repeat(self.table[-1:], len(weights), axis=0)
+        if rows is not None:
+            out[~none] = rows
+        return out
+
+    def weights(self, constants: np.ndarray) -> np.ndarray:
+        """Each numpy-engine constant's voice weights (zeros where it is no voice's)."""
+        offset = constants.astype(np.float64) - self.table[-1]
+        out = (offset @ self._inverse).astype(F32)
+        out[(constants == self.table[-1]).all(axis=1)] = 0.0
+        return out

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from charrnn import atomic, owned
 from charrnn.errors import CharRNNError, InputError, install_hint
 from charrnn.infer.numpy_engine import Engine
@@ -141,6 +143,7 @@ def export(
     name: str,
     description: str,
     unknown: Unknown = "skip",
+    voice: np.ndarray | None = None,
 ) -> Export:
     """Read the text with the model and write the LSTMVis project into `directory` (created if
     needed; the four files are replaced where an earlier export wrote them and they are unedited,
@@ -163,7 +166,7 @@ def export(
     with h5py.File(out / "states.hdf5", "w") as states_file:
         datasets = [states_file.create_dataset(s.path, (n, hidden), dtype="<f4") for s in sets]
         done = 0
-        for chunk in scorer.chunks_of_ids(positions, ids, keep_states=True):
+        for chunk in scorer.chunks_of_ids(positions, ids, keep_states=True, voice=voice):
             m = len(chunk.ids)
             for s, ds in zip(sets, datasets, strict=True):
                 source = chunk.cells if s.cells else chunk.hidden

@@ -65,10 +65,18 @@ def top_k(probs: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-probs, axis=1, kind="stable")[:, :k]
 
 
-def read(engine: Engine, text: str, unknown: Unknown = "skip", k: int = TOP_K) -> Reading:
-    """Run the model over the text (one stream, as `charrnn score` does) and keep what the page
-    shows. Memory grows with the text: a 2×512 LSTM keeps 8 KB of states per character."""
+def read(
+    engine: Engine,
+    text: str,
+    unknown: Unknown = "skip",
+    k: int = TOP_K,
+    voice: np.ndarray | None = None,
+) -> Reading:
+    """Run the model over the text (one stream, as `charrnn score` does; a voiced model in the
+    voice mix `voice`, None for none) and keep what the page shows. Memory grows with the text: a
+    2×512 LSTM keeps 8 KB of states per character."""
     scorer = Scorer(engine)
+    positions, ids, _ = scorer.known(text, unknown)
     n, k = len(text), min(k, engine.vocab.size)
     layout = Layout(engine.layers, engine.hidden, engine.cell == "lstm")
     known = np.zeros(n, dtype=bool)
@@ -77,7 +85,7 @@ def read(engine: Engine, text: str, unknown: Unknown = "skip", k: int = TOP_K) -
     top_probs = np.zeros((n, k))
     states: list[np.ndarray] = []
     nats = 0.0
-    for chunk in scorer.chunks(text, unknown=unknown, keep_states=True):
+    for chunk in scorer.chunks_of_ids(positions, ids, keep_states=True, voice=voice):
         pos = chunk.positions
         probs = np.exp(chunk.logprobs)
         best = top_k(probs, k)
@@ -229,10 +237,12 @@ def build_page(
     named: list[int] | None = None,
     unknown: Unknown = "skip",
     count: int = UNITS,
+    voice: np.ndarray | None = None,
 ) -> Page:
     """Read the text with the model and return the finished page. `source_chars`: the length of
-    the whole text when this is its beginning (the header says so)."""
-    reading = read(engine, text, unknown)
+    the whole text when this is its beginning (the header says so); voice: a voiced model's voice
+    weights to read in (None: no voice)."""
+    reading = read(engine, text, unknown, voice=voice)
     info = model_info(engine, name, source, reading, source_chars)
     data = page_data(reading, info, named, count)
     return Page(render(data), reading, len(data["units"]))

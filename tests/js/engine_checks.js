@@ -94,6 +94,23 @@ const checks = {
       single: JSON.parse(JSON.stringify(single)),
     };
   },
+  // A voiced model: logits after each character under a tag (setTag, feed), greedy text and
+  // scores under tags and strengths, and the refusals of bad tags.
+  async voices(m, { logits, greedy, scores, refusals }) {
+    const perStep = logits.map(({ tag, text }) => {
+      m.setTag(tag);
+      const rows = [];
+      for (const ch of text) { m.feed(ch); rows.push(Array.from(m.logits())); }
+      return rows;
+    });
+    m.setTag(null);
+    const texts = [];
+    for (const o of greedy) texts.push((await m.generate({ ...o, temperature: 0 })).text);
+    const scored = scores.map(({ text, tag }) => m.score(text, { tag }).nats);
+    const refused = [];
+    for (const o of refusals) refused.push(await errorOf(() => m.generate({ seed: "", length: 3, ...o })));
+    return { perStep, texts, scored, refused, voices: m.voices };
+  },
 };
 
 (async () => {

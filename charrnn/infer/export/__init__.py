@@ -26,6 +26,7 @@ from charrnn.infer.export import hub, ml5, onnx_export, quality, target, web
 from charrnn.infer.export.meta import export_meta, model_name
 from charrnn.infer.export.weights import DTYPES, Packed, pack, unpack
 from charrnn.infer.numpy_engine import read_model_tensors
+from charrnn.infer.voices import Tag, Voices, resolve
 from charrnn.model_config import model_config
 
 FORMATS: tuple[str, ...] = ("web", "onnx", "ml5", "hub", "space")
@@ -108,10 +109,13 @@ def export(
     eval_text: quality.EvalText | None = None,
     evaluate: bool = True,
     hub_options: hub.HubOptions | None = None,
+    tag: Tag = None,
 ) -> Exported:
     """Export a checkpoint. eval_text: the text to measure the dtype's cost on (default: the
     first 20,000 characters of the checkpoint's validation split); evaluate=False skips it.
-    hub_options: what the hub card says about the licence, language and text."""
+    hub_options: what the hub card says about the licence, language and text. tag (a voiced
+    model: a voice or {name: weight}): the page's initial voice and the ONNX metadata's default;
+    for ml5, whose format has no voice input, the voice baked into the weights (required)."""
     dtype = check_options(fmt, dtype, single_file)
     path = Path(ckpt)
     header = checkpoint.read_header(path)
@@ -121,8 +125,9 @@ def export(
     replaced = target.check(dest, overwrite, single_file)
     if fmt == "onnx":
         onnx_export.require()
+    voice = resolve(Voices.from_header(header), tag)
     if fmt == "ml5":
-        ml5.check(cfg)
+        ml5.check(cfg, voice is not None)
     options = hub_options or hub.HubOptions()
     if fmt in ("hub", "space"):
         hub.require()
@@ -131,6 +136,9 @@ def export(
     tensors = {k.removeprefix("model."): v for k, v in read_model_tensors(header).items()}
     started = time.perf_counter()
     meta = export_meta(header, path, dtype)
+    if voice is not None:
+        names = meta["voices"]["names"]
+        meta["sampling"]["tag"] = {n: float(w) for n, w in zip(names, voice, strict=True) if w}
     packed = pack(tensors, dtype) if page else None
     graph = onnx_export.model_bytes(meta, tensors, dtype) if fmt == "onnx" else None
     spent = time.perf_counter() - started
@@ -156,7 +164,7 @@ def export(
         assert graph is not None
         contents = {onnx_export.MODEL_FILE: onnx_export.with_metadata(graph, meta)}
     elif fmt == "ml5":
-        contents = ml5.files(meta, tensors)
+        contents = ml5.files(meta, ml5.with_voice(tensors, voice) if voice is not None else tensors)
     if single_file:
         contents[""] = target.stamped(contents[""])
     else:

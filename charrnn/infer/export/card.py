@@ -108,6 +108,7 @@ def card(
     parts = [
         f"# {name}\n",
         _what(m, header, name),
+        _voices(header, name),
         _use(name, options),
         _text(corpus, header, options),
         _training(info, header),
@@ -128,6 +129,34 @@ def _what(m: dict, header: checkpoint.Header, name: str) -> str:
         f"a vocabulary of {len(vocab)} characters ({_code(shown[:120])}). It was trained with "
         f"charrnn {header.meta['versions'].get('charrnn')} and exported by charrnn {__version__}; "
         "it writes one character at a time and runs on a CPU without torch.\n"
+    )
+
+
+def _voices(header: checkpoint.Header, name: str) -> str:
+    """A voiced model's voices: how to choose one, and each voice's size and validation loss."""
+    from charrnn.infer.voices import Voices
+
+    voices = Voices.from_header(header)
+    if voices is None:
+        return ""
+    train = voices.chars.get("train") or []
+    rows = []
+    for v, voice in enumerate(voices.names):
+        size = f"{train[v]:,}" if v < len(train) and isinstance(train[v], int) else "unknown"
+        val = voices.val.get(voice)
+        shown = f"{val:.4f}" if isinstance(val, int | float) and math.isfinite(val) else "unknown"
+        rows.append(f"| `{voice}` | {size} | {shown} |")
+    first = voices.names[0]
+    return (
+        "## Voices\n\n"
+        f"It writes in {len(voices)} voices, learned from labelled text: choose one with "
+        f"`--tag {first}` (`charrnn sample hf:OWNER/{name} --tag {first}`), mix them with "
+        "`--tag NAME=WEIGHT` repeated, steer further with `--tag-strength 2`; "
+        "`charrnn score --by-tag FILE` says which voice a text is closest to. The web page has a "
+        "weight per voice and a strength.\n\n"
+        "| voice | training characters | validation nats/char |\n|---|---:|---:|\n"
+        + "\n".join(rows)
+        + "\n"
     )
 
 

@@ -87,7 +87,8 @@ def config(header: checkpoint.Header) -> dict:
     """config.json: what the model is and how it was trained, readable without charrnn."""
     info = checkpoint.summarize(header)
     t, corpus = info["training"], header.meta.get("corpus") or {}
-    return {
+    voices = (header.meta.get("voices") or {}).get("names")
+    out = {
         "library_name": "charrnn",
         "charrnn": {"format": FORMAT, "version": __version__, "weights": WEIGHTS},
         "model": info["model"],
@@ -104,6 +105,9 @@ def config(header: checkpoint.Header) -> dict:
             "charrnn": header.meta["versions"].get("charrnn"),
         },
     }
+    if voices:  # a voiced model: its voices, in voice-id order (`--tag NAME`)
+        out["voices"] = list(voices)
+    return out
 
 
 def _finite(x: object) -> float | None:

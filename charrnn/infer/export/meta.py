@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from charrnn import __version__, checkpoint, hub
+from charrnn.infer.voices import Voices
 from charrnn.model_config import model_config
 
 
@@ -21,11 +22,12 @@ def model_name(path: Path) -> str:
 
 
 def export_meta(header: checkpoint.Header, path: Path, dtype: str) -> dict:
-    """What every export records about its model and where it came from."""
+    """What every export records about its model and where it came from; a voiced model's also
+    its voices (`voices_meta`)."""
     cfg = model_config(header)
     state = header.meta.get("state", {})
     corpus = header.meta.get("corpus") or {}
-    return {
+    meta = {
         "name": model_name(path),
         "charrnn": __version__,
         "model": {
@@ -49,3 +51,15 @@ def export_meta(header: checkpoint.Header, path: Path, dtype: str) -> dict:
             "created": header.meta.get("created"),
         },
     }
+    voices = Voices.from_header(header)
+    if voices is not None:
+        meta["model"] |= {"voices": cfg.voices, "voice_dim": cfg.voice_dim}
+        meta["voices"] = voices_meta(voices)
+    return meta
+
+
+def voices_meta(voices: Voices) -> dict:
+    """A voiced model's voices as an export records them: names in voice-id order, and each
+    voice's character counts over the vocabulary (an unprimed first draw without a newline in
+    the vocabulary starts from them; [] where the checkpoint does not keep them)."""
+    return {"names": list(voices.names), "counts": [list(row) for row in voices.counts]}

@@ -6,8 +6,10 @@ ml5 runs TensorFlow's basic LSTM cell: one kernel over the concatenated input an
 order i, j (the candidate), f, o, and a forget bias of 1 added at run time; it reads exactly two layers
 and an `embedding`. So a PyTorch 2-layer LSTM maps exactly: kernel = [W_ih; W_hh]ᵀ with the gate
 columns reordered, bias = b_ih + b_hh with 1 taken off the forget gate. Anything else is refused in
-one line. Variable names follow ml5's loader rules (a layer's kernel names `cell_N` and holds a `w`;
-its bias holds none; the output layer names `softmax`).
+one line. ml5 has no voice input: a voiced model is refused unless `--tag` names the voice (or mix)
+to bake in, as that voice's constant added to layer 0's input bias. Variable names follow ml5's
+loader rules (a layer's kernel names `cell_N` and holds a `w`; its bias holds none; the output layer
+names `softmax`).
 """
 
 from __future__ import annotations
@@ -17,18 +19,38 @@ import json
 import numpy as np
 
 from charrnn.errors import InputError
+from charrnn.infer.voice_rows import voice_table
 from charrnn.model_config import ModelConfig
 
 ML5_FORGET_BIAS = 1.0  # what tf.basicLSTMCell adds to the forget gate at every step
 
 
-def check(cfg: ModelConfig) -> None:
-    """A one-line refusal for a model ml5's charRNN cannot run."""
+def check(cfg: ModelConfig, tagged: bool = False) -> None:
+    """A one-line refusal for a model ml5's charRNN cannot run (a voiced one without a voice
+    chosen to bake in: `tagged`)."""
+    if cfg.voices and not tagged:
+        raise InputError(
+            "--format ml5 has no voice input: choose the voice to bake into the weights with "
+            "--tag NAME (or a mix, --tag NAME=W repeated)"
+        )
     if cfg.cell != "lstm" or cfg.layers != 2:
         raise InputError(
             f"--format ml5 holds only a 2-layer LSTM (ml5's charRNN reads exactly that); this "
             f"model is a {cfg.layers}-layer {cfg.cell.upper() if cfg.cell != 'rnn' else 'RNN'}"
         )
+
+
+def with_voice(tensors: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
+    """A voiced model's tensors as an unvoiced one's that always writes in this voice mix: layer
+    0 keeps its character columns and its input bias gains weights @ voice_table[:V]."""
+    out = {k: v for k, v in tensors.items() if k != "voice.weight"}
+    embed = tensors["embed.weight"].shape[1]
+    wih0 = np.asarray(tensors["rnn.weight_ih_l0"], dtype=np.float32)
+    table = voice_table(np.asarray(tensors["voice.weight"], np.float32), wih0, embed)
+    constant = np.asarray(weights, np.float64) @ table[:-1].astype(np.float64)
+    out["rnn.weight_ih_l0"] = np.ascontiguousarray(wih0[:, :embed])
+    out["rnn.bias_ih_l0"] = (tensors["rnn.bias_ih_l0"] + constant).astype(np.float32)
+    return out
 
 
 def _tf_gates(w: np.ndarray, axis: int) -> np.ndarray:

@@ -4,8 +4,10 @@ metadata, and the int8 cost measured in onnxruntime itself.
 
 int8: the LSTM keeps ONNX's LSTM operator (onnxruntime turns it into DynamicQuantizeLSTM); the GRU and
 RNN are written in MatMul form (`onnx_graph`), which dynamic quantization covers. Weights are
-quantized per output channel. Needs the `onnx` extra (`pip install -e '.[onnx]'`); without it,
-one line says so. It does not write files (`target` does) or choose the text to measure on.
+quantized per output channel. A voiced model's graph takes its voice mix as an input
+(`voice_weights`, `onnx_graph`); its voice names are in the metadata. Needs the `onnx` extra
+(`pip install -e '.[onnx]'`); without it, one line says so. It does not write files (`target`
+does) or choose the text to measure on.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def model_bytes(meta: dict, tensors: Mapping[str, np.ndarray], dtype: str) -> by
 def metadata(meta: dict) -> dict[str, str]:
     """metadata_props: strings (JSON where structured)."""
     m = meta["model"]
-    return {
+    props = {
         "charrnn.version": meta["charrnn"],
         "charrnn.name": meta["name"],
         "charrnn.cell": m["cell"],
@@ -66,8 +68,19 @@ def metadata(meta: dict) -> dict[str, str]:
         "charrnn.source": json.dumps(meta["source"], ensure_ascii=False, allow_nan=False),
         "charrnn.quality": json.dumps(meta.get("quality"), allow_nan=False),
         "charrnn.inputs": "input_ids int64 [batch, time]; h float [layers, batch, hidden]"
-        + ("; c like h" if m["cell"] == "lstm" else ""),
+        + ("; c like h" if m["cell"] == "lstm" else "")
+        + (VOICE_INPUTS if "voices" in meta else ""),
     }
+    if "voices" in meta:
+        props["charrnn.voices"] = json.dumps(meta["voices"]["names"], ensure_ascii=False)
+    return props
+
+
+# What a voiced graph's extra input means (onnx_graph); guidance is two runs, not in the graph.
+VOICE_INPUTS = (
+    "; voice_weights float [1 or batch, voices]: each row's voice mix, summing to 1 (zeros: no "
+    "voice); guidance (tag strength S) runs it twice, voiced and zeros, u + S*(c - u)"
+)
 
 
 def quantize(data: bytes, props: Mapping[str, str]) -> bytes:

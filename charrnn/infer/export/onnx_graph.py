@@ -9,8 +9,17 @@ Add and activations inside a Scan: onnxruntime's dynamic int8 quantization cover
 but not the GRU or RNN ones, and it does cover MatMul, subgraphs included. It does not quantize
 (`onnx_export` does) or run anything.
 
-Inputs: `input_ids` int64 [batch, time]; `h` float [layers, batch, hidden]; for an LSTM `c` too.
-Outputs: `logits` float [batch, time, vocab]; `h_out`, `c_out` like the inputs.
+Inputs: `input_ids` int64 [batch, time]; `h` float [layers, batch, hidden]; for an LSTM `c` too;
+for a voiced model `voice_weights` float [1 or batch, voices]: each row's voice mix (summing to 1),
+or a row of zeros for no voice. Outputs: `logits` float [batch, time, vocab]; `h_out`, `c_out`
+like the inputs.
+
+A voice is a constant on layer 0's input pre-activations (GUIDE §12). The graph folds it into layer
+0's input: the voice weights ride beside each character's embedding, layer 0's input matrix gets
+one column per voice (that voice's constant less the no-voice one) and its input bias the no-voice
+constant, so a row of weights w adds w @ table[:V] (and zeros add table[V]) before the recurrence,
+outside the GRU's r-gated term, in either form. Guidance (`--tag-strength`) is two runs, voiced
+and untagged, combined by the caller: it is not in the graph.
 """
 
 from __future__ import annotations
@@ -23,10 +32,11 @@ from onnx import ModelProto, TensorProto, helper, numpy_helper
 # The version of what this module builds (with `onnx_export`'s form and quantization choices):
 # part of the ONNX engine's cache key, so a graph built by an older builder is never reused.
 # Bump it with every change to this file (tests/test_onnx_cache.py holds the file to it).
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2
 OPSET = 17
 IR_VERSION = 8  # what onnxruntime releases of the last few years read
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+VOICE_INPUT = "voice_weights"  # a voiced model's input: [1 or batch, voices]
 
 
 def reorder(w: np.ndarray, cell: str) -> np.ndarray:
@@ -48,9 +58,18 @@ def build(
     layers = sum(1 for k in tensors if k.startswith("rnn.weight_hh_l"))
     hidden = tensors["rnn.weight_hh_l0"].shape[1]
     vocab = tensors["head.weight"].shape[0]
+    voices = len(tensors["voice.weight"]) - 1 if "voice.weight" in tensors else 0
+    if voices:
+        tensors = voiced_layer0(tensors)
     g = _Graph(tensors)
     nodes = g.nodes
-    nodes.append(helper.make_node("Gather", ["embed.weight", "input_ids"], ["emb"]))
+    nodes.append(
+        helper.make_node(
+            "Gather", ["embed.weight", "input_ids"], ["emb_chars" if voices else "emb"]
+        )
+    )
+    if voices:
+        _voice_inputs(g, voices)
     nodes.append(helper.make_node("Transpose", ["emb"], ["x0"], perm=[1, 0, 2]))  # time first
     states = ["h", "c"] if cell == "lstm" else ["h"]
     if form == "native":
@@ -69,6 +88,8 @@ def build(
     f32 = TensorProto.FLOAT
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "time"])]
     inputs += [helper.make_tensor_value_info(s, f32, [layers, "batch", hidden]) for s in states]
+    if voices:
+        inputs.append(helper.make_tensor_value_info(VOICE_INPUT, f32, ["voice_rows", voices]))
     outputs = [helper.make_tensor_value_info("logits", f32, ["batch", "time", vocab])]
     outputs += [
         helper.make_tensor_value_info(f"{s}_out", f32, [layers, "batch", hidden]) for s in states
@@ -82,6 +103,35 @@ def build(
     )
     helper.set_model_props(model, dict(metadata or {}))
     return model
+
+
+def voiced_layer0(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A voiced model's tensors with layer 0 reading [embedding; voice weights]: its input matrix's
+    voice columns become one column per voice, table[v] - table[V] (table = each voice's constant,
+    `voice_rows.voice_table`), and its input bias gains table[V], the no-voice constant."""
+    out = {k: v for k, v in tensors.items() if k != "voice.weight"}
+    embed = tensors["embed.weight"].shape[1]
+    wih0 = np.asarray(tensors["rnn.weight_ih_l0"], dtype=np.float64)
+    table = np.asarray(tensors["voice.weight"], dtype=np.float64) @ wih0[:, embed:].T
+    columns = (table[:-1] - table[-1]).T  # gates × V
+    out["rnn.weight_ih_l0"] = np.concatenate([wih0[:, :embed], columns], axis=1).astype(np.float32)
+    bias = np.asarray(tensors["rnn.bias_ih_l0"], dtype=np.float64) + table[-1]
+    out["rnn.bias_ih_l0"] = bias.astype(np.float32)
+    return out
+
+
+def _voice_inputs(g: _Graph, voices: int) -> None:
+    """emb = [emb_chars; the voice weights of the row at every step] along the features: the
+    weights [1 or batch, V] expanded to [batch, time, V]."""
+    n = helper.make_node
+    g.nodes += [
+        n("Shape", ["emb_chars"], ["emb_shape"]),
+        n("Slice", ["emb_shape", g.ints("bt_lo", [0]), g.ints("bt_hi", [2])], ["bt"]),
+        n("Concat", ["bt", g.ints("voice_count", [voices])], ["btv"], axis=0),
+        n("Unsqueeze", [VOICE_INPUT, g.ints("time_axis", [1])], ["voice_b1v"]),
+        n("Expand", ["voice_b1v", "btv"], ["voice_btv"]),
+        n("Concat", ["emb_chars", "voice_btv"], ["emb"], axis=2),
+    ]
 
 
 class _Graph:

@@ -8,6 +8,13 @@
  * repository), or in plain JavaScript where SIMD is unavailable. Not done here: training, batches of
  * streams, charrnn's --ban/--no-repeat/--until controls. A seeded draw here does not equal
  * `charrnn sample --rng-seed` (a different generator); greedy text (temperature 0) does.
+ *
+ * A voiced model (manifest.voices) writes in a voice or a mix: `tag` is a voice's name or
+ * {name: weight} (weights >= 0, normalised to sum 1; none: no voice). A voice is a constant on
+ * layer 0's input pre-activations, computed at load from the exported voice embedding and layer
+ * 0's voice columns (charrnn's numpy engine's voice table); a mix is the weighted sum of the
+ * voices' constants. `tagStrength` S != 1 runs each stream twice, voiced and untagged, and draws
+ * from u + S(c - u) of their raw logits, before any filter (charrnn's guidance).
  */
 (function (root, factory) {
   const api = factory();
@@ -21,6 +28,14 @@
   const SEED_MAX = 0xffffffff; // the generator's seed is 32 bits: a larger one would alias a smaller
 
   const hasOwn = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
+
+  /** tagStrength: a number >= 0 (1: the plain voice), refused in one line otherwise. */
+  function checkStrength(s) {
+    if (typeof s !== "number" || !Number.isFinite(s) || s < 0) {
+      throw new RangeError(`tagStrength must be a number >= 0, got ${String(s)}`);
+    }
+    return s;
+  }
 
   /** globalThis.charrnnModels (model.js files add to it), or an empty registry. model.js makes it
    * a null-prototype object, and lookups ask for own properties, so a model may be named
@@ -256,10 +271,11 @@
       const be = await backendFor(top, want);
       this.backend = be.name;
       const f = be.f;
-      const put = (at, m, rows, cols, cols4) => {
-        for (let r = 0; r < rows; r++) f.set(m.subarray(r * cols, (r + 1) * cols), (at >> 2) + r * cols4);
+      const put = (at, m, rows, cols, cols4, stride = cols) => {
+        for (let r = 0; r < rows; r++) f.set(m.subarray(r * stride, r * stride + cols), (at >> 2) + r * cols4);
       };
-      put(w0, t["rnn.weight_ih_l0"].data, G, E, E4);
+      const D = this.meta.voice_dim || 0, wih0 = t["rnn.weight_ih_l0"].data;
+      put(w0, wih0, G, E, E4, E + D);  // a voiced model's columns after E read the voice
       const bias = [], bhh = [];
       for (let i = 0; i < L; i++) {
         if (i) put(lay.wih[i], t[`rnn.weight_ih_l${i}`].data, G, H, H4);
@@ -279,10 +295,87 @@
       }
       Object.assign(this, { f, mv: be.matvec, lay, head, gi, gh, out, H4, G4, V4, bias, bhh, table });
       this.headBias = t["head.bias"].data;
+      // Each voice's constant on layer 0's input (the last row: no voice): its embedding times
+      // layer 0's voice columns.
+      this.voices = this.meta.voices ? this.manifest.voices.names.slice() : [];
+      if (this.voices.length) {
+        const emb = t["voice.weight"].data, rows = this.voices.length + 1;
+        this.voiceTable = new Float32Array(rows * G);
+        for (let v = 0; v < rows; v++) {
+          for (let j = 0; j < G; j++) {
+            let s = 0;
+            for (let d = 0; d < D; d++) s += emb[v * D + d] * wih0[j * (E + D) + E + d];
+            this.voiceTable[v * G + j] = s;
+          }
+        }
+      }
+      this._weights = null;
+      this._voice = this._voiceRow(null);
       this.reset();
     }
 
-    /** Forget everything fed: the zero state training starts from, and no prediction yet. */
+    /** A tag (null, a voice's name, or {name: weight}) as voice weights summing to 1 (null: no
+     * voice); refused in one line: an unknown voice (listing the model's), a negative or
+     * non-numeric weight, all zero, or any tag on a model without voices. */
+    voiceWeights(tag) {
+      if (tag == null) return null;
+      if (!this.voices.length) throw new Error("this model has no voices; leave out tag");
+      const mix = typeof tag === "string" ? { [tag]: 1 } : tag;
+      if (typeof mix !== "object" || Array.isArray(mix)) throw new TypeError("tag is a voice's name or {name: weight}");
+      const w = new Float64Array(this.voices.length);
+      for (const [name, x] of Object.entries(mix)) {
+        const v = this.voices.indexOf(name);
+        if (v < 0) throw new Error(`unknown voice ${JSON.stringify(name)}; this model's voices: ${this.voices.join(", ")}`);
+        if (typeof x !== "number" || !Number.isFinite(x) || x < 0) {
+          throw new RangeError(`voice ${JSON.stringify(name)}: the weight must be a number >= 0, got ${String(x)}`);
+        }
+        w[v] += x;
+      }
+      const total = w.reduce((a, b) => a + b, 0);
+      if (!(total > 0)) throw new RangeError("voice weights are all zero; give at least one a positive weight");
+      return w.map((x) => x / total);
+    }
+
+    /** The constant a voice mix adds to layer 0's input (null weights: no voice's); null for a
+     * model without voices. */
+    _voiceRow(weights) {
+      if (!this.voiceTable) return null;
+      const G = this.G, n = this.voices.length, row = new Float32Array(G);
+      if (!weights) return this.voiceTable.slice(n * G, (n + 1) * G);
+      for (let j = 0; j < G; j++) {
+        let s = 0;
+        for (let v = 0; v < n; v++) s += weights[v] * this.voiceTable[v * G + j];
+        row[j] = s;
+      }
+      return row;
+    }
+
+    /** Write and read in this voice from now on (feed, logits, predict): a tag as `voiceWeights`
+     * takes (null: no voice). It starts afresh (reset), as a voice is chosen for a whole text. */
+    setTag(tag) {
+      const w = this.voiceWeights(tag);
+      this._weights = w;
+      this._voice = this._voiceRow(w);
+      return this.reset();
+    }
+
+    /** The character counts an unprimed first draw starts from: the voice's (a mix: their
+     * frequencies, weighted), else the corpus's. */
+    _counts0(weights) {
+      const per = this.manifest.voices && this.manifest.voices.counts;
+      if (weights && per && per.length === this.voices.length) {
+        const out = new Float64Array(this.V);
+        per.forEach((row, v) => {
+          const sum = Math.max(row.reduce((a, b) => a + b, 0), 1);
+          row.forEach((n, i) => { out[i] += weights[v] * (n / sum); });
+        });
+        return out;
+      }
+      return this.manifest.vocab_counts || this.vocab.map(() => 1);
+    }
+
+    /** Forget everything fed: the zero state training starts from, and no prediction yet (the
+     * voice stays). */
     reset() {
       const f = this.f;
       for (let i = 0; i < this.L; i++) {
@@ -298,8 +391,11 @@
       const { f, H, G, lay } = this;
       const gi = this.gi >> 2, gh = this.gh >> 2;
       for (let i = 0; i < this.L; i++) {
-        if (i === 0) f.set(this.table.subarray(id * G, (id + 1) * G), gi);
-        else {
+        if (i === 0) {
+          f.set(this.table.subarray(id * G, (id + 1) * G), gi);
+          const voice = this._voice;
+          if (voice) for (let j = 0; j < G; j++) f[gi + j] += voice[j];
+        } else {
           this.mv(lay.wih[i], lay.h[i - 1], this.gi, this.G4, this.H4);
           const b = this.bias[i];
           for (let j = 0; j < G; j++) f[gi + j] += b[j];
@@ -363,9 +459,10 @@
 
     _start() {
       // A stream with no prime starts after a newline, as `charrnn sample` does; without one in
-      // the vocabulary, from the corpus's character frequencies (drawn at temperature 1).
+      // the vocabulary, from the character frequencies of the voice or of the corpus (drawn at
+      // temperature 1).
       if (this.index.has("\n")) return this._step(this.index.get("\n"));
-      const counts = this.manifest.vocab_counts || this.vocab.map(() => 1);
+      const counts = this._counts0(this._weights);
       this._logits = Float32Array.from(counts, (n) => Math.log(Math.max(n, 1e-300)));
       this._counts = true; // nothing read yet: the next draw is taken at temperature 1
     }
@@ -388,7 +485,10 @@
     /** A copy of the state (to branch or undo); setState restores one. */
     getState() {
       const part = (at) => this.f.slice(at >> 2, (at >> 2) + this.H);
-      return { h: this.lay.h.map(part), c: this.lay.c.map(part), logits: this._logits && Float32Array.from(this._logits), counts: this._counts };
+      return {
+        h: this.lay.h.map(part), c: this.lay.c.map(part), logits: this._logits && Float32Array.from(this._logits),
+        counts: this._counts, voice: this._voice, weights: this._weights,
+      };
     }
 
     setState(state) {
@@ -398,6 +498,7 @@
       }
       this._logits = state.logits && Float32Array.from(state.logits);
       this._counts = Boolean(state.counts);
+      if (state.voice !== undefined) { this._voice = state.voice; this._weights = state.weights; }
       return this;
     }
 
@@ -418,7 +519,8 @@
      * (probability under the distribution it was drawn from); it yields to the event loop now and
      * then, so a page stays responsive. Options: seed, length, temperature, topK, topP, minP, stop
      * (a string or several), rngSeed (an integer from 0 to 2^32 - 1), unknown ("error" | "skip"),
-     * top (guesses kept, default 5). Several streams of one model may run at once, interleaved:
+     * top (guesses kept, default 5), tag (a voiced model: a voice's name or {name: weight}; the
+     * model's own setTag voice where not given), tagStrength (default 1; guidance otherwise). Several streams of one model may run at once, interleaved:
      * each keeps its own state and swaps it in only for its own steps, never across a yield, so
      * each writes the text it writes alone, and what `feed` built is never disturbed. */
     stream(options = {}) {
@@ -426,6 +528,11 @@
       const length = o.length ?? 1000, stops = [].concat(o.stop || []).filter(Boolean);
       const rngSeed = checkSeed(o.rngSeed ?? Math.floor(Math.random() * 2 ** 31));
       const ids = this.encode(o.seed || "", o.unknown || "error"), self = this;
+      const weights = "tag" in o ? this.voiceWeights(o.tag) : this._weights;
+      const strength = checkStrength(o.tagStrength ?? 1);
+      if (strength !== 1 && !weights) throw new Error("tagStrength steers toward a voice; give one with tag");
+      // One row per stream, or (guided) two: voiced and untagged, both fed the drawn characters.
+      const rows = strength !== 1 ? [weights, null] : [weights];
       // No prime and no newline: the first draw is from the corpus's character frequencies, at
       // temperature 1 (0 stays greedy) with the other filters kept, as charrnn's stream.draw.
       const unigram = !ids.length && !this.index.has("\n");
@@ -434,26 +541,33 @@
         rngSeed, finishReason: null,
         async *[Symbol.asyncIterator]() {
           const rng = generator(rngSeed);
-          let mine = null; // this stream's state between its turns
+          let mine = null; // this stream's state (a row each) between its turns
           const turn = (work) => {
             const outer = self.getState();
             try {
-              if (mine) self.setState(mine);
-              else {
-                self.reset();
-                if (ids.length) for (const id of ids) self._step(id);
-                else self._start();
+              if (!mine) {
+                mine = rows.map((w) => {
+                  self.reset();
+                  self._weights = w;
+                  self._voice = self._voiceRow(w);
+                  if (ids.length) for (const id of ids) self._step(id);
+                  else self._start();
+                  return self.getState();
+                });
               }
               return work();
             } finally {
-              mine = self.getState();
               self.setState(outer);
             }
+          };
+          const logitsNow = () => mine.length === 1 ? mine[0].logits : guided(mine[0].logits, mine[1].logits, strength);
+          const advance = (id) => {
+            mine = mine.map((s) => { self.setState(s); self._step(id); return self.getState(); });
           };
           let held = [], written = 0, last = now(), finish = length > 0 ? null : "length";
           while (!finish) {
             const ready = turn(() => {
-              const p = distribution(self._logits, unigram && !written ? firstOptions : o);
+              const p = distribution(logitsNow(), unigram && !written ? firstOptions : o);
               const id = draw(p, rng());
               written++;
               held.push(self._record(id, p, o.top ?? 5));
@@ -465,7 +579,7 @@
                 return [];
               }
               const out = held.splice(0, held.length - holdBack(shown, stops));
-              if (written < length) self._step(id);
+              if (written < length) advance(id);
               else finish = "length";
               return out;
             });
@@ -485,18 +599,22 @@
     }
 
     /** How probable a text is from a fresh state (as `charrnn score`): {chars, nats,
-     * natsPerChar, bitsPerChar, perplexity, unknown}. Unknown characters are skipped and counted. */
-    score(text) {
+     * natsPerChar, bitsPerChar, perplexity, unknown}. Unknown characters are skipped and counted.
+     * options.tag: the voice to read it in (default: the model's setTag voice). */
+    score(text, options = {}) {
       const saved = this.getState();
+      const weights = "tag" in options ? this.voiceWeights(options.tag) : this._weights;
       let nats = 0, chars = 0, unknown = 0;
       try {
         this.reset();
-        const counts = this.manifest.vocab_counts;
+        this._weights = weights;
+        this._voice = this._voiceRow(weights);
+        const counts = weights && this.manifest.voices ? this._counts0(weights) : this.manifest.vocab_counts;
         let logp = null;
         if (this.index.has("\n")) this._step(this.index.get("\n"));
         else if (counts) {
-          const total = counts.reduce((a, b) => a + b, 0);
-          logp = counts.map((n) => Math.log(Math.max(n, 1) / total));
+          const total = counts.reduce((a, b) => a + b, 0), floor = weights ? 1e-300 : 1;  // a voice's are frequencies
+          logp = Array.from(counts, (n) => Math.log(Math.max(n, floor) / total));
         }
         for (const ch of text) {
           const id = this.index.get(ch);
@@ -512,6 +630,13 @@
       const npc = chars ? nats / chars : NaN;
       return { chars, nats, natsPerChar: npc, bitsPerChar: npc / Math.LN2, perplexity: Math.exp(npc), unknown };
     }
+  }
+
+  /** Guided logits: u + S(c - u), as charrnn's guidance combines the raw logits. */
+  function guided(c, u, s) {
+    const out = new Float32Array(c.length);
+    for (let i = 0; i < c.length; i++) out[i] = u[i] + s * (c[i] - u[i]);
+    return out;
   }
 
   /** The k most probable ids, most probable first (ties: lower id first), in O(vocab x k): a
