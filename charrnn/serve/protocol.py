@@ -33,7 +33,7 @@ KNOWN = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "stream",
     "stream_options", "echo", "logprobs", "user", "best_of", "top_k", "min_p", "no_repeat", "ban",
     "until", "min_words", "max_words", "unknown", "session", "frequency_penalty",
-    "presence_penalty", "logit_bias", "logit_bias_chars", *OPENAI_NEUTRAL,
+    "presence_penalty", "logit_bias", "logit_bias_chars", "tag", "tag_strength", *OPENAI_NEUTRAL,
 }  # fmt: skip
 MAX_BIAS_ENTRIES = 300  # OpenAI's own cap on logit_bias
 MAX_BEST_OF = 20  # and on best_of
@@ -207,6 +207,8 @@ def _bias(body: dict, key: str, chars: bool) -> dict:
 
 def parse_completion(body: Any, limits: Limits) -> Completion:
     """A /v1/completions body → a Completion, or an ApiError naming the parameter at fault."""
+    from charrnn.serve.voicing import strength_field, tag_field  # it reads this module's errors
+
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     unknown = sorted(set(body) - KNOWN)
@@ -265,6 +267,8 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         rules,
         _strings(body, "stop", MAX_STOPS) or None,
         unknown_chars,
+        tag_field(body.get("tag")),  # resolved against the model's voices by the service
+        strength_field(body.get("tag_strength")),
     )
     try:
         opts.check()
