@@ -207,7 +207,7 @@ def _bias(body: dict, key: str, chars: bool) -> dict:
 
 def parse_completion(body: Any, limits: Limits) -> Completion:
     """A /v1/completions body → a Completion, or an ApiError naming the parameter at fault."""
-    from charrnn.serve.voicing import strength_field, tag_field  # it reads this module's errors
+    from charrnn.serve.voicing import fields  # here: it raises this module's errors
 
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
@@ -267,8 +267,7 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         rules,
         _strings(body, "stop", MAX_STOPS) or None,
         unknown_chars,
-        tag_field(body.get("tag")),  # resolved against the model's voices by the service
-        strength_field(body.get("tag_strength")),
+        *fields(body),  # tag, tag_strength: resolved against the model's voices by the service
     )
     try:
         opts.check()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Generator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,7 @@ from charrnn.errors import InputError
 from charrnn.infer.engine import EngineState, Forward
 from charrnn.infer.guidance import Voicing
 from charrnn.infer.voices import Tag, parse_tags
-from charrnn.serve.protocol import ApiError
-
-FIELDS = ("tag", "tag_strength")
+from charrnn.serve.protocol import ApiError, _api_words, _param_of
 
 
 def _bad(param: str, message: str) -> ApiError:
@@ -51,6 +50,11 @@ def strength_field(value: Any) -> float:
     if value < 0:
         raise _bad("tag_strength", f"must be >= 0, got {value}")
     return float(value)
+
+
+def fields(body: dict) -> tuple[Tag, float]:
+    """A request body's `tag` and `tag_strength`, checked (not yet against a model)."""
+    return tag_field(body.get("tag")), strength_field(body.get("tag_strength"))
 
 
 def query_tag(items: Sequence[str]) -> Tag:
@@ -171,10 +175,6 @@ def voice_of(
     """The request's options with the voice it asks for (its `tag`, or the `:VOICE` of its model
     name) and the engine with that voice (None: no voice, run as before). Refusals are 400s
     naming the field; a guided request whose two streams per choice exceed --max-streams is one."""
-    from dataclasses import replace
-
-    from charrnn.serve.protocol import _api_words, _param_of
-
     names = model.voices.names if model.voices else ()
     opts = replace(opts, tag=with_model_voice(opts.tag, voice, model.name, names))
     if model.voices is None and opts.tag is None:
@@ -205,8 +205,6 @@ SCORE_VOICE = ("tag", "by_tag", "prior")  # /v1/score's voice fields
 def score_voice(model: Any, voice: str | None, body: dict, per_char: bool) -> Any:
     """What /v1/score reads a text with: a voice's weights (`tag` or `MODEL:VOICE`; None: no
     voice), or with `by_tag: true` the prior's name (every voice is read, as `score --by-tag`)."""
-    from charrnn.serve.protocol import _api_words
-
     by_tag, prior = body.get("by_tag", False), body.get("prior")
     if not isinstance(by_tag, bool):
         raise _bad("by_tag", f"must be true or false, got {by_tag!r}")
