@@ -74,10 +74,9 @@ class Limits:
     max_chars: int = 4000
     max_prompt: int = 20_000
     max_n: int = 16
-    # log-probabilities one answer lists for text it was given: echo with logprobs (prompt
-    # characters × n × (1 + logprobs)) and /v1/score's per_char (characters × (1 + top_k)); each
-    # is ~30 bytes of JSON, so an answer stays within a few MB, and the playground's 20,000
-    # characters at top_k 5 fit
+    # log-probabilities one answer lists for text it was given: echo with logprobs (prompt chars
+    # × n × (1 + logprobs)) and /v1/score's per_char (chars × (1 + top_k)); each is ~30 bytes of
+    # JSON, so an answer stays within a few MB, and the playground's 20,000 chars at top_k 5 fit
     max_echo: int = 120_000
 
 
