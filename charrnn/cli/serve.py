@@ -205,6 +205,9 @@ def serve(
             highlight=False,
             markup=False,
         )
+        if m.voices is not None:  # each is served as MODEL:VOICE too
+            voices = ", ".join(f"{m.name}:{v}" for v in m.voices.names)
+            console.print(f"voices of {m.name}: {voices}", highlight=False, markup=False)
     for name, template in settings.chat.items():
         console.print(f"chat {name}: template {template.label}", highlight=False, markup=False)
     mode = "deterministic" if deterministic else "fast"

@@ -212,11 +212,13 @@ class Scorer:
             prev = lp[-1]
             yield Chunk(positions[a : a + chunk], part, logprobs, fwd.hidden, fwd.cells)
 
-    def records(self, positions: np.ndarray, ids: np.ndarray, k: int = 5) -> Iterator[list[dict]]:
+    def records(
+        self, positions: np.ndarray, ids: np.ndarray, k: int = 5, voice: np.ndarray | None = None
+    ) -> Iterator[list[dict]]:
         """`score --per-char`'s records, a chunk's worth at a time: `i` (the position in the text),
         `char`, `nats` (its surprisal) and `top` (the k most likely [char, probability], ties in
-        vocabulary order)."""
-        for chunk in self.chunks_of_ids(positions, ids):
+        vocabulary order); read with a voice's weights on a voiced model (None: no voice)."""
+        for chunk in self.chunks_of_ids(positions, ids, voice=voice):
             out: list[dict] = []
             for r in range(0, len(chunk.ids), ROWS_BETWEEN_PAUSES):
                 out.extend(self._records(chunk, slice(r, r + ROWS_BETWEEN_PAUSES), k))

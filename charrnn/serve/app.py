@@ -32,6 +32,7 @@ from charrnn.serve.middleware import AccessLog, ApiKey, read_json
 from charrnn.serve.models import Model
 from charrnn.serve.protocol import INTERNAL, ApiError, shown, too_many_logprobs
 from charrnn.serve.service import Service, Settings
+from charrnn.serve.voicing import SCORE_VOICE, score_voice
 
 log = logging.getLogger("charrnn.serve")
 JS, CSS = "text/javascript; charset=utf-8", "text/css; charset=utf-8"
@@ -100,23 +101,30 @@ def _card(srv: Service, model: Model) -> dict:
 
 
 async def list_models(request: Request) -> Response:
+    """Every model, each followed by its voices as `MODEL:VOICE`."""
     srv = service(request)
-    return JSONResponse({"object": "list", "data": [_card(srv, m) for m in srv.models.values()]})
+    cards = [card for m in srv.models.values() for card in [_card(srv, m), *m.voice_cards()]]
+    return JSONResponse({"object": "list", "data": cards})
 
 
 async def get_model(request: Request) -> Response:
     srv = service(request)
-    return JSONResponse(_card(srv, srv.model(request.path_params["name"])))
+    model, voice = srv.pick(request.path_params["name"])
+    if voice is None:
+        return JSONResponse(_card(srv, model))
+    return JSONResponse(next(c for c in model.voice_cards() if c["charrnn"]["voice"] == voice))
 
 
 async def score(request: Request) -> Response:
     """`{"model", "text", "per_char", "top_k", "unknown"}` → `charrnn score --json`'s keys (and
-    its per-character records under `per_char` when asked)."""
+    its per-character records under `per_char` when asked). A voiced model scores under the
+    voice of `tag` or `MODEL:VOICE`; `by_tag: true` (with `prior`) under each voice, as
+    `charrnn score --by-tag --json`."""
     srv = service(request)
     body = await read_json(request, srv.settings.max_body)
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    extra = sorted(set(body) - {"model", "text", "per_char", "top_k", "unknown"})
+    extra = sorted(set(body) - {"model", "text", "per_char", "top_k", "unknown", *SCORE_VOICE})
     if extra:
         raise ApiError(400, f"{shown(extra[0])}: unrecognized request argument", extra[0])
     text, per_char, top_k = body.get("text"), body.get("per_char", False), body.get("top_k", 5)
@@ -133,25 +141,33 @@ async def score(request: Request) -> Response:
     if per_char and len(text) * (1 + top_k) > most:
         why = too_many_logprobs(len(text), top_k, most, "top_k")
         raise ApiError(400, f"per_char: {why}; without per_char any length is scored", "per_char")
-    model = srv.model(body.get("model"))
+    model, voice = srv.pick(body.get("model"))
+    how = score_voice(model, voice, body, per_char)  # a voice's weights, or a prior (by_tag)
     if unknown == "error":
         srv.encode(model, text, "error", "text")
     # on the batching worker's turn, one text at a time: never beside a step (see `tasks`)
-    result = await srv.run_task(model, lambda engine: _score(engine, model, text, per_char, top_k))
+    result = await srv.run_task(
+        model, lambda engine: _score(engine, model, text, per_char, top_k, how)
+    )
     request.scope["state"]["chars"] = result["chars"]
     return json_response(result)
 
 
-def _score(engine, model: Model, text: str, per_char: bool, top_k: int) -> dict:
+def _score(engine, model: Model, text: str, per_char: bool, top_k: int, how=None) -> dict:
     from charrnn.infer.score import Scorer
 
     scorer = Scorer(engine, pause=engine.pause)  # engine: the task's pausing view (`tasks`)
-    result = scorer.score(text)
+    if isinstance(how, str):  # by_tag, with this prior
+        tags = scorer.by_tag(text, prior=how)
+        out = {"model": model.name, "checkpoint": str(model.path), "prior": how}
+        return out | tags.to_json() | {"unknown_chars": dict(tags.scores[0].unknown)}
+    result = scorer.score(text, voice=how)
     out = {"model": model.name, "checkpoint": str(model.path), **result.to_json()}
     out["unknown_chars"] = dict(result.unknown)
     if per_char:
         positions, ids, _ = scorer.known(text)
-        out["per_char"] = [r for part in scorer.records(positions, ids, top_k) for r in part]
+        records = scorer.records(positions, ids, top_k, voice=how)
+        out["per_char"] = [r for part in records for r in part]
     return out
 
 

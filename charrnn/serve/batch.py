@@ -3,11 +3,11 @@ the step that advances them all by one character (draw, hand out the text, let e
 step the rest, let primed choices join).
 
 The unit is a `Choice`: one choice of a job, the `Stream` that draws it (its generator, guards and
-stop strings) and the rows of the batch's engine state it steps. A choice has one row today; a later
-feature that pairs rows (classifier-free guidance: one row conditioned, one not) gives its choices
-two and combines their logits in `Choice.drawn_from`, and the batch, which moves rows by choice,
-needs no change. Each stream draws with its own generator through `charrnn.infer.stream`, the code
-`sample` runs, so a seeded choice writes what `sample` writes when the engine is deterministic.
+stop strings) and the rows of the batch's engine state it steps. A choice has one row, or two when
+guided toward a voice (classifier-free guidance: the voiced row, then the untagged one, both fed the
+drawn character), whose raw logits `Choice.drawn_from` combines; the batch moves rows by choice.
+Each stream draws with its own generator through `charrnn.infer.stream`, the code `sample` runs,
+so a seeded choice writes what `sample` writes when the engine is deterministic.
 
 Not here: reading prompts, sessions and posting results (`scheduler`), HTTP.
 """
@@ -37,14 +37,19 @@ class Choice:
         self, job: Job, index: int, stream: Stream, logits, start: EngineState, rows: int = 1
     ) -> None:
         self.job, self.index, self.stream, self.logits = job, index, stream, logits
-        self.rows = rows  # rows of the batch's state this choice steps
+        self.rows = rows  # rows of the batch's state this choice steps (2: guided)
         self.fed: list[int] = []  # generated characters stepped into the state (sessions)
         self.lp: list[LogprobEntry] = []  # entries of accepted characters not yet shown
         self.start = start  # the state after the prompt (sessions)
 
     def drawn_from(self, logits: np.ndarray) -> np.ndarray:
-        """The logits its next character is drawn from, given its rows' logits after a step."""
-        return logits[0]
+        """The logits its next character is drawn from, given its rows' logits after a step:
+        guided, u + S·(c − u) of its voiced and untagged rows (raw: before any filter)."""
+        if self.rows == 1:
+            return logits[0]
+        voicing = self.job.voicing
+        assert voicing is not None
+        return voicing.combine(logits[0:1], logits[1:2])[0]
 
 
 # called when a choice ends: the choice, its rows' state (sessions only), and whether the
@@ -114,11 +119,15 @@ def _draws(choices: list[Choice]) -> list[int]:
     vocab = choices[0].job.model.engine.vocab
     groups: dict[tuple, list[int]] = defaultdict(list)
     for k, c in enumerate(choices):
-        groups[(c.job.opts.filters, c.logits is None)].append(k)
+        # an unprimed first draw uses the frequencies of the choice's voice: drawn per job
+        voiced = c.logits is None and c.job.voicing is not None
+        groups[(c.job.opts.filters, c.logits is None, id(c.job) if voiced else 0)].append(k)
     picks = [-1] * len(choices)
-    for (filters, no_logits), ks in groups.items():
+    for (filters, no_logits, _), ks in groups.items():
         logits = None if no_logits else np.stack([choices[k].logits for k in ks])
-        got = draw(vocab, filters, [choices[k].stream for k in ks], logits)
+        voicing = choices[ks[0]].job.voicing if no_logits else None
+        counts = voicing.counts if voicing is not None else None
+        got = draw(vocab, filters, [choices[k].stream for k in ks], logits, counts)
         for k, ch in zip(ks, got, strict=True):
             picks[k] = ch
     return picks

@@ -42,6 +42,7 @@ from charrnn.serve.models import Model
 from charrnn.serve.protocol import ApiError, finish_reason, now
 from charrnn.serve.scheduler import Job, Update
 from charrnn.serve.service import ChatResume
+from charrnn.serve.voicing import voice_of
 
 SESSION_HEADER = "x-session-id"
 
@@ -101,7 +102,7 @@ async def chat_completions(request: Request) -> Response:
     session = _session(request, comp.session)
     if session is not None and comp.n > 1:
         raise ApiError(400, "n: a session continues one conversation: n must be 1", "n")
-    model = srv.model(comp.model)
+    model, voice = srv.pick(comp.model)
     template = srv.settings.chat.get(model.name)
     if template is None:
         raise ApiError(
@@ -122,6 +123,7 @@ async def chat_completions(request: Request) -> Response:
             "messages",
         )
     opts = srv.with_bias(model, comp)
+    opts, voicing = voice_of(model, voice, opts, comp.n, srv.settings.max_streams)
     opts = replace(opts, stop=rendered.stops + opts.stops)
     ids = srv.encode(model, rendered.prompt, opts.unknown, "messages")  # refused before a hold
     vocab = model.engine.vocab
@@ -137,7 +139,7 @@ async def chat_completions(request: Request) -> Response:
     resume: ChatResume | None = None
     prompt = rendered.prompt
     if session is not None:
-        resume = srv.open_chat_session(session, model, rendered.prompt)
+        resume = srv.open_chat_session(session, model, rendered.prompt, voicing)
         prompt = resume.prompt
         ids = vocab.encode(prompt, "skip")  # the whole text was checked above
         facts.update(reused_chars=resume.reused, primed_chars=len(prompt), reread=resume.reread)
@@ -150,6 +152,7 @@ async def chat_completions(request: Request) -> Response:
         logprobs=comp.logprobs,
         ids=ids,
         plan=resume.plan if resume else None,
+        voicing=voicing,
     )
     turn = _Turn(chat, model, job, len(rendered.prompt), facts)
     request.scope["state"]["chars"] = 0

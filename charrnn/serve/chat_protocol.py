@@ -28,7 +28,8 @@ from charrnn.serve.protocol import (
 SHARED = (
     "model", "temperature", "top_p", "n", "stop", "seed", "stream", "stream_options", "user",
     "frequency_penalty", "presence_penalty", "logit_bias", "logit_bias_chars", "top_k", "min_p",
-    "no_repeat", "ban", "until", "min_words", "max_words", "unknown", "session",
+    "no_repeat", "ban", "until", "min_words", "max_words", "unknown", "session", "tag",
+    "tag_strength",
 )  # fmt: skip
 CHAT_ONLY = {"messages", "max_tokens", "max_completion_tokens", "logprobs", "top_logprobs"}
 # OpenAI's chat parameters charrnn cannot honour, and the values that ask nothing of it

@@ -16,6 +16,7 @@ from collections.abc import Generator
 import numpy as np
 
 from charrnn.infer.engine import EngineState
+from charrnn.serve import voicing as voiced
 from charrnn.serve.jobs import Job
 
 log = logging.getLogger("charrnn.serve")
@@ -38,17 +39,24 @@ def commit(
         # the running state holds the characters stepped so far; a sent text that does not
         # extend them (a stop string cut, a client gone mid-stream) is read again from `start`
         sent_ids = vocab.encode(sent, "skip")
+        rows = voiced.rows(job.voicing)  # a guided choice steps its voiced and untagged rows
         if sent_ids[: len(fed)] == fed:
             for ch in sent_ids[len(fed) :]:
-                engine.step(np.array([ch]), state)
+                engine.step(np.array([ch] * rows), state)
         elif sent_ids:
-            state = (yield from engine.forward_steps(sent_ids, start, last_only=True)).state
+            state = (yield from voiced.read(engine, job.voicing, sent_ids, start)).state
         else:
             state = start
         text = plan.tail + job.prompt + sent
         held = engine.to_numpy(state)  # stored in numpy's layout, whatever the engine
         plan.store.put(
-            plan.id, job.model.name, job.model.fingerprint, held, text, len(job.prompt + sent)
+            plan.id,
+            job.model.name,
+            job.model.fingerprint,
+            held,
+            text,
+            len(job.prompt + sent),
+            voice=plan.voice,
         )
     except Exception:  # the text was sent; say that it was not kept
         _not_kept(job)
@@ -64,14 +72,19 @@ def _chat(job: Job, start: EngineState, sent: str) -> Generator[None, None, None
     engine = job.model.engine
     try:
         ids = engine.vocab.encode(sent, "skip")
-        state = (
-            (yield from engine.forward_steps(ids, start, last_only=True)).state if ids else start
-        )
+        state = (yield from voiced.read(engine, job.voicing, ids, start)).state if ids else start
         text = plan.before + job.prompt + sent
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         held = engine.to_numpy(state)
         plan.store.put(
-            plan.id, job.model.name, job.model.fingerprint, held, text, len(text), digest
+            plan.id,
+            job.model.name,
+            job.model.fingerprint,
+            held,
+            text,
+            len(text),
+            digest,
+            voice=plan.voice,
         )
     except Exception:  # the text was sent; say that it was not kept
         _not_kept(job)

@@ -37,6 +37,7 @@ from charrnn.serve.protocol import (
 )
 from charrnn.serve.scheduler import Job, Update
 from charrnn.serve.service import Service
+from charrnn.serve.voicing import query_tag, rows, voice_of
 
 GENERATE_N = 10  # torch-rnn-server's most suggestions per request
 GENERATE_CHARS = 140  # and its longest
@@ -49,17 +50,20 @@ def service(request: Request) -> Service:
 async def completions(request: Request) -> Response:
     srv = service(request)
     comp = parse_completion(await read_json(request, srv.settings.max_body), srv.settings.limits)
-    model = srv.model(comp.model)
+    model, voice = srv.pick(comp.model)
     opts = srv.with_bias(model, comp)
+    k = comp.best_of  # candidates per prompt: candidate k of prompt p draws with seed + p × k + k
+    choices = len(comp.prompts) * k
+    opts, voicing = voice_of(model, voice, opts, choices, srv.settings.max_streams)
     # Every prompt is checked before any is admitted; choice p × n + j draws with seed + p × n + j.
     ids = [srv.prompt_ids(model, p, opts.unknown) for p in comp.prompts]
     texts = [p if isinstance(p, str) else model.engine.vocab.decode(p) for p in comp.prompts]
     base = comp.seed if comp.seed is not None else new_seed()
-    k = comp.best_of  # candidates per prompt: candidate k of prompt p draws with seed + p × k + k
     # best_of ranks candidates by their characters' log-probabilities: ask for them
     logprobs = comp.logprobs if comp.logprobs is not None or k == comp.n else 0
-    plan = srv.open_session(comp.session, model) if comp.session else None
-    await srv.reserve(len(texts) * k, plan)  # every prompt's streams at once, or none
+    plan = srv.open_session(comp.session, model, voicing) if comp.session else None
+    # every prompt's streams at once, or none (a guided choice runs two)
+    await srv.reserve(choices * rows(voicing), plan)
     runs: list[_Run] = []
     for p, (text, prompt_ids) in enumerate(zip(texts, ids, strict=True)):
         job, updates = srv.launch(
@@ -73,6 +77,7 @@ async def completions(request: Request) -> Response:
             echo_logprobs=comp.echo and comp.logprobs is not None,
             first=p * k,
             plan=plan,
+            voicing=voicing,
         )
         runs.append(_Run(comp, job, updates, text, p * comp.n))
     request.scope["state"]["chars"] = 0
@@ -254,7 +259,8 @@ async def _whole(request: Request, comp: Completion, runs: list[_Run]) -> Respon
     request.scope["state"]["chars"] = sum(len(t) for t in texts)
     choices = [c for r in runs for c in r.whole()]
     model = runs[0].job.model
-    body = chunk(new_id(), now(), model.name, choices, usage([r.prompt for r in runs], texts))
+    name = comp.model if comp.model else model.name  # MODEL:VOICE as the client named it
+    body = chunk(new_id(), now(), name, choices, usage([r.prompt for r in runs], texts))
     body["system_fingerprint"] = model.fingerprint
     if comp.session:
         body["session"] = comp.session
@@ -265,7 +271,7 @@ async def _events(request: Request, comp: Completion, runs: list[_Run]) -> Async
     """Server-sent events: a chunk per update of any prompt (each carrying every character its
     streams made since the last, with their choice indices), then a usage chunk when asked, then
     [DONE]."""
-    cid, created, name = new_id(), now(), runs[0].job.model.name
+    cid, created, name = new_id(), now(), comp.model or runs[0].job.model.name
     merged, forwarders = _merged(runs)
     try:
         while not all(r.done for r in runs):
@@ -302,7 +308,8 @@ def sse(obj: dict) -> bytes:
 async def generate(request: Request) -> Response:
     """`GET /generate?start_text=...&n=5`: sentence-bounded suggestions of 3 to 20 words, as
     torch-rnn-server answers rnn-writer (`{"start_text", "completions", "time"}`). Characters the
-    model has never seen are skipped (an editor sends whatever the writer typed)."""
+    model has never seen are skipped (an editor sends whatever the writer typed). A voiced model
+    takes `tag=NAME` (or `tag=NAME=WEIGHT` repeated, a mix) and `tag_strength`."""
     srv = service(request)
     q = request.query_params
     start = q.get("start_text", "")
@@ -314,16 +321,20 @@ async def generate(request: Request) -> Response:
             400, f"start_text: over {srv.settings.limits.max_prompt} characters", "start_text"
         )
     length = min(GENERATE_CHARS, srv.settings.limits.max_chars)
+    strength = _query_float(q.get("tag_strength"), "tag_strength", 1.0, 1e6)
     opts = Options(
         length,
         Filters(temperature),
         Rules(until="sentence", min_words=3, max_words=20),
         None,
         "skip",
+        query_tag(q.getlist("tag")),
+        strength,
     )
-    model = srv.model(q.get("model"))
+    model, voice = srv.pick(q.get("model"))
+    opts, voicing = voice_of(model, voice, opts, n, srv.settings.max_streams)
     t0 = time.perf_counter()
-    job, updates = await srv.submit(model, start, opts, n, seed)
+    job, updates = await srv.submit(model, start, opts, n, seed, voicing=voicing)
     texts = [""] * n
     gone = asyncio.ensure_future(disconnected(request))
     try:
@@ -356,11 +367,11 @@ def _query_int(raw: str | None, name: str, default, lo: int, hi: int):
     raise ApiError(400, f"{name}: must be an integer from {lo} to {hi}, got {raw!r}", name)
 
 
-def _query_float(raw: str | None, name: str, default: float) -> float:
+def _query_float(raw: str | None, name: str, default: float, most: float = 100) -> float:
     if raw is None or raw == "":
         return default
     with contextlib.suppress(ValueError):
         v = float(raw)
-        if 0 <= v <= 100:
+        if 0 <= v <= most:
             return v
-    raise ApiError(400, f"{name}: must be a number from 0 to 100, got {raw!r}", name)
+    raise ApiError(400, f"{name}: must be a number from 0 to {most:g}, got {raw!r}", name)

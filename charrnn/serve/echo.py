@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from charrnn.infer.engine import Forward
+from charrnn.serve import voicing as voiced
 from charrnn.serve.logprobs import LogprobEntry, entry
 
 ECHO_CHUNK = 512  # prompt characters whose logits are held at once (a multiple of 64: see below)
@@ -32,23 +33,37 @@ def chunks(n: int, size: int = ECHO_CHUNK) -> list[tuple[int, int]]:
 
 
 def read_with_logprobs(
-    engine: Any, prompt: str, ids: Sequence[int], state: Any, k: int
+    engine: Any, prompt: str, ids: Sequence[int], state: Any, k: int, voicing: Any = None
 ) -> Generator[None, None, tuple[Forward, list[LogprobEntry]]]:
     """Read ids (the prompt's known characters) from state, pausing as `forward_steps` does;
-    return the Forward after them and the prompt's entries, one per character of `prompt`."""
+    return the Forward after them and the prompt's entries, one per character of `prompt`.
+    voicing: the choice's voice (`serve.voicing`); guided, both rows are read and the entries
+    come from their combined logits."""
     vocab = engine.vocab
     known: list[LogprobEntry] = []
     prev: np.ndarray | None = None  # the row predicting the next chunk's first character
+    if state is None and voicing is not None:
+        state = voiced.start(engine, voicing)
     for a, b in chunks(len(ids)):
         part = ids[a:b]
-        fwd = yield from engine.forward_steps(part, state)
-        state = fwd.state
+        if voiced.rows(voicing) == 2:
+            c = yield from engine.forward_steps(part, state.select([0]))
+            u = yield from engine.forward_steps(part, state.select([1]))
+            logits, state = (
+                voicing.combine(c.logits, u.logits),
+                type(c.state).concat([c.state, u.state]),
+            )
+            del c, u
+        else:
+            fwd = yield from engine.forward_steps(part, state)
+            logits, state = fwd.logits, fwd.state
+            del fwd
         for j, ch in enumerate(part):
-            known.append(entry(prev if j == 0 else fwd.logits[j - 1], ch, k, vocab.chars))
+            known.append(entry(prev if j == 0 else logits[j - 1], ch, k, vocab.chars))
             if j % 64 == 63:  # a sort over the vocabulary per character: pause as a read does
                 yield
-        prev = fwd.logits[-1]
-        del fwd
+        prev = logits[-1]
+        del logits
     out: list[LogprobEntry] = []
     t = 0  # index into the prompt's known characters
     for c in prompt:
@@ -56,4 +71,4 @@ def read_with_logprobs(
         t += c in vocab
     if state is None:
         state = engine.initial_state(1)
-    return Forward(engine.head_logits(state), state), out
+    return Forward(voiced.head(engine, voicing, state), state), out

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from charrnn.infer.engine import EngineState
+from charrnn.infer.guidance import Voicing
 from charrnn.infer.sampler import Options
 from charrnn.serve.logprobs import LogprobEntry
 from charrnn.serve.models import Model
@@ -43,6 +44,7 @@ class SessionPlan:
     # a chat session: the conversation already read (the state `base` follows it; "" when it is
     # read again from its start); the commit stores the digest of this + prompt + reply
     before: str | None = None
+    voice: str | None = None  # the voice it belongs to (`voicing.session_key`; None: no voice)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Job:
     deadline: float | None = None
     session: SessionPlan | None = None
     on_exit: Callable[[], None] | None = None  # called once the worker has let go of the job
+    voicing: Voicing | None = None  # its voice and strength (None: no voice, as before)
     cancelled: bool = False  # set by the app when the client went away
     delivered: dict[int, int] = field(default_factory=dict)  # choice → characters sent, on cancel
     # worker-side

@@ -33,7 +33,7 @@ KNOWN = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "stream",
     "stream_options", "echo", "logprobs", "user", "best_of", "top_k", "min_p", "no_repeat", "ban",
     "until", "min_words", "max_words", "unknown", "session", "frequency_penalty",
-    "presence_penalty", "logit_bias", "logit_bias_chars", *OPENAI_NEUTRAL,
+    "presence_penalty", "logit_bias", "logit_bias_chars", "tag", "tag_strength", *OPENAI_NEUTRAL,
 }  # fmt: skip
 MAX_BIAS_ENTRIES = 300  # OpenAI's own cap on logit_bias
 MAX_BEST_OF = 20  # and on best_of
@@ -74,10 +74,9 @@ class Limits:
     max_chars: int = 4000
     max_prompt: int = 20_000
     max_n: int = 16
-    # log-probabilities one answer lists for text it was given: echo with logprobs (prompt
-    # characters × n × (1 + logprobs)) and /v1/score's per_char (characters × (1 + top_k)); each
-    # is ~30 bytes of JSON, so an answer stays within a few MB, and the playground's 20,000
-    # characters at top_k 5 fit
+    # log-probabilities one answer lists for text it was given: echo with logprobs (prompt chars
+    # × n × (1 + logprobs)) and /v1/score's per_char (chars × (1 + top_k)); each is ~30 bytes of
+    # JSON, so an answer stays within a few MB, and the playground's 20,000 chars at top_k 5 fit
     max_echo: int = 120_000
 
 
@@ -207,6 +206,8 @@ def _bias(body: dict, key: str, chars: bool) -> dict:
 
 def parse_completion(body: Any, limits: Limits) -> Completion:
     """A /v1/completions body → a Completion, or an ApiError naming the parameter at fault."""
+    from charrnn.serve.voicing import fields  # here: it raises this module's errors
+
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     unknown = sorted(set(body) - KNOWN)
@@ -265,6 +266,7 @@ def parse_completion(body: Any, limits: Limits) -> Completion:
         rules,
         _strings(body, "stop", MAX_STOPS) or None,
         unknown_chars,
+        *fields(body),  # tag, tag_strength: resolved against the model's voices by the service
     )
     try:
         opts.check()

@@ -29,6 +29,7 @@ from collections.abc import Callable, Generator
 from charrnn.infer.controls import Guard
 from charrnn.infer.engine import EngineState, Forward
 from charrnn.infer.stream import Stream
+from charrnn.serve import voicing as voiced
 from charrnn.serve.batch import Batch, Choice
 from charrnn.serve.commits import commit
 from charrnn.serve.echo import read_with_logprobs
@@ -129,27 +130,27 @@ class Scheduler:
     def _read(self, job: Job, guards: list[Guard]) -> Generator[None, None, Forward]:
         """The guards first (--no-repeat's table over a long session text takes up to a second),
         then the prompt; returns the Forward after it."""
-        engine = job.model.engine
+        engine, voicing = job.model.engine, job.voicing
         prime = (job.session.tail if job.session else "") + job.prompt
         made = yield from Guard.in_steps(job.opts.rules, engine.vocab, prime, len(job.seeds))
         guards.extend(made)
         base = job.session.base if job.session else None
         ids = job.prompt_ids
         if not ids and base is not None:
-            return Forward(engine.head_logits(base), base.copy())
+            return Forward(voiced.head(engine, voicing, base), base.copy())
         if not ids and "\n" in engine.vocab and base is None:
             ids = [engine.vocab.index("\n")]  # as `sample` starts without a prime
-        if not ids:  # no prime and no newline: the first draw uses the corpus's frequencies
-            return Forward(None, engine.initial_state(1))  # type: ignore[arg-type]
+        if not ids:  # no prime and no newline: the first draw uses the corpus's (voice's) counts
+            return Forward(None, voiced.start(engine, voicing))  # type: ignore[arg-type]
         if job.echo_logprobs:
             return (yield from self._echo(job, ids, base))
-        return (yield from engine.forward_steps(ids, base, last_only=True))
+        return (yield from voiced.read(engine, voicing, ids, base))
 
     def _echo(self, job: Job, ids: list[int], base: EngineState | None):
         """A prime that also makes the prompt's logprob entries, a chunk at a time (`echo`)."""
         engine = job.model.engine
         fwd, entries = yield from read_with_logprobs(
-            engine, job.prompt, ids, base, job.logprobs or 0
+            engine, job.prompt, ids, base, job.logprobs or 0, job.voicing
         )
         job.pending.prompt_logprobs = entries
         return fwd
@@ -187,7 +188,8 @@ class Scheduler:
         batch = self._batches[job.model.name]
         for i, (seed, guard) in enumerate(zip(job.seeds, guards, strict=True)):
             stream = Stream(seed, guard, job.opts.stops)
-            batch.join(Choice(job, i, stream, last, start), start.copy())
+            rows = voiced.rows(job.voicing)
+            batch.join(Choice(job, i, stream, last, start, rows), start.copy())
         job.open_streams = len(job.seeds)
 
     # --- a choice's end -----------------------------------------------------------------------

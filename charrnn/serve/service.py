@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from charrnn.errors import InputError
+from charrnn.infer.guidance import Voicing
 from charrnn.infer.sampler import Options, new_seed, seed_of
 from charrnn.serve import memory
+from charrnn.serve.capacity import Capacity
 from charrnn.serve.chat_template import Template
 from charrnn.serve.models import Model
 from charrnn.serve.protocol import ApiError, Completion, Limits
 from charrnn.serve.scheduler import Job, Scheduler, SessionPlan, Update
-from charrnn.serve.sessions import SessionStore, valid_id
+from charrnn.serve.sessions import Saved, SessionStore, valid_id
 from charrnn.serve.tasks import Task
+from charrnn.serve.voicing import rows, session_key, session_label, split_name
 from charrnn.vocab import Unknown
 
 T = TypeVar("T")
@@ -58,41 +61,6 @@ class Settings:
     max_sessions: int = 10_000
     deterministic: bool = False
     chat: dict[str, Template] = field(default_factory=dict)  # model name → its chat template
-
-
-class Capacity:
-    """Streams in use against --max-streams (a score counts as one); a request waits briefly for
-    room for all its streams at once, then gets 429. Never some now and the rest later: a request
-    holding part of its streams while it waits for the rest could do work only to be refused, and
-    two such requests could each hold what the other waits for."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.used, self.waiting = limit, 0, 0
-        self._cond = asyncio.Condition()
-
-    async def acquire(self, n: int, wait: float) -> None:
-        async with self._cond:
-            self.waiting += 1
-            try:
-                await asyncio.wait_for(
-                    self._cond.wait_for(lambda: self.used + n <= self.limit), wait
-                )
-            except TimeoutError:
-                raise ApiError(
-                    429,
-                    f"the server is busy ({self.used} of {self.limit} streams in use); retry soon",
-                    kind="rate_limit_error",
-                    code="busy",
-                    headers={"Retry-After": "1"},
-                ) from None
-            finally:
-                self.waiting -= 1
-            self.used += n
-
-    async def release(self, n: int) -> None:
-        async with self._cond:
-            self.used -= n
-            self._cond.notify_all()
 
 
 class Service:
@@ -139,6 +107,23 @@ class Service:
             )
         return self.models[name]
 
+    def pick(self, name: object) -> tuple[Model, str | None]:
+        """The model a request names, and the voice a `MODEL:VOICE` name picks (None: none)."""
+        if not isinstance(name, str) or ":" not in name:
+            return self.model(name), None
+        head, voice = split_name(name)
+        model = self.model(head)
+        names = model.voices.names if model.voices else ()
+        if voice not in names:
+            has = f"voices {', '.join(names)}" if names else "no voices"
+            raise ApiError(
+                404,
+                f"model {name!r} is not loaded here (model {head!r} has {has})",
+                "model",
+                code="model_not_found",
+            )
+        return model, voice
+
     def encode(self, model: Model, text: str, unknown: Unknown, param: str = "prompt") -> list[int]:
         try:
             return model.engine.vocab.encode(text, unknown)
@@ -170,10 +155,14 @@ class Service:
         filters = replace(comp.opts.filters, logit_bias=tuple(sorted(pairs.items())))
         return replace(comp.opts, filters=filters)
 
-    def open_session(self, session: str, model: Model) -> SessionPlan:
-        """Hold a session for one request (409 while another holds it, or when another
-        checkpoint wrote it: a state means nothing to another model)."""
+    def open_session(
+        self, session: str, model: Model, voicing: Voicing | None = None
+    ) -> SessionPlan:
+        """Hold a session for one request (409 while another holds it, when another
+        checkpoint wrote it: a state means nothing to another model, or when it belongs to
+        another voice)."""
         plan = self._hold(session)
+        plan.voice = session_key(voicing, model.voices.names if model.voices else ())
         try:
             saved = self.store.get(session) if self.store else None
         except BaseException:
@@ -188,15 +177,24 @@ class Service:
                 "session",
                 code="session_model_mismatch",
             )
+        try:
+            self._same_voice(plan, saved)
+        except ApiError:
+            self.release(session)
+            raise
         if saved is not None:
             plan.base, plan.tail = model.engine.from_numpy(saved.state), saved.tail
         return plan
 
-    def open_chat_session(self, session: str, model: Model, rendered: str) -> ChatResume:
+    def open_chat_session(
+        self, session: str, model: Model, rendered: str, voicing: Voicing | None = None
+    ) -> ChatResume:
         """Hold a chat session for one request and decide what must be read: only the part of
         the rendered conversation after the one the session committed, when it extends that one
-        exactly (its digest matches); otherwise all of it, from the start, with the reason."""
+        exactly (its digest matches); otherwise all of it, from the start, with the reason. A
+        session of another voice is a 409, as for a completion."""
         plan = self._hold(session)
+        plan.voice = session_key(voicing, model.voices.names if model.voices else ())
         try:
             return self._resume(plan, model, rendered)
         except BaseException:
@@ -205,6 +203,8 @@ class Service:
 
     def _resume(self, plan: SessionPlan, model: Model, rendered: str) -> ChatResume:
         saved = self.store.get(plan.id) if self.store else None
+        if saved is not None and saved.fingerprint == model.fingerprint:
+            self._same_voice(plan, saved)
         reason = None
         if saved is None:
             reason = "a new session"
@@ -225,6 +225,20 @@ class Service:
         # as they do when it is read in one go
         plan.before = plan.tail = rendered[: saved.chars]
         return ChatResume(plan, rendered[saved.chars :], saved.chars, None)
+
+    @staticmethod
+    def _same_voice(plan: SessionPlan, saved: Saved | None) -> None:
+        """A session belongs to the voice (and strength) it was started with: its state was read
+        with that voice, and a guided one holds two rows."""
+        if saved is None or saved.voice == plan.voice:
+            return
+        raise ApiError(
+            409,
+            f"session {plan.id!r} belongs to {session_label(saved.voice)}; this request asks for "
+            f"{session_label(plan.voice)}: continue it with its voice, or start another session",
+            "tag",
+            code="session_voice_mismatch",
+        )
 
     def _hold(self, session: str) -> SessionPlan:
         """Check a session id and hold it for one request (409 while another holds it)."""
@@ -288,16 +302,19 @@ class Service:
         session: str | None = None,
         ids: list[int] | None = None,
         plan: SessionPlan | None = None,
+        voicing: Voicing | None = None,
     ) -> tuple[Job, asyncio.Queue[Update]]:
-        """Admit a one-prompt request (room for its n streams, its session) and hand it to the
-        worker. ids: the prompt's ids when already known; plan: a session already held (a
+        """Admit a one-prompt request (room for its n choices' streams, its session) and hand it
+        to the worker. ids: the prompt's ids when already known; plan: a session already held (a
         chat's), else `session` is opened here."""
         if ids is None:
             ids = self.encode(model, prompt, opts.unknown)
         if plan is None and session:
-            plan = self.open_session(session, model)
-        await self.reserve(n, plan)
-        return self.launch(model, prompt, ids, opts, n, seed, logprobs=logprobs, plan=plan)
+            plan = self.open_session(session, model, voicing)
+        await self.reserve(n * rows(voicing), plan)
+        return self.launch(
+            model, prompt, ids, opts, n, seed, logprobs=logprobs, plan=plan, voicing=voicing
+        )
 
     def launch(
         self,
@@ -312,9 +329,11 @@ class Service:
         echo_logprobs: bool = False,
         first: int = 0,
         plan: SessionPlan | None = None,
+        voicing: Voicing | None = None,
     ) -> tuple[Job, asyncio.Queue[Update]]:
-        """Hand a prompt's n streams, already reserved, to the worker; they are released when
-        the worker lets go of the job. Choice i draws with seed + first + i."""
+        """Hand a prompt's n choices, their streams already reserved (two a choice when guided),
+        to the worker; they are released when the worker lets go of the job. Choice i draws with
+        seed + first + i."""
         assert self.scheduler is not None
         loop = asyncio.get_running_loop()
         updates: asyncio.Queue[Update] = asyncio.Queue()
@@ -330,8 +349,9 @@ class Service:
             echo_logprobs=echo_logprobs,
             deadline=time.monotonic() + self.settings.timeout,
             session=plan,
+            voicing=voicing,
         )
-        job.on_exit = self._on_exit(loop, n, plan.id if plan else None)
+        job.on_exit = self._on_exit(loop, n * rows(voicing), plan.id if plan else None)
         self.scheduler.submit(job)
         return job, updates
 

@@ -1,9 +1,11 @@
 """Sessions: a hidden state kept per client-chosen id, so a story or a conversation continues across
 requests without re-reading its text. Stored in SQLite so they survive a restart.
 
-A session row holds the model's state after the session's text (float32 bytes), the end of that
-text (for the controls that look back: --no-repeat, --ban), how many characters it has read, and
-the fingerprint of the checkpoint that wrote it: a state means nothing to another model. The least
+A session row holds the model's state after the session's text (float32 bytes: every row of it,
+two for a guided voice, and on a voiced model each row's voice constant), the end of that text
+(for the controls that look back: --no-repeat, --ban), how many characters it has read, the voice
+it belongs to, and the fingerprint of the checkpoint that wrote it: a state means nothing to
+another model. The least
 recently used rows beyond `max_sessions` are evicted on write. It does not decide when to commit
 or run the model: the scheduler does; nor does it lock a session against concurrent requests: the
 app does (a request holds its session from start to commit).
@@ -44,9 +46,23 @@ CREATE TABLE IF NOT EXISTS sessions (
     requests INTEGER NOT NULL,
     created REAL NOT NULL,
     used REAL NOT NULL,
-    digest TEXT
+    digest TEXT,
+    rows INTEGER NOT NULL DEFAULT 1,
+    voice TEXT,
+    voice_width INTEGER NOT NULL DEFAULT 0
 )
 """
+# columns added since the first sessions files, with their definitions (added to an older file)
+_ADDED = {
+    "digest": "TEXT",
+    "rows": "INTEGER NOT NULL DEFAULT 1",
+    "voice": "TEXT",
+    "voice_width": "INTEGER NOT NULL DEFAULT 0",
+}
+_COLUMNS = (
+    "id, model, fingerprint, layers, hidden, has_cell, state, tail, chars, requests, created, "
+    "used, digest, rows, voice, voice_width"
+)
 
 
 @dataclass
@@ -63,6 +79,7 @@ class Saved:
     created: float
     used: float
     digest: str | None = None  # a chat session: sha256 of the conversation read (chars long)
+    voice: str | None = None  # the voice it belongs to (`serve.voicing.session_key`)
 
     def info(self) -> dict:
         return {
@@ -82,17 +99,23 @@ def valid_id(session: str) -> bool:
 
 
 def pack(state: State) -> bytes:
-    parts = list(state.h) + list(state.c or [])
-    return b"".join(np.ascontiguousarray(p[0], dtype=np.float32).tobytes() for p in parts)
+    """Every row of h (and c) per layer, then each row's voice constant when it has one (a
+    one-row state without a voice packs as sessions always have)."""
+    parts = list(state.h) + list(state.c or []) + ([state.voice] if state.voice is not None else [])
+    return b"".join(np.ascontiguousarray(p, dtype=np.float32).tobytes() for p in parts)
 
 
-def unpack(blob: bytes, layers: int, hidden: int, has_cell: bool) -> State:
+def unpack(
+    blob: bytes, layers: int, hidden: int, has_cell: bool, rows: int = 1, width: int = 0
+) -> State:
     flat = np.frombuffer(blob, dtype=np.float32)
     n = layers * (2 if has_cell else 1)
-    if flat.size != n * hidden:
+    if flat.size != rows * (n * hidden + width):
         raise InputError("a stored session has the wrong size")
-    rows = [flat[k * hidden : (k + 1) * hidden].reshape(1, hidden).copy() for k in range(n)]
-    return State(rows[:layers], rows[layers:] if has_cell else None)
+    size = rows * hidden
+    parts = [flat[k * size : (k + 1) * size].reshape(rows, hidden).copy() for k in range(n)]
+    voice = flat[n * size :].reshape(rows, width).copy() if width else None
+    return State(parts[:layers], parts[layers:] if has_cell else None, voice)
 
 
 class SessionStore:
@@ -107,8 +130,9 @@ class SessionStore:
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
             self._db.execute(_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
-            if "digest" not in columns:  # a file written before chat sessions
-                self._db.execute("ALTER TABLE sessions ADD COLUMN digest TEXT")
+            for name, kind in _ADDED.items():  # a file written before chat sessions or voices
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE sessions ADD COLUMN {name} {kind}")
         except sqlite3.Error as e:
             raise InputError(f"{self.path}: cannot open the sessions database ({e})") from None
         except OSError as e:
@@ -118,15 +142,13 @@ class SessionStore:
     def get(self, session: str) -> Saved | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, model, fingerprint, layers, hidden, has_cell, state, tail, chars, "
-                "requests, created, used, digest FROM sessions WHERE id = ?",
-                (session,),
+                f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session,)
             ).fetchone()
         if row is None:
             return None
-        sid, model, fp, layers, hidden, has_cell, blob, tail, *rest = row
-        state = unpack(blob, layers, hidden, bool(has_cell))
-        return Saved(sid, model, fp, state, tail, *rest)
+        sid, model, fp, layers, hidden, has_cell, blob, tail, *rest, rows, voice, width = row
+        state = unpack(blob, layers, hidden, bool(has_cell), rows, width)
+        return Saved(sid, model, fp, state, tail, *rest, voice=voice)
 
     def put(
         self,
@@ -137,25 +159,30 @@ class SessionStore:
         text: str,
         read: int,
         digest: str | None = None,
+        voice: str | None = None,
     ) -> None:
         """Store the state after `text` (the end of the session's whole text; `read` characters
         were added by this request), then evict the least recently used beyond the cap. A chat
         session gives the digest of its whole conversation, and `read` is then that
         conversation's length (it may have been read again from its start); a completion clears
-        the digest: its text is no longer a known conversation."""
+        the digest: its text is no longer a known conversation. voice: the voice the session
+        belongs to."""
         now = time.time()
-        layers, hidden = len(state.h), state.h[0].shape[1]
+        layers, (rows, hidden) = len(state.h), state.h[0].shape
+        width = 0 if state.voice is None else state.voice.shape[1]
         chars = "excluded.chars" if digest is not None else "sessions.chars + excluded.chars"
         with self._lock:
             self._db.execute(
-                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) "
+                f"INSERT INTO sessions ({_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET model = excluded.model, "
                 "fingerprint = excluded.fingerprint, layers = excluded.layers, "
                 "hidden = excluded.hidden, has_cell = excluded.has_cell, state = excluded.state, "
                 f"tail = excluded.tail, chars = {chars}, "
-                "requests = sessions.requests + 1, used = excluded.used, digest = excluded.digest",
+                "requests = sessions.requests + 1, used = excluded.used, digest = excluded.digest, "
+                "rows = excluded.rows, voice = excluded.voice, voice_width = excluded.voice_width",
                 (session, model, fingerprint, layers, hidden, int(state.c is not None),
-                 pack(state), text[-TAIL:], read, now, now, digest),
+                 pack(state), text[-TAIL:], read, now, now, digest, rows, voice, width),
             )  # fmt: skip
             self._evict()
 

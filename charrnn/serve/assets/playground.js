@@ -150,7 +150,8 @@
   async function loadModels() {
     try {
       const body = await (await api("v1/models", null)).json();
-      models = body.data || [];
+      // A voiced model's voices are listed beside it as MODEL:VOICE: the voice picker offers them.
+      models = (body.data || []).filter((m) => !(m.charrnn && m.charrnn.voice));
     } catch (e) {
       facts.textContent = "The models could not be listed.";
       failed(e, loadModels);
@@ -168,10 +169,63 @@
     $("model-name").textContent = models.length < 2 ? models[0].id : "";
     $("model-name").hidden = models.length > 1;
     describe(current());
+    showVoices(current());
     $("model-box").hidden = false;
   }
 
-  picker.addEventListener("change", () => describe(current()));
+  picker.addEventListener("change", () => {
+    describe(current());
+    showVoices(current());
+  });
+
+  // --- the voice ----------------------------------------------------------------------------
+  // A voiced model's voice: none, one of them, or a mix by weights; and the strength (1 is the
+  // voice itself). Sent as `tag` and `tag_strength` with every request that writes.
+  const voiceBox = $("voice-box");
+  const voicePicker = $("voice");
+  const mixBox = $("mix");
+  const strength = $("strength");
+  const MIX = "*"; // not a voice's name: names are letters, digits and _ . -
+
+  function showVoices(m) {
+    const names = (m && m.charrnn && m.charrnn.voices) || [];
+    voiceBox.hidden = !names.length;
+    voicePicker.replaceChildren(
+      el("option", { value: "", text: "none" }),
+      ...names.map((v) => el("option", { value: v, text: v })),
+      ...(names.length > 1 ? [el("option", { value: MIX, text: "a mix…" })] : []),
+    );
+    mixBox.replaceChildren(
+      ...names.map((v) => {
+        const input = el("input", { type: "number", min: "0", step: "0.1", value: "1" });
+        input.dataset.voice = v;
+        input.setAttribute("aria-label", `weight of ${v}`);
+        return el("label", {}, v, input);
+      }),
+    );
+    voiceChanged();
+  }
+
+  function voiceChanged() {
+    mixBox.hidden = voicePicker.value !== MIX;
+    strength.disabled = voicePicker.value === "";
+  }
+
+  voicePicker.addEventListener("change", voiceChanged);
+
+  // The request fields for the chosen voice ({} for none); the server checks the numbers.
+  function voiceFields() {
+    if (voiceBox.hidden || voicePicker.value === "") return {};
+    let tag = voicePicker.value;
+    if (tag === MIX) {
+      tag = {};
+      for (const input of mixBox.querySelectorAll("input")) {
+        tag[input.dataset.voice] = Number(input.value);
+      }
+    }
+    const s = strength.value === "" ? 1 : Number(strength.value);
+    return { tag, tag_strength: s };
+  }
 
   const modelName = () => (current() ? current().id : undefined);
 
@@ -200,6 +254,8 @@
     });
   });
 
-  window.charrnnPlayground = { $, el, visible, group3, api, failed, clearError, modelName, Problem };
+  window.charrnnPlayground = {
+    $, el, visible, group3, api, failed, clearError, modelName, voiceFields, Problem,
+  };
   loadModels();
 })();

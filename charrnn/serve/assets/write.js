@@ -6,7 +6,8 @@
 "use strict";
 
 (function () {
-  const { $, el, group3, api, failed, clearError, modelName, Problem } = window.charrnnPlayground;
+  const { $, el, group3, api, failed, clearError, modelName, voiceFields, Problem } =
+    window.charrnnPlayground;
   const PROMPT_CHARS = 4000; // an RNN's state forgets long before this; priming more only costs time
   const SUGGESTIONS = 5;
 
@@ -133,6 +134,7 @@
           min_words: 3,
           max_words: 20,
           unknown: "skip",
+          ...voiceFields(),
         };
         const answer = await (await api("v1/completions", body, ctl.signal)).json();
         if (pending !== ctl) return; // dismissed meanwhile
@@ -291,6 +293,7 @@
         seed,
         stream: true,
         unknown: "skip",
+        ...voiceFields(),
       };
       ctl = new AbortController();
       busy(true);
