@@ -53,8 +53,10 @@ from charrnn.training.config import parse_duration
 from charrnn.training.voiced_batches import DEFAULT_BALANCE, DEFAULT_UNTAGGED_SHARE
 
 BENCH = "tags"
-TRAIN_OVERHEAD_S = 45  # start-up, plan, the last evaluation and saves (full scale; 2 cores)
-STEP_S = 0.003  # one numpy-engine step of a 64-row batch of the 10-minute model (1×256 here)
+TRAIN_OVERHEAD_S = 40  # start-up, plan, the last evaluation and saves (full scale; 2 cores)
+# one numpy-engine step of a 64-row batch of the 10-minute model (1×256 on 2 cores: 1.1 ms
+# measured under load; doubled for a margin)
+STEP_S = 0.002
 
 
 @dataclass
@@ -97,7 +99,7 @@ def plan_units(b: Bench) -> list[Unit]:
         n = (s.voices or 5) * sum(s.sample_len * (1 if x == 1 else 2) for x in strengths)
         add(
             f"samples/{run_key}",
-            10 + n * step * 2,
+            10 + n * step,
             lambda: samples(b, corpus, b.store.result(run_key), strengths),
         )
 
@@ -110,8 +112,16 @@ def plan_units(b: Bench) -> list[Unit]:
         v = s.voices or 5
         add_samples(corpus, key, s.strengths)
         batches = sum(math.ceil(v * s.snippets / 64) * n for n in s.lengths)
-        add(f"attribution/{key}", 20 + v * batches * step, lambda c=corpus, k=key: attribution(b, c, b.store.result(k)))  # fmt: skip
-        add(f"mix/{key}", 5 + len(s.mix_weights) * s.sample_len * step, lambda c=corpus, k=key: mix(b, c, b.store.result(k)))  # fmt: skip
+        add(
+            f"attribution/{key}",
+            20 + v * batches * step,
+            lambda c=corpus, k=key: attribution(b, c, b.store.result(k)),
+        )
+        add(
+            f"mix/{key}",
+            5 + len(s.mix_weights) * s.sample_len * step,
+            lambda c=corpus, k=key: mix(b, c, b.store.result(k)),
+        )
     for budget in s.budgets:
         for seed in s.seeds:
             for corpus in s.caps:
@@ -128,7 +138,11 @@ def plan_units(b: Bench) -> list[Unit]:
     for rep in range(s.reps):  # alternating, so drift in the machine's speed hits both alike
         for voiced in (True, False):
             name = "voiced" if voiced else "unvoiced"
-            add(f"cost/train/{name}/{rep}", 8 + steps * (0.1 if quick else 1.1), lambda r=rep, v=voiced: cost_train(b, "close", r, v))  # fmt: skip
+            add(
+                f"cost/train/{name}/{rep}",
+                8 + steps * (0.1 if quick else 1.1),
+                lambda r=rep, v=voiced: cost_train(b, "close", r, v),
+            )
     for rep in range(s.reps):
         for streams in s.cost_lengths:
             for variant in ("unvoiced", "s1", "s2"):

@@ -104,12 +104,13 @@ def man_voice(lang: str, cap: int) -> str:
 
 
 def fortune_voice(category: str, cap: int) -> str:
-    """A category's fortunes, `%` separators turned into blank lines (each a short document)."""
+    """A category's fortunes, `%` separators turned into blank lines (each a short document),
+    backspace overstrikes (underlined, bold) resolved to their letters."""
     path = FORTUNES / category
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    text = raw.decode("utf-8", errors="replace")
+    text = re.sub(r"[^\n]\x08", "", raw.decode("utf-8", errors="replace"))  # overstrikes, as col -b
     fortunes = [f.strip("\n") for f in re.split(r"^%$", text, flags=re.M) if f.strip()]
     return capped(lambda: fortunes, lambda f: f + "\n\n", cap)
 

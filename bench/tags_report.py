@@ -3,6 +3,7 @@ the units done so far (bench/tags.py). A figure whose units are not all done is 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Callable
 
@@ -86,7 +87,9 @@ def figures(b: Bench) -> dict:
                 + f"); closest voice {worst[0]}: gain {worst[1]['gain']:+.4f}, "
                 f"spread {worst[1]['spread']:.4f}"
             )
-            check(f"conditioning {corpus} {budget}", value, "gain >= -spread on every voice", c["ok"])
+            check(
+                f"conditioning {corpus} {budget}", value, "gain >= -spread on every voice", c["ok"]
+            )
         key = top_run(b, corpus)
         sam, att = res(f"samples/{key}"), res(f"attribution/{key}")
         if sam and att:
@@ -107,29 +110,51 @@ def figures(b: Bench) -> dict:
                 n, acc, nb = f["n"], f["charrnn"] / f["n"], f["classifier"] / f["n"]
                 lo, hi = wilson(f["charrnn"], n)
                 nlo, nhi = wilson(f["classifier"], n)
-                value = f"{acc:.1%} [{lo:.1%}, {hi:.1%}] vs classifier {nb:.1%} [{nlo:.1%}, {nhi:.1%}]"
-                check(f"score --by-tag {corpus} {length} chars (n={n})", value, ">= classifier - 2 pts", acc >= nb - 0.02)  # fmt: skip
+                value = (
+                    f"{acc:.1%} [{lo:.1%}, {hi:.1%}] vs classifier {nb:.1%} [{nlo:.1%}, {nhi:.1%}]"
+                )
+                check(
+                    f"score --by-tag {corpus} {length} chars (n={n})",
+                    value,
+                    ">= classifier - 2 pts",
+                    acc >= nb - 0.02,
+                )
         m = res(f"mix/{key}")
         if m:
             firsts = [m["shares"][str(w)]["first"] for w in s.mix_weights]
             out.setdefault("mix", {})[corpus] = m
-            rising = all(a < b_ for a, b_ in zip(firsts, firsts[1:], strict=False))
+            rising = all(a < b_ for a, b_ in itertools.pairwise(firsts))
             half = m["shares"].get("0.5", {}).get("first", -1)
             value = f"{m['pair'][0]} share " + " ".join(f"{x:.0%}" for x in firsts)
-            check(f"mix {corpus} {'+'.join(m['pair'])}", value, "strictly rising; 25-75% at 0.5", rising and 0.25 <= half <= 0.75)  # fmt: skip
+            check(
+                f"mix {corpus} {'+'.join(m['pair'])}",
+                value,
+                "strictly rising; 25-75% at 0.5",
+                rising and 0.25 <= half <= 0.75,
+            )
     out["ablation"] = ablation(b)
     cost = {p: _median(b, f"cost/train/{p}/") for p in ("voiced", "unvoiced")}
     if None not in cost.values():
         ratio = cost["voiced"] / cost["unvoiced"]
         out["cost_train"] = cost | {"ratio": ratio}
-        check("training chars/s voiced / unvoiced", f"{ratio:.3f} ({cost['voiced']:.0f} / {cost['unvoiced']:.0f})", ">= 0.95", ratio >= 0.95)  # fmt: skip
+        check(
+            "training chars/s voiced / unvoiced",
+            f"{ratio:.3f} ({cost['voiced']:.0f} / {cost['unvoiced']:.0f})",
+            ">= 0.95",
+            ratio >= 0.95,
+        )
     for streams in s.cost_lengths:
         got = {v: _median(b, f"cost/sample/{streams}/{v}/") for v in ("unvoiced", "s1", "s2")}
         if None in got.values():
             continue
         r1, r2 = got["s1"] / got["unvoiced"], got["s2"] / got["unvoiced"]
         out.setdefault("cost_sample", {})[streams] = got | {"ratio_s1": r1, "ratio_s2": r2}
-        check(f"sampling chars/s strength 1 / unvoiced, {streams} streams", f"{r1:.3f} (strength 2: {r2:.3f})", ">= 0.95", r1 >= 0.95)  # fmt: skip
+        check(
+            f"sampling chars/s strength 1 / unvoiced, {streams} streams",
+            f"{r1:.3f} (strength 2: {r2:.3f})",
+            ">= 0.95",
+            r1 >= 0.95,
+        )
     return out
 
 
@@ -151,6 +176,11 @@ def ablation(b: Bench) -> dict:
     return out
 
 
+def _shown(line: str) -> str:
+    """A sample's line fit for a markdown code span: control characters and backticks replaced."""
+    return "".join("·" if (c < " " and c != "\t") or c == "`" else c for c in line)
+
+
 def _table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -164,7 +194,13 @@ def markdown(b: Bench) -> str:
     add("## training.md: conditioning (per-voice validation nats/char, mean of seeds)\n")
     for name, c in f["conditioning"].items():
         rows = [
-            [v, f"{p['voiced']:.4f}", f"{p['unvoiced']:.4f}", f"{p['gain']:+.4f}", f"{p['spread']:.4f}"]  # fmt: skip
+            [
+                v,
+                f"{p['voiced']:.4f}",
+                f"{p['unvoiced']:.4f}",
+                f"{p['gain']:+.4f}",
+                f"{p['spread']:.4f}",
+            ]
             for v, p in c["per_voice"].items()
         ]
         add(f"{name} ({c['model']}), mean gain {c['mean_gain']:+.4f}\n")
@@ -174,26 +210,54 @@ def markdown(b: Bench) -> str:
         rows = []
         for name, r in f["ablation"].items():
             shares = r.get("share_by_strength", {})
-            rows.append([name, f"{r['mean_val']:.4f}", *[f"{shares.get(k, float('nan')):.0%}" for k in map(str, b.scale.strengths)]])  # fmt: skip
-        add(_table(["setting", "mean val", *[f"in voice @{x}" for x in b.scale.strengths]], rows) + "\n")  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    f"{r['mean_val']:.4f}",
+                    *[f"{shares.get(k, float('nan')):.0%}" for k in map(str, b.scale.strengths)],
+                ]
+            )
+        add(
+            _table(["setting", "mean val", *[f"in voice @{x}" for x in b.scale.strengths]], rows)
+            + "\n"
+        )
     if "cost_train" in f:
         c = f["cost_train"]
-        add(f"Training chars/s, voiced {c['voiced']:.0f} vs unvoiced {c['unvoiced']:.0f} (ratio {c['ratio']:.3f}, medians of {b.scale.reps})\n")  # fmt: skip
+        add(
+            f"Training chars/s, voiced {c['voiced']:.0f} vs unvoiced {c['unvoiced']:.0f} "
+            f"(ratio {c['ratio']:.3f}, medians of {b.scale.reps})\n"
+        )
     add("## sampling.md: strength (share of samples the 3-gram judge puts in the asked voice)\n")
     for corpus, sam in f["samples"].items():
-        rows = [[k, f"{x['share']:.0%}", f"{x['nats_per_char']:.3f}"] for k, x in sam["by_strength"].items()]  # fmt: skip
-        add(f"{corpus}: real {sam['real_length']}-char test snippets judged right: {sam['real']:.0%}\n")  # fmt: skip
-        add(_table(["--tag-strength", "in the asked voice", "nats/char (plain voiced)"], rows) + "\n")  # fmt: skip
+        rows = [
+            [k, f"{x['share']:.0%}", f"{x['nats_per_char']:.3f}"]
+            for k, x in sam["by_strength"].items()
+        ]
+        add(
+            f"{corpus}: real {sam['real_length']}-char test snippets judged right: {sam['real']:.0%}\n"
+        )
+        add(
+            _table(["--tag-strength", "in the asked voice", "nats/char (plain voiced)"], rows)
+            + "\n"
+        )
         for voice, lines in sam["first_lines"].items():
-            add(f"- `{voice}`: " + " / ".join(f"`{ln}`" for ln in lines[0][:2]))
+            add(f"- `{voice}`: " + " / ".join(f"`{_shown(ln)}`" for ln in lines[0][:2]))
         add("")
     for corpus, m in f.get("mix", {}).items():
         rows = [[w, f"{x['first']:.0%}", f"{x['second']:.0%}"] for w, x in m["shares"].items()]
         add(f"{corpus} mix of {m['pair'][0]} and {m['pair'][1]} (weight of the first):\n")
-        add(_table(["weight", f"judged {m['pair'][0]}", f"judged {m['pair'][1]}"], rows))
-        add("- at 0.5: " + " / ".join(f"`{ln}`" for ln in m["first_lines"][:2]) + "\n")
+        add(_table(["weight", f"judged {m['pair'][0]}", f"judged {m['pair'][1]}"], rows) + "\n")
+        add("- at 0.5: " + " / ".join(f"`{_shown(ln)}`" for ln in m["first_lines"][:2]) + "\n")
     if f.get("cost_sample"):
-        rows = [[str(n), f"{c['unvoiced']:.0f}", f"{c['s1']:.0f} ({c['ratio_s1']:.2f})", f"{c['s2']:.0f} ({c['ratio_s2']:.2f})"] for n, c in f["cost_sample"].items()]  # fmt: skip
+        rows = [
+            [
+                str(n),
+                f"{c['unvoiced']:.0f}",
+                f"{c['s1']:.0f} ({c['ratio_s1']:.2f})",
+                f"{c['s2']:.0f} ({c['ratio_s2']:.2f})",
+            ]
+            for n, c in f["cost_sample"].items()
+        ]
         add(_table(["streams", "unvoiced chars/s", "strength 1", "strength 2"], rows) + "\n")
     add("## scoring-and-viz.md: attribution (accuracy on test snippets, 95 % Wilson interval)\n")
     rows = []
@@ -202,6 +266,14 @@ def markdown(b: Bench) -> str:
             lo, hi = wilson(x["charrnn"], x["n"])
             nlo, nhi = wilson(x["classifier"], x["n"])
             lap = " (overlapping)" if x["overlap"] else ""
-            rows.append([corpus, length + lap, str(x["n"]), f"{x['charrnn'] / x['n']:.1%} [{lo:.1%}, {hi:.1%}]", f"{x['classifier'] / x['n']:.1%} [{nlo:.1%}, {nhi:.1%}]"])  # fmt: skip
+            rows.append(
+                [
+                    corpus,
+                    length + lap,
+                    str(x["n"]),
+                    f"{x['charrnn'] / x['n']:.1%} [{lo:.1%}, {hi:.1%}]",
+                    f"{x['classifier'] / x['n']:.1%} [{nlo:.1%}, {nhi:.1%}]",
+                ]
+            )
     add(_table(["corpus", "chars", "snippets", "score --by-tag", "3-gram naive Bayes"], rows))
     return "\n".join(parts)

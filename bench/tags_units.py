@@ -105,7 +105,7 @@ class Bench:
     """Where the corpora, datasets and runs live (--work), and what they give the units."""
 
     def __init__(self, work: Path, scale: Scale) -> None:
-        self.work, self.scale = work, scale
+        self.work, self.scale = work.resolve(), scale
         self.store = Store(work / "units.jsonl")
         self._judges: dict[str, NaiveBayes] = {}
         self._texts: dict[tuple[str, str], dict[str, str]] = {}
@@ -199,7 +199,7 @@ def train(
         "best_step": result["best_step"],
         "elapsed": round(result["elapsed"], 1),
         "model": f"{m['cell']} {m['layers']}x{m['hidden']}",
-        "checkpoint": str(Path(result["best_path"]).relative_to(bench.work.resolve())),
+        "checkpoint": str(Path(result["best_path"]).resolve().relative_to(bench.work)),
     }
 
 
