@@ -7,7 +7,6 @@ refused in one line; `export --tag` sets the page's initial voice."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ from charrnn.infer.export import export
 from charrnn.infer.numpy_engine import Engine
 from charrnn.infer.sampler import Sampler
 from charrnn.infer.score import Scorer
-from tests.test_export_js import CHECKS
-from tests.test_export_web import node
+from tests.test_export_js import check
 from tests.voiced import A_LETTERS, B_LETTERS, random_voiced, trained_voiced
 
 TOL = 1e-5
@@ -27,15 +25,8 @@ TAGS: list[object] = ["a", {"a": 0.3, "b": 0.7}, None]
 
 
 def js(site: Path, job: dict) -> dict:
-    r = subprocess.run(
-        [node(), str(CHECKS), str(site)],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    """The Node checks' answer for a job on an exported site (test_export_js's runner)."""
+    return check(site, job)  # type: ignore[return-value]
 
 
 def weights(tag: object) -> np.ndarray | None:
