@@ -83,9 +83,8 @@ class Options:
 
     def to_json(self) -> dict:
         f = self.filters
-        voice = {} if self.tag is None else {"tag": self.tag, "tag_strength": self.tag_strength}
-        if isinstance(self.tag, dict):
-            voice["tag"] = dict(self.tag)
+        tag = dict(self.tag) if isinstance(self.tag, dict) else self.tag  # a copy of a mix
+        voice = {} if tag is None else {"tag": tag, "tag_strength": self.tag_strength}
         return {
             "length": self.length,
             "temperature": f.temperature,
@@ -229,8 +228,15 @@ class Sampler:
         rules = Rules(**rule_kw)
         stop = kw.pop("stop", None)
         stop = tuple(stop) if isinstance(stop, list | tuple) else stop
-        tag, strength = kw.pop("tag", None), kw.pop("tag_strength", 1.0)
-        opts = Options(length, filters, rules, stop, kw.pop("unknown", "error"), tag, strength)  # type: ignore[arg-type]
+        opts = Options(
+            length,
+            filters,
+            rules,
+            stop,
+            kw.pop("unknown", "error"),
+            tag=kw.pop("tag", None),  # type: ignore[arg-type]
+            tag_strength=kw.pop("tag_strength", 1.0),  # type: ignore[arg-type]
+        )
         if kw:
             raise TypeError(f"unknown sampling options: {', '.join(kw)}")
         opts.check()
