@@ -159,6 +159,19 @@ def test_a_voiced_run_records_its_voices_and_the_baseline_trains_unvoiced_on_the
     assert "voices" not in checkpoint.read_header("base/last.ckpt").meta["model"]
 
 
+def test_train_holds_out_each_voices_own_test_text(cli) -> None:
+    write_voices(sizes=SIZES)
+    args = ["train", "corpus", "--tags-from", "dir", "--val-frac", "0.2", "--test-frac", "0.1"]
+    r = cli(*args, *TINY, "--max-steps", "2", "-o", "run")
+    assert r.code == 0, r.err
+    meta = checkpoint.read_header("run/last.ckpt").meta
+    chars = meta["voices"]["chars"]
+    assert chars["test"] == [60, 90, 150] and chars["val"] == [120, 180, 300]
+    assert chars["train"] == [420, 630, 1050] and meta["corpus"]["splits"]["test"] == 300
+    r = cli(*args[:-1], "0.9", *TINY, "--max-steps", "2", "-o", "bad")
+    assert r.code == 2 and "must be in [0, 1) and sum to less than 1" in r.err, r.err
+
+
 def test_voice_options_need_labelled_text(cli) -> None:
     Path("t.txt").write_text("plain text " * 300)
     for option in (["--balance", "equal"], ["--no-condition"], ["--voice-dim", "8"]):

@@ -83,6 +83,8 @@ class FineTuning:
     warmup: int
     new_chars: tuple[str, ...]
     vocab_size: int
+    new_voices: tuple[str, ...] = ()
+    voices: int = 0  # the model's voices after the merge (0: none)
 
     @property
     def text(self) -> str:
@@ -96,6 +98,12 @@ class FineTuning:
             more = f" and {n - 40} more" if n > 40 else ""
             lines.append(
                 f"{n} new characters join the vocabulary ({self.vocab_size} in all): {shown}{more}"
+            )
+        if self.new_voices:
+            n = len(self.new_voices)
+            lines.append(
+                f"{n} new voice{'s' * (n > 1)} join{'s' * (n == 1)} the model ({self.voices} in "
+                f"all): {', '.join(self.new_voices)}"
             )
         return "\n".join(lines)
 

@@ -193,6 +193,12 @@ class TrainOptions:
         "Validation fraction when preparing raw text.",
         f"{DEFAULT_VAL_FRAC}; 0 where that would be under {MIN_VAL_CHARS:,} chars",
     )
+    test_frac: float | None = _opt(
+        DATA,
+        "Test fraction when preparing raw text: held out after the validation text, never "
+        "trained or evaluated on (`score` reads it; labelled text: each voice's own).",
+        0,
+    )
     errors: Literal["strict", "replace"] | None = _opt(
         DATA,
         "Invalid UTF-8 in raw text.",

@@ -22,6 +22,7 @@ from charrnn.api.options import VOICE_OPTIONS, TrainOptions, check_bounds, tag_o
 from charrnn.errors import InputError, option
 from charrnn.model_config import ModelConfig
 from charrnn.training.config import TrainConfig
+from charrnn.training.finetune_voices import model_voices, source_names
 from charrnn.training.plan import (
     DEFAULT_VOICE_DIM,
     MODEL_OPTIONS,
@@ -148,6 +149,7 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
         torch.set_num_threads(given["threads"])
     prep_opts = {
         "val_frac": given.get("val_frac"),
+        "test_frac": given.get("test_frac", 0.0),
         "errors": given.get("errors", "strict"),
         "glob": given.get("glob"),
         "tags": tag_options(given),
@@ -170,10 +172,15 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
     voices = _check_voices(s, dataset)
     start = None
     if s.source:
-        start = _fine_tune(s.source, dataset, s.tcfg, say)
-        dataset = reencode(dataset, start.vocab)
+        names = model_voices(s.source.meta, voices, not given.get("no_condition"))
+        dim = int(given.get("voice_dim", DEFAULT_VOICE_DIM))
+        start = _fine_tune(s.source, dataset, s.tcfg, say, names, dim)
+        dataset = _through(reencode(dataset, start.vocab), dataset.vocab, names, s.source.meta)
     elif s.header:
+        text_vocab = dataset.vocab
         dataset = as_checkpoint_vocab(dataset, s.header.meta["vocab"])
+        dataset = _through(dataset, text_vocab, source_names(s.header.meta), s.header.meta)
+    voices = dataset.voices
     train_chars = len(dataset.split("train"))
     if voices is not None:  # an epoch reads what the balance makes of the voices
         train_chars = voiced_epoch(s.tcfg, voices, None, train_chars)[1]
@@ -208,8 +215,10 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
 
 def _check_voices(s: Setup, dataset):
     """The text's voices (None: unlabelled), refusing what cannot go with them: a voice option on
-    unlabelled text, fine-tuning on voices, and a resumed model conditioned on other voices."""
+    unlabelled text, a voiced source's model on unlabelled text or unconditioned, and a resumed
+    model conditioned on other voices (a fine-tuned model's may be more than its text's)."""
     voices, given = dataset.voices, s.given
+    source = source_names(s.source.meta) if s.source else []
     if voices is None:
         asked = [k for k in VOICE_OPTIONS if given.get(k) not in (None, False)]
         if asked:
@@ -217,19 +226,37 @@ def _check_voices(s: Setup, dataset):
                 f"{option(asked[0])} applies to labelled text (--tags-from dir|file, or --jsonl "
                 "with --tag-key)"
             )
+        if source:
+            raise InputError(
+                f"{s.source.path}: its model has voices ({', '.join(source)}); label the text "
+                "(--tags-from dir|file, or --jsonl with --tag-key) to say whose it is"
+            )
         return None
-    if s.source is not None:
+    if source and given.get("no_condition"):
         raise InputError(
-            f"{option('init_from')} on labelled text is not supported yet: train a new model on "
-            "it, or prepare the text without its voices"
+            f"--no-condition: {s.source.path}'s model is conditioned on its voices; leave "
+            "--no-condition out"
         )
-    had = (s.header.meta.get("voices") or {}).get("names") if s.header else None
-    if had is not None and had != list(voices.names):
+    had = source_names(s.header.meta) if s.header else []
+    if had and not set(voices.names) <= set(had):
         raise InputError(
             f"{s.header.path}: its model's voices are {', '.join(had)}; this text's are "
             f"{', '.join(voices.names)}"
         )
     return voices
+
+
+def _through(dataset, text_vocab, names: list[str], meta: dict):
+    """A labelled dataset seen through the model's voices `names` (those of the checkpoint `meta`
+    and the text's, finetune_voices), counts on the run's vocabulary; else the dataset as it is."""
+    from charrnn.training.finetune import revoice
+    from charrnn.training.finetune_voices import merge_table
+
+    text = dataset.voices
+    if text is None or not names:
+        return dataset
+    table = merge_table(text, names, text_vocab, dataset.vocab, meta.get("voices"), meta["vocab"])
+    return revoice(dataset, table)
 
 
 def _measured(s: Setup, vocab_size: int, train_chars: int, val_chars: int, voiced: dict):
@@ -260,11 +287,14 @@ def _measured(s: Setup, vocab_size: int, train_chars: int, val_chars: int, voice
     return distributed.broadcast(s.world, speeds)
 
 
-def _fine_tune(source: checkpoint.Header, dataset, tcfg: TrainConfig, say: Emit):
-    """The model a fine-tuning run starts from, fitted to the text's vocabulary; says what it did."""
+def _fine_tune(
+    source: checkpoint.Header, dataset, tcfg: TrainConfig, say: Emit, voices: list[str], dim: int
+):
+    """The model a fine-tuning run starts from, fitted to the text's vocabulary and to the model's
+    voices `voices` (empty: none; `dim` the width a source without voices gets); says what it did."""
     from charrnn.training.finetune import start_from
 
-    start = start_from(source, dataset.vocab, tcfg.rng_seed)
+    start = start_from(source, dataset.vocab, tcfg.rng_seed, voices, dim)
     m = source.meta["model"]
     where = hub.origin(source.path)  # a Hub model is named as the user named it, with its commit
     say(
@@ -279,6 +309,8 @@ def _fine_tune(source: checkpoint.Header, dataset, tcfg: TrainConfig, say: Emit)
             tcfg.warmup,
             tuple(start.new_chars),
             start.vocab.size,
+            tuple(start.new_voices),
+            len(voices),
         )
     )
     return start

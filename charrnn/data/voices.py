@@ -103,6 +103,11 @@ class VoiceTable:
         """Characters of each voice in the split."""
         return list(self.split_chars[split])
 
+    def recorded_chars(self, split: str) -> list[int]:
+        """Per-voice sizes a checkpoint records (a fine-tuned model's table adds the voices this
+        text lacks: training.finetune_voices.MergedVoices)."""
+        return self.chars(split)
+
     def offsets(self, split: str) -> list[int]:
         """Where each voice's part of the split starts in its id array."""
         sizes = self.split_chars[split]

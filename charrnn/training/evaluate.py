@@ -84,7 +84,8 @@ def evaluate_voices(
     prediction to score."""
     conditioned = model.cfg.voices > 0
     losses: list[float | None] = []
-    start, per = 0, max(1, eval_chars // max(1, len(chars)))
+    present = sum(1 for n in chars if n > 1)  # (a fine-tuned model's voice may have none here)
+    start, per = 0, max(1, eval_chars // max(1, present))
     for v, n in enumerate(chars):
         part = ids[start : start + min(n, per + 1)]
         start += n

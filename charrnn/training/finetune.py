@@ -10,7 +10,7 @@ the new characters' rows are made up. This module does not train; the trainer lo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ import torch
 from charrnn import checkpoint, hub
 from charrnn.checkpoint import Header
 from charrnn.data.dataset import Dataset
+from charrnn.data.voices import VoiceTable
 from charrnn.errors import InputError
 from charrnn.model_config import model_config
 from charrnn.vocab import Vocab
@@ -38,13 +39,27 @@ def merge_vocab(old: Vocab, text: Vocab) -> tuple[Vocab, list[str]]:
 @dataclass(frozen=True)
 class Reencoded(Dataset):
     """A dataset read through a wider vocabulary: its ids mapped to the ids of `vocab`, a superset
-    of the characters it was prepared with (held in memory: a fine-tuning corpus is small)."""
+    of the characters it was prepared with (held in memory: a fine-tuning corpus is small); and,
+    for labelled text, its voices seen through the model's (`voice_table`, finetune_voices)."""
 
     lut: np.ndarray | None = None
+    voice_table: VoiceTable | None = None
+
+    @property
+    def voices(self) -> VoiceTable | None:
+        return self.voice_table if self.voice_table is not None else super().voices
 
     def split(self, name: str) -> np.ndarray:
         ids = super().split(name)
         return self.lut[ids] if self.lut is not None and len(ids) else ids
+
+
+def revoice(dataset: Dataset, table: VoiceTable) -> Dataset:
+    """`dataset` (reencoded or not) with its voices read as `table`."""
+    if table == dataset.voices:
+        return dataset
+    lut = dataset.lut if isinstance(dataset, Reencoded) else None
+    return Reencoded(dataset.path, dataset.meta, dataset.vocab, lut, table)
 
 
 def reencode(dataset: Dataset, vocab: Vocab) -> Dataset:
@@ -111,11 +126,17 @@ class Start:
     vocab: Vocab
     new_chars: list[str]
     record: dict
+    new_voices: list[str] = field(default_factory=list)
 
 
-def start_from(header: Header, text: Vocab, seed: int) -> Start:
+def start_from(
+    header: Header, text: Vocab, seed: int, voices: list[str] | None = None, voice_dim: int = 0
+) -> Start:
     """Read the checkpoint's sampling weights (the average where it has one: what `sample` uses)
-    and fit them to the merged vocabulary."""
+    and fit them to the merged vocabulary and, for a voiced run, to the model's voices `voices`
+    (finetune_voices.model_voices; `voice_dim` the width a source without voices gets)."""
+    from charrnn.training.finetune_voices import source_names, transplant_voices
+
     model_config(header)  # shapes checked before anything is read
     old = Vocab.from_json(header.meta["vocab"], header.meta["vocab_counts"] or None)
     merged, new = merge_vocab(old, text)
@@ -136,4 +157,10 @@ def start_from(header: Header, text: Vocab, seed: int) -> Start:
     where = hub.origin(header.path)
     if where is not None:  # a Hub model: its card names it as base_model
         record["hub"] = f"{where['repo']}@{where['commit']}"
-    return Start(transplant(weights, old, merged, seed), merged, new, record)
+    tensors = transplant(weights, old, merged, seed)
+    had, new_voices = source_names(header.meta), []
+    if voices:
+        new_voices = [n for n in voices if n not in had]
+        record["new_voices"] = new_voices
+        tensors = transplant_voices(tensors, had, voices, voice_dim, seed)
+    return Start(tensors, merged, new, record, new_voices)

@@ -177,13 +177,15 @@ def plan(
             voiced["voice_dim"] = int(given.get("voice_dim", DEFAULT_VOICE_DIM))
     text = Text(vocab_size, train_chars, val_chars, world_size)
     if source_meta is not None:  # a checkpoint's record: from_dict reads older files as trained
-        model = ModelConfig.from_dict(
-            {**carried_model(source_meta, given), "vocab_size": vocab_size}
-        )
-        return _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=True)
-    options = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
-    model = ModelConfig(vocab_size=vocab_size, **options, **voiced)
-    sized = _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=False)
+        carried = carried_model(source_meta, given)
+        if voiced:  # the model's voices (finetune_voices); a voiced source keeps its width
+            voiced["voice_dim"] = int(carried.get("voice_dim") or 0) or voiced["voice_dim"]
+        model = ModelConfig.from_dict({**carried, **voiced, "vocab_size": vocab_size})
+        sized = _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=True)
+    else:
+        options = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
+        model = ModelConfig(vocab_size=vocab_size, **options, **voiced)
+        sized = _sized(given, tcfg, model, text, speeds or reference(world_size), fixed_shape=False)
     if not voice_sizes:
         return sized
     return replace(sized, notes=(*sized.notes, _voices_note(sized.train, voice_sizes, voiced)))

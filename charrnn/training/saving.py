@@ -136,7 +136,7 @@ def _add_voices(t: Trainer, meta: dict) -> None:
     record = {
         "names": list(table.names),
         "counts": [list(c) for c in table.counts],
-        "chars": {s: table.chars(s) for s in ("train", "val", "test")},
+        "chars": {s: table.recorded_chars(s) for s in ("train", "val", "test")},
         "balance": cfg.balance,
         "voice_cap": cfg.voice_cap,
         "untagged_share": cfg.untagged_share,

@@ -32,14 +32,14 @@ DEFAULT_UNTAGGED_SHARE = 0.1
 
 def voiced_config(cfg: TrainConfig, sizes: Sequence[int]) -> TrainConfig:
     """The config with the voice settings a run on voices of these training sizes uses: the
-    balance (capped when only --voice-cap was given), the cap (the median voice's size when none
-    was given) and the untagged share."""
+    balance (capped when only --voice-cap was given), the cap (the median size of the voices with
+    text, when none was given) and the untagged share."""
     balance = cfg.balance or ("capped" if cfg.voice_cap is not None else DEFAULT_BALANCE)
     if cfg.voice_cap is not None and balance != "capped":
         raise InputError(f"{option('voice_cap')} applies to --balance capped, not {balance}")
     cap = cfg.voice_cap
-    if balance == "capped" and cap is None:
-        cap = max(1, int(np.median(sizes)))
+    if balance == "capped" and cap is None:  # (a voice without text here has no say)
+        cap = max(1, int(np.median([s for s in sizes if s > 0] or [1])))
     share = DEFAULT_UNTAGGED_SHARE if cfg.untagged_share is None else cfg.untagged_share
     return cfg.with_(balance=balance, voice_cap=cap, untagged_share=share)
 
