@@ -14,8 +14,9 @@ voices) and five categories of English fortunes (close voices).
 - Cost: training and sampling chars/s voiced against unvoiced, five alternating runs each.
 
 Resumable: each unit (one training run, one sample set, one attribution pass, one timing) is
-written to --work/units.jsonl as it ends and skipped when rerun. Run it alone (about three hours;
-`--plan` says what is left); the figures go to bench/results.jsonl once every unit is done.
+written to --units (bench/tags-units.jsonl, committed; --work holds the corpora and runs) as it
+ends and skipped when rerun. Run it alone (about three hours; `--plan` says what is left); the
+figures go to bench/results.jsonl once every unit is done.
 
     python bench/tags.py --plan        # the units and their estimated machine time
     python bench/tags.py               # run what is left, then print the figures
@@ -175,13 +176,19 @@ def show_plan(b: Bench, units: list[Unit]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".tags-work")
+    ap.add_argument(
+        "--units",
+        type=Path,
+        default=ROOT / "bench" / "tags-units.jsonl",
+        help="the finished units (kept in the repository, so any clone resumes or reports)",
+    )
     ap.add_argument("--quick", action="store_true", help="every kind of unit, tiny (smoke test)")
     ap.add_argument("--plan", action="store_true", help="list the units and their estimated time")
     ap.add_argument("--markdown", action="store_true", help="print the docs' tables")
     args = ap.parse_args()
     scale = QUICK if args.quick else FULL
     work = args.work / "quick" if args.quick else args.work
-    b = Bench(work, scale)
+    b = Bench(work, scale, None if args.quick else args.units)
     units = plan_units(b)
     if args.plan:
         show_plan(b, units)

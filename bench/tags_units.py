@@ -1,5 +1,5 @@
 """The voices bench's units of work (bench/tags.py): one training run, one sample set, one
-attribution pass, one timing. Each returns a JSON-able dict that `Store` keeps in --work, so a
+attribution pass, one timing. Each returns a JSON-able dict that `Store` keeps (--units), so a
 rerun skips what is done.
 
 Training runs as `charrnn train` in a child process (as a user runs it); sampling and scoring use
@@ -104,9 +104,9 @@ class Store:
 class Bench:
     """Where the corpora, datasets and runs live (--work), and what they give the units."""
 
-    def __init__(self, work: Path, scale: Scale) -> None:
+    def __init__(self, work: Path, scale: Scale, units: Path | None = None) -> None:
         self.work, self.scale = work.resolve(), scale
-        self.store = Store(work / "units.jsonl")
+        self.store = Store(units or work / "units.jsonl")
         self._judges: dict[str, NaiveBayes] = {}
         self._texts: dict[tuple[str, str], dict[str, str]] = {}
 
