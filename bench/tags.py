@@ -128,13 +128,6 @@ def plan_units(b: Bench) -> list[Unit]:
             for corpus in s.caps:
                 add_train(corpus, budget, seed, True)
                 add_train(corpus, budget, seed, False)
-    ab = s.ablation_budget
-    for balance in s.balances:
-        key = add_train("close", ab, first, True, balance=balance)
-        add_samples("close", key, s.strengths)
-    for share in s.shares:
-        key = add_train("close", ab, first, True, share=share)
-        add_samples("close", key, s.strengths)
     steps = int(s.cost_train[s.cost_train.index("--max-steps") + 1])
     for rep in range(s.reps):  # alternating, so drift in the machine's speed hits both alike
         for voiced in (True, False):
@@ -155,6 +148,13 @@ def plan_units(b: Bench) -> list[Unit]:
                         b, b.store.result(m)["checkpoint"], n, v
                     ),
                 )
+    ab = s.ablation_budget
+    for balance in s.balances:
+        key = add_train("close", ab, first, True, balance=balance)
+        add_samples("close", key, s.strengths)
+    for share in s.shares:
+        key = add_train("close", ab, first, True, share=share)
+        add_samples("close", key, s.strengths)
     return units
 
 

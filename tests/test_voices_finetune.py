@@ -10,8 +10,12 @@ import pytest
 import torch
 
 from charrnn import checkpoint
+from charrnn.data.dataset import load_dataset
+from charrnn.data.prep import prep
+from charrnn.data.voices import TagOptions
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.training.finetune_voices import transplant_voices
+from charrnn.training.finetune_voices import merge_table, transplant_voices
+from charrnn.vocab import Vocab
 
 from .conftest import TINY
 from .test_voices_data import ALPHABETS, write_voices
@@ -144,3 +148,27 @@ def test_what_cannot_fine_tune_a_voiced_model_is_one_line(cli) -> None:
         r = cli(*base[:1], *extra, *base[1:])
         assert r.code == 2 and message in r.err and "Traceback" not in r.err, r.err
         assert [x for x in r.err.splitlines() if "error" in x] == [r.err.splitlines()[-1]]
+
+
+def test_merged_voices_map_spans_to_model_ids_and_keep_the_records_figures() -> None:
+    write_voices("corpus", {"bb": [800], "cc": [900]})
+    prep(["corpus"], Path("ds"), val_frac=0.2, tags=TagOptions("dir"))
+    ds = load_dataset(Path("ds"))
+    text = ds.voices
+    vocab = Vocab(tuple(sorted(set(ds.vocab.chars) | {"q"})))
+    record = {
+        "names": ["aa", "bb", "dd"],
+        "counts": [[1] * (vocab.size - 1), [2] * vocab.size, "junk"],
+        "chars": {"train": [70, 80, 90], "val": [7, 8, "x"], "test": [0, 0]},
+    }
+    names = ["aa", "bb", "cc", "dd"]
+    merged = merge_table(text, names, ds.vocab, vocab, record, list(vocab.chars))
+    assert merged.names == tuple(names) and merged.chars("train") == [0, 640, 720, 0]
+    assert merged.recorded_chars("train") == [70, 640, 720, 90]
+    assert merged.recorded_chars("val") == [7, 160, 180, 0]  # what is not a count is 0
+    assert merged.counts[0] == (0,) * vocab.size and merged.counts[3] == (0,) * vocab.size
+    own = dict(zip(ds.vocab.chars, text.counts[0], strict=True))
+    assert merged.counts[1] == tuple(own.get(c, 0) for c in vocab.chars)
+    spans = merged.spans("train")
+    assert set(spans[:, 2].tolist()) == {1, 2}
+    assert (spans[:, :2] == text.spans("train")[:, :2]).all()

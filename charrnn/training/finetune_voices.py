@@ -85,19 +85,19 @@ def merge_table(
         return text
     counts, inherited = [], {}
     kept = record or {}
-    old_names = kept.get("names") or []
+    old_names = kept.get("names") if isinstance(kept.get("names"), list) else []
     for name in names:
         if name in text.names:
             counts.append(_on(vocab, text_vocab.chars, text.counts[text.names.index(name)]))
             continue
         j = old_names.index(name) if name in old_names else None
-        old_counts = kept.get("counts")
-        row = old_counts[j] if j is not None and isinstance(old_counts, list) else None
-        counts.append(_on(vocab, record_vocab or [], row or [0] * len(record_vocab or [])))
-        chars = kept.get("chars") or {}
+        row = _pick(kept.get("counts"), j)
+        width = len(record_vocab or [])
+        ok = isinstance(row, list) and len(row) == width and all(_count(x) for x in row)
+        counts.append(_on(vocab, record_vocab or [], row if ok else [0] * width))
+        chars = kept.get("chars") if isinstance(kept.get("chars"), dict) else {}
         inherited[name] = {
-            s: int(chars[s][j]) if j is not None and s in chars else 0
-            for s in ("train", "val", "test")
+            s: n if _count(n := _pick(chars.get(s), j)) else 0 for s in ("train", "val", "test")
         }
     sizes = {
         s: tuple(text.chars(s)[text.names.index(n)] if n in text.names else 0 for n in names)
@@ -105,6 +105,17 @@ def merge_table(
     }
     lut = tuple(names.index(n) for n in text.names)
     return MergedVoices(text.path, text.mode, tuple(names), tuple(counts), sizes, lut, inherited)
+
+
+def _pick(values: object, j: int | None) -> object:
+    """values[j] from a checkpoint's record (data, so checked), else None."""
+    if j is None or not isinstance(values, list) or j >= len(values):
+        return None
+    return values[j]
+
+
+def _count(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 def _on(vocab: Vocab, chars: list[str] | tuple[str, ...], row) -> tuple[int, ...]:
