@@ -81,6 +81,7 @@ def plan_units(b: Bench) -> list[Unit]:
             units.append(Unit(key, estimate, run))
 
     def add_train(corpus, budget, seed, voiced, balance=None, share=None) -> str:
+        """A run; a --no-condition baseline follows its voiced partner and trains its plan."""
         key = train_key(
             corpus,
             budget,
@@ -89,10 +90,13 @@ def plan_units(b: Bench) -> list[Unit]:
             balance or DEFAULT_BALANCE,
             DEFAULT_UNTAGGED_SHARE if share is None else share,
         )
+        partner = None if voiced else add_train(corpus, budget, seed, True, balance, share)
         add(
             key,
             parse_duration(budget) + overhead,
-            lambda: train(b, corpus, budget, seed, voiced, balance, share),
+            lambda: train(
+                b, corpus, budget, seed, voiced, balance, share, partner and b.store.result(partner)
+            ),
         )
         return key
 

@@ -177,9 +177,12 @@ def train(
     condition: bool,
     balance: str | None = None,
     share: float | None = None,
+    partner: dict | None = None,
 ) -> dict:
     """One timed run; its best evaluation per voice (the evaluation at the best step reads each
-    voice's validation part, from a fresh state, up to eval_chars / V characters)."""
+    voice's validation part, from a fresh state, up to eval_chars / V characters). `partner`: the
+    voiced run a --no-condition baseline is measured against; the baseline trains what the
+    partner's plan chose (shape, dropout, cadence, warmup), so conditioning is all that differs."""
     from charrnn.checkpoint import read_header
 
     out = bench.work / "runs" / f"{corpus}-{budget}-{'v' if condition else 'u'}-{balance}-{share}"
@@ -188,6 +191,9 @@ def train(
     args += [] if condition else ["--no-condition"]
     args += ["--balance", balance] if balance else []
     args += ["--untagged-share", str(share)] if share is not None else []
+    if partner is not None:
+        chosen = read_header(bench.work / partner["checkpoint"]).meta["plan"]["chosen"]
+        args += [x for k, v in chosen.items() for x in (f"--{k.replace('_', '-')}", str(v))]
     result = charrnn_train(bench, corpus, out, args)
     evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     at_best = [e for e in evals if "val_voices" in e and e["step"] == result["best_step"]]
@@ -199,6 +205,7 @@ def train(
         "best_step": result["best_step"],
         "elapsed": round(result["elapsed"], 1),
         "model": f"{m['cell']} {m['layers']}x{m['hidden']}",
+        "args": args,
         "checkpoint": str(Path(result["best_path"]).resolve().relative_to(bench.work)),
     }
 
