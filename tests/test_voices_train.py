@@ -172,6 +172,24 @@ def test_train_holds_out_each_voices_own_test_text(cli) -> None:
     assert r.code == 2 and "must be in [0, 1) and sum to less than 1" in r.err, r.err
 
 
+def test_a_voiced_models_layer_0_reads_the_width_an_unvoiced_models_does() -> None:
+    """The voice rule: the character embedding gives up --voice-dim columns unless --embed is
+    given, so voices cost the fused LSTM no width (and no training speed)."""
+    from charrnn.training.plan import plan
+
+    def model(**given):
+        p = plan(given, vocab_size=60, train_chars=400_000, val_chars=40_000, voice_sizes=(1, 2))
+        return p.model
+
+    plain = plan({}, vocab_size=60, train_chars=400_000, val_chars=40_000).model
+    assert plain.embed == 64 and plain.input_width == 64
+    assert (model().embed, model().voice_dim, model().input_width) == (48, 16, 64)
+    assert (model(voice_dim=8).embed, model(voice_dim=8).input_width) == (56, 64)
+    assert (model(embed=32).embed, model(embed=32).input_width) == (32, 48)
+    assert model(voice_dim=60).embed == 16  # never narrower than 16
+    assert model(no_condition=True).voices == 0 and model(no_condition=True).embed == 64
+
+
 def test_voice_options_need_labelled_text(cli) -> None:
     Path("t.txt").write_text("plain text " * 300)
     for option in (["--balance", "equal"], ["--no-condition"], ["--voice-dim", "8"]):

@@ -29,6 +29,7 @@ from charrnn.training.plan import (
     Plan,
     carried_model,
     train_config,
+    voiced_model,
 )
 from charrnn.training.voiced_batches import voiced_epoch
 
@@ -189,11 +190,7 @@ def prepare(setup: Setup, emit: Emit, plan: Plan | None = None) -> Ready:
     if plan is None:
         if s.header is None and s.source is None and s.tcfg.time_budget:
             conditioned = voices is not None and not given.get("no_condition")
-            voiced = (
-                {"voices": len(voices), "voice_dim": given.get("voice_dim", DEFAULT_VOICE_DIM)}
-                if conditioned
-                else {}
-            )
+            voiced = voiced_model(given, len(voices)) if conditioned else {}
             speeds = _measured(s, dataset.vocab.size, train_chars, val_chars, voiced)
         plan = make_plan(
             given,
