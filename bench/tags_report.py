@@ -4,8 +4,10 @@ the units done so far (bench/tags.py). A figure whose units are not all done is 
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 
 from tags_corpora import wilson
 from tags_units import Bench, train_key
@@ -51,7 +53,31 @@ def conditioning(b: Bench, corpus: str, budget: str) -> dict | None:
         "gain_by_seed": by_seed,
         "model": runs[True][0]["model"],
         "ok": all(p["gain"] >= -p["spread"] for p in per_voice.values()),
+        "at_equal_steps": [
+            _equal_steps(b, v, u) for v, u in zip(runs[True], runs[False], strict=True)
+        ],
     }
+
+
+def _evals(b: Bench, run: dict) -> dict[int, dict]:
+    """A run's evaluations by step, from its metrics.jsonl (empty where the run is not here)."""
+    path = b.work / Path(run["checkpoint"]).parent / "metrics.jsonl"
+    if not path.is_file():
+        return {}
+    rows = (json.loads(x) for x in path.read_text().splitlines() if x.strip())
+    return {r["step"]: r["val_voices"] for r in rows if "val_voices" in r}
+
+
+def _equal_steps(b: Bench, voiced: dict, unvoiced: dict) -> dict | None:
+    """The gain per voice at the last step both runs evaluated (the baseline trains its partner's
+    cadence): the budget's figure less the machine's speed, which drifts between runs here."""
+    v, u = _evals(b, voiced), _evals(b, unvoiced)
+    common = sorted(set(v) & set(u))
+    if not common:
+        return None
+    step = common[-1]
+    gains = {n: u[step][n] - v[step][n] for n in v[step]}
+    return {"step": step, "gains": gains, "mean_gain": statistics.mean(gains.values())}
 
 
 def real_share(att: dict, length: int) -> tuple[float, int]:
@@ -205,6 +231,11 @@ def markdown(b: Bench) -> str:
         ]
         add(f"{name} ({c['model']}), mean gain {c['mean_gain']:+.4f}\n")
         add(_table(["voice", "voiced", "--no-condition", "gain", "seeds' spread"], rows) + "\n")
+        for seed, e in zip(b.scale.seeds, c["at_equal_steps"], strict=True):
+            if e is not None:
+                gains = ", ".join(f"{n} {g:+.4f}" for n, g in e["gains"].items())
+                add(f"- seed {seed} at step {e['step']}: mean {e['mean_gain']:+.4f} ({gains})")
+        add("")
     if f["ablation"]:
         add("## training.md: balance and untagged share (close corpus, one seed)\n")
         rows = []
